@@ -1,0 +1,1 @@
+"""NeuroFab boards layer."""

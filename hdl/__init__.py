@@ -1,0 +1,1 @@
+"""NeuroFab hdl layer."""

@@ -1,0 +1,1 @@
+"""NeuroFab host layer."""
