@@ -46,7 +46,8 @@ class _ProgressBar:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else 0.0
         self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} steps  {elapsed:5.1f}s  eta {eta:5.1f}s"
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} steps"
+            f"  {elapsed:5.1f}s  eta {eta:5.1f}s"
         )
         self.stream.flush()
 

@@ -83,9 +83,8 @@ def spike_trains(result: RunResult, populations) -> dict:
 def final_weights(result: RunResult, connection_offsets) -> dict:
     """The weights document: ``{"connections": [[w, ...], ...]}``, one list per connection."""
     offsets = np.asarray(connection_offsets).tolist()
-    return {
-        "connections": [result.final_weights[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    }
+    weights = result.final_weights
+    return {"connections": [weights[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]}
 
 
 def result_document(result: RunResult, populations) -> dict:
