@@ -36,7 +36,7 @@ lint: setup
 # Brian2 is a benchmark peer only, in its own environment (it breaks on numpy >= 2.4).
 $(BRIAN)/.installed:
 	$(PYTHON) -m venv $(BRIAN)
-	$(BRIAN)/bin/pip install 'brian2==2.11.*' 'numpy<2.4' cython setuptools
+	$(BRIAN)/bin/pip install 'brian2==2.9.*' 'numpy<2.4' cython setuptools
 	touch $@
 
 bench-emulator: setup $(BRIAN)/.installed
