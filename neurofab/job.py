@@ -22,6 +22,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ValidationError
+from .schema import (
+    JOB,
+    LEARNING,
+    REWARD,
+    STIMULUS,
+    check_array,
+    check_object,
+    describe,
+    job_table,
+    range_error,
+)
+
 __all__ = ["Stimulus", "Learning", "Reward", "Job", "parse_job", "bind_job", "stimulus_schedule",
            "reward_schedule"]
 
@@ -67,15 +80,103 @@ class Job:
     network_id: str | None = None
 
     def to_document(self) -> dict:
-        raise NotImplementedError
+        """The normalised document: every default filled in (a start/stop stimulus with
+        both bounds, the whole ``learning`` object), parsing back to an equal :class:`Job`.
+        ``network_id`` appears when set, a stimulus's ``neurons`` when not "every neuron"."""
+        doc: dict = {}
+        if self.network_id is not None:
+            doc["network_id"] = self.network_id
+        doc["timesteps"] = self.timesteps
+        stimuli = []
+        for stim in self.stimuli:
+            s: dict = {"population": stim.population, "current": stim.current}
+            if stim.neurons is not None:
+                s["neurons"] = list(stim.neurons)
+            if stim.times is not None:
+                s["times"] = list(stim.times)
+            else:
+                s["start"] = 0 if stim.start is None else stim.start
+                s["stop"] = self.timesteps if stim.stop is None else stim.stop
+            stimuli.append(s)
+        doc["stimuli"] = stimuli
+        doc["learning"] = {f.name: getattr(self.learning, f.name) for f in LEARNING.fields}
+        doc["rewards"] = [{"timestep": r.timestep, "value": r.value} for r in self.rewards]
+        doc["seed"] = self.seed
+        return doc
+
+
+_WINDOW_RULE = "start < stop <= timesteps"
+
+
+def _parse_stimuli(raw, path: str, timesteps: int) -> list[Stimulus]:
+    def bounds(rel, values):
+        if rel == "start":
+            return 0, timesteps - 1, _WINDOW_RULE
+        if rel == "stop":
+            return values["start"] + 1, timesteps, _WINDOW_RULE
+        if rel == "times[]":
+            return 0, timesteps - 1, "below timesteps"
+        return None
+
+    def each(item, item_path, _index):
+        v = check_object(item, STIMULUS, item_path, bounds=bounds)
+        neurons = None if v["neurons"] is None else tuple(v["neurons"])
+        if v["times"] is not None:
+            return Stimulus(v["population"], v["current"], neurons, times=tuple(v["times"]))
+        stop = timesteps if v["stop"] is None else v["stop"]
+        return Stimulus(v["population"], v["current"], neurons, start=v["start"], stop=stop)
+
+    return check_array(JOB.field("stimuli"), raw, path, each)
+
+
+def _parse_rewards(raw, path: str, timesteps: int) -> list[Reward]:
+    def bounds(rel, _values):
+        return (0, timesteps - 1, "below timesteps") if rel == "timestep" else None
+
+    def each(item, item_path, _index):
+        return Reward(**check_object(item, REWARD, item_path, bounds=bounds))
+
+    return check_array(JOB.field("rewards"), raw, path, each)
 
 
 def parse_job(doc, *, require_network_id=False) -> Job:
-    raise NotImplementedError
+    """Check a ``POST /v1/jobs`` body on its own (not yet against a network).
+
+    ``network_id`` must be a string when present, and is required with
+    ``require_network_id``. Ranges that depend on ``timesteps`` (stimulus windows and
+    times, reward steps) are checked here. Raises :class:`~neurofab.errors.ValidationError`.
+    """
+    values = check_object(
+        doc, job_table(require_network_id=require_network_id), "", where="the job",
+        parsers={
+            "stimuli": lambda raw, path, v: _parse_stimuli(raw, path, v["timesteps"]),
+            "rewards": lambda raw, path, v: _parse_rewards(raw, path, v["timesteps"]),
+        })
+    learning = Learning() if values["learning"] is None else Learning(**values["learning"])
+    return Job(
+        timesteps=values["timesteps"],
+        stimuli=tuple(values["stimuli"]),
+        learning=learning,
+        rewards=tuple(values["rewards"]),
+        seed=values["seed"],
+        network_id=values["network_id"],
+    )
 
 
 def bind_job(job: Job, populations) -> None:
-    raise NotImplementedError
+    """Check ``job`` against a network's populations: every stimulus names one of them
+    and its neuron indices are below that population's size. Raises ValidationError."""
+    sizes = {p.label: p.size for p in populations}
+    for i, stim in enumerate(job.stimuli):
+        if stim.population not in sizes:
+            raise ValidationError(
+                f"stimuli[{i}].population",
+                f"{describe(stim.population)} is not a population of the network "
+                f"(populations: {', '.join(sizes)})")
+        size = sizes[stim.population]
+        for j, neuron in enumerate(stim.neurons or ()):
+            if not 0 <= neuron < size:
+                raise range_error(f"stimuli[{i}].neurons[{j}]", 0, size - 1, neuron)
 
 
 def stimulus_schedule(job: Job, populations):

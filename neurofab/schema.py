@@ -31,7 +31,7 @@ import difflib
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import ValidationError
@@ -50,6 +50,8 @@ __all__ = [
     "LEARNING",
     "REWARD",
     "JOB",
+    "JOB_WITH_NETWORK_ID",
+    "job_table",
     "MAX_POPULATION_SIZE",
     "MAX_TIMESTEPS",
     "MAX_SEED",
@@ -302,6 +304,15 @@ JOB = Table(
         Field("seed", "integer", "Seed of the neurons' noise sources.", 0, 0, MAX_SEED),
     ),
 )
+
+#: The job as ``POST /v1/jobs`` takes it: ``network_id`` required.
+JOB_WITH_NETWORK_ID = Table(JOB.name, JOB.description, tuple(
+    replace(f, default=REQUIRED) if f.name == "network_id" else f for f in JOB.fields))
+
+
+def job_table(*, require_network_id: bool) -> Table:
+    """:data:`JOB`, or :data:`JOB_WITH_NETWORK_ID` where ``network_id`` is required."""
+    return JOB_WITH_NETWORK_ID if require_network_id else JOB
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -565,14 +576,14 @@ def _control_values(table: Table, control: str, allowed) -> list:
     return values
 
 
-def _object_schema(table: Table, required_extra=()) -> dict:
+def _object_schema(table: Table) -> dict:
     schema: dict = {
         "type": "object",
         "description": table.description,
         "properties": {f.name: _field_schema(f) for f in table.fields},
         "additionalProperties": False,
     }
-    required = [f.name for f in table.fields if f.required or f.name in required_extra]
+    required = [f.name for f in table.fields if f.required]
     if required:
         schema["required"] = required
     rules = []
@@ -605,10 +616,10 @@ def _object_schema(table: Table, required_extra=()) -> dict:
     return schema
 
 
-def json_schema(table: Table, *, title: str, required_extra=()) -> dict:
+def json_schema(table: Table, *, title: str) -> dict:
     """JSON Schema 2020-12 of a document whose top level is ``table``."""
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title}
-    schema.update(_object_schema(table, required_extra))
+    schema.update(_object_schema(table))
     return schema
 
 
@@ -620,4 +631,4 @@ def network_json_schema() -> dict:
 def job_json_schema(*, require_network_id: bool = True) -> dict:
     """JSON Schema (2020-12, OpenAPI 3.1) of the ``POST /v1/jobs`` body (``network_id``
     required unless ``require_network_id`` is false, as for the CLI's job files)."""
-    return json_schema(JOB, title="Job", required_extra=("network_id",) if require_network_id else ())
+    return json_schema(job_table(require_network_id=require_network_id), title="Job")
