@@ -1,0 +1,434 @@
+"""Core memory images: compile a netlist into them, encode them to bytes and back.
+
+An :class:`Image` is what every backend runs: per core, the contents of its profile
+table, neuron memory, axon table, synapse memory and route table, as packed words of
+the layouts in :mod:`neurofab.hdl.layouts`, plus the host-side facts a board cannot
+hold (each core's first global neuron id, each synapse word's synapse-order index,
+the connection boundaries, the network's seed). :meth:`Image.to_netlist` rebuilds the
+netlist from the decoded memories alone, which is how the emulator runs an image.
+
+The byte format is in docs/memory-map.md ("Image file").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from neurofab.hdl.config import CoreConfig, get_preset
+from neurofab.hdl.layouts import (
+    Memory,
+    core_layouts,
+    pack_words,
+    unpack_words,
+    word_lanes,
+    words_from_bytes,
+    words_to_bytes,
+)
+
+from neurofab.errors import ValidationError
+from neurofab.network import Netlist
+
+from .placement import PARAM_NAMES, Placement, place
+
+__all__ = ["MAGIC", "FORMAT_VERSION", "Image", "compile_network", "decode_image", "initial_lfsr",
+           "render_report"]
+
+#: first 8 bytes of an image file; the last byte is the format version
+MAGIC = b"NFIMAGE\x01"
+FORMAT_VERSION = 1
+#: the memories an image stores for every core, in file order
+IMAGE_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Memory.ROUTE,
+                  Memory.SYNAPSE_ORDER)
+_ALIGN = 8
+
+
+def _splitmix32(x: np.ndarray) -> np.ndarray:
+    x = (x.astype(np.uint64) + np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF)
+    x = ((x ^ (x >> np.uint64(16))) * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF)
+    x = ((x ^ (x >> np.uint64(13))) * np.uint64(0xC2B2AE35)) & np.uint64(0xFFFFFFFF)
+    return x ^ (x >> np.uint64(16))
+
+
+def initial_lfsr(seed: int, gids: np.ndarray) -> np.ndarray:
+    """``splitmix32(seed ^ gid) & 0xFFFF``, or 0xACE1 where that is 0 (docs/model.md, noise)."""
+    value = _splitmix32(np.asarray(gids, dtype=np.uint64) ^ np.uint64(seed)) & np.uint64(0xFFFF)
+    return np.where(value == 0, 0xACE1, value).astype(np.int64)
+
+
+@dataclass(eq=False)
+class Image:
+    """The memories of every core, and the host-side facts (see the module doc).
+
+    ``memories[c][m]`` is core ``c``'s memory ``m`` (a :class:`Memory`) as packed words,
+    ``uint64`` of shape ``(used words, lanes)``; only the used words are stored,
+    from address 0 (the rest of a memory is zero). Core ``c`` holds neurons
+    ``bounds[c] .. bounds[c + 1] - 1``. ``populations`` lists ``(label, size)``.
+    """
+
+    config: CoreConfig
+    bounds: np.ndarray
+    memories: list[dict]
+    connection_offsets: np.ndarray
+    seed: int
+    populations: tuple[tuple[str, int], ...]
+
+    @property
+    def n_cores(self) -> int:
+        return len(self.memories)
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.bounds[-1])
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.connection_offsets[-1]) if len(self.connection_offsets) else 0
+
+    def core_of(self, gids) -> np.ndarray:
+        """The core that holds each global neuron id."""
+        return np.searchsorted(self.bounds, np.asarray(gids), side="right") - 1
+
+    def fields(self, core: int, memory: Memory) -> dict:
+        """Core ``core``'s memory ``memory`` unpacked: field name -> ``int64`` array."""
+        layout = core_layouts(self.config).for_memory(memory)
+        return unpack_words(layout, self.memories[core][memory])
+
+    # -- bytes ----------------------------------------------------------------------
+    def _header(self) -> tuple[dict, list[np.ndarray]]:
+        layouts = core_layouts(self.config)
+        sections, blobs, offset = [], [], 0
+        for c, mems in enumerate(self.memories):
+            for memory in IMAGE_MEMORIES:
+                words = mems[memory]
+                lanes = word_lanes(layouts.for_memory(memory))
+                sections.append({"core": c, "memory": memory.name, "offset": offset,
+                                 "words": int(words.shape[0]), "lanes": lanes})
+                blobs.append(words)
+                offset += int(words.shape[0]) * lanes * 8
+        header = {
+            "format": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "seed": int(self.seed),
+            "bounds": [int(b) for b in self.bounds],
+            "connection_offsets": [int(o) for o in self.connection_offsets],
+            "populations": [[label, int(size)] for label, size in self.populations],
+            "sections": sections,
+        }
+        return header, blobs
+
+    def to_bytes(self) -> bytes:
+        """The image file: magic, header length, JSON header, padding, then every section."""
+        header, blobs = self._header()
+        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        head = MAGIC + len(text).to_bytes(4, "little") + text
+        head += b"\0" * (-len(head) % _ALIGN)
+        return head + b"".join(words_to_bytes(w) for w in blobs)
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of :meth:`to_bytes`: the image's identity for provenance."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    # -- back to a netlist ------------------------------------------------------------
+    def to_netlist(self, populations) -> Netlist:
+        """The netlist these memories run, rebuilt from the decoded memories alone.
+
+        ``populations`` are the network's (labels and sizes must match the image's).
+        Neurons come back in gid order with their profiles' parameters; synapses come back
+        in synapse order (each synapse word's ``SYNAPSE_ORDER`` index) with their source
+        from the axon that lists them: a local axon is its own neuron, a remote axon is the
+        neuron whose route entry names it.
+        """
+        populations = tuple(populations)
+        got = tuple((p.label, int(p.size)) for p in populations)
+        if got != tuple(self.populations):
+            raise ValidationError("populations",
+                                  f"must be the image's {list(self.populations)}, not {list(got)}")
+        n, m = self.n_neurons, self.n_synapses
+        params = {k: np.zeros(n, np.int32) for k in PARAM_NAMES}
+        src = np.full(m, -1, np.int64)
+        tgt = np.zeros(m, np.int32)
+        weight = np.zeros(m, np.int32)
+        delay = np.zeros(m, np.uint8)
+        compartment = np.zeros(m, np.uint8)
+        plastic = np.zeros(m, bool)
+
+        # remote axons' sources: every route entry (core, axon) names a neuron of its core
+        remote_source: dict[tuple[int, int], int] = {}
+        for c in range(self.n_cores):
+            neuron = self.fields(c, Memory.NEURON)
+            route = self.fields(c, Memory.ROUTE)
+            counts = neuron["route_count"]
+            owner = self.bounds[c] + np.repeat(np.arange(counts.size), counts)
+            pos = _ranges(neuron["route_base"], counts)
+            for gid, k in zip(owner.tolist(), pos.tolist(), strict=True):
+                remote_source[(int(route["core"][k]), int(route["axon"][k]))] = gid
+
+        for c in range(self.n_cores):
+            first = int(self.bounds[c])
+            n_local = int(self.bounds[c + 1]) - first
+            profile = self.fields(c, Memory.PROFILE)
+            neuron = self.fields(c, Memory.NEURON)
+            if neuron["profile"].size != n_local:
+                raise ValidationError("image",
+                                      f"core {c} has {neuron['profile'].size} neuron words, not {n_local}")
+            for k in PARAM_NAMES:
+                params[k][first:first + n_local] = profile[k][neuron["profile"]]
+            axon = self.fields(c, Memory.AXON)
+            n_axons = axon["syn_base"].size
+            axon_src = np.empty(n_axons, np.int64)
+            axon_src[:n_local] = first + np.arange(n_local)
+            for a in range(n_local, n_axons):
+                if (c, a) not in remote_source:
+                    raise ValidationError("image", f"core {c} axon {a} is named by no route entry")
+                axon_src[a] = remote_source[(c, a)]
+            syn = self.fields(c, Memory.SYNAPSE)
+            order = self.fields(c, Memory.SYNAPSE_ORDER)["index"]
+            word_src = np.full(syn["weight"].size, -1, np.int64)
+            word_src[_ranges(axon["syn_base"], axon["syn_count"])] = np.repeat(axon_src, axon["syn_count"])
+            if (word_src < 0).any():
+                raise ValidationError("image", f"core {c} synapse word {int(np.argmax(word_src < 0))} "
+                                      "belongs to no axon")
+            if order.size and (order.max() >= m or (src[order] >= 0).any()):
+                raise ValidationError("image", f"core {c} synapse order indices repeat or exceed {m}")
+            src[order] = word_src
+            tgt[order] = first + syn["target"]
+            weight[order] = syn["weight"]
+            delay[order] = syn["delay"]
+            compartment[order] = syn["compartment"]
+            plastic[order] = syn["plastic"].astype(bool)
+        if (src < 0).any():
+            raise ValidationError("image",
+                                  f"synapse {int(np.argmax(src < 0))} is in no core's synapse memory")
+        return Netlist(
+            populations=populations, src=src.astype(np.int32), tgt=tgt, weight=weight, delay=delay,
+            compartment=compartment, plastic=plastic,
+            connection_offsets=np.asarray(self.connection_offsets, dtype=np.int64).copy(),
+            seed=int(self.seed), **params,
+        )
+
+    # -- report -----------------------------------------------------------------------
+    def report(self) -> dict:
+        """Cores used and, per core, what it holds against its capacity (JSON-ready)."""
+        cfg = self.config
+        layouts = core_layouts(cfg)
+        bounds = np.array([0] + [int(s) for _, s in self.populations]).cumsum()
+        labels = [label for label, _ in self.populations]
+        cores = []
+        for c in range(self.n_cores):
+            lo, hi = int(self.bounds[c]), int(self.bounds[c + 1])
+            pops = {}
+            for i, label in enumerate(labels):
+                k = min(hi, int(bounds[i + 1])) - max(lo, int(bounds[i]))
+                if k > 0:
+                    pops[label] = k
+            memories = {}
+            used_bits = total_bits = 0
+            for memory in IMAGE_MEMORIES[:-1]:  # SYNAPSE_ORDER stays on the host
+                width = layouts.for_memory(memory).size
+                used, depth = int(self.memories[c][memory].shape[0]), layouts.depth(memory)
+                memories[memory.name.lower()] = {"used": used, "capacity": depth, "width_bits": width}
+                used_bits += used * width
+                total_bits += depth * width
+            runtime = _runtime_bits(cfg)
+            cores.append({
+                "core": c, "first_gid": lo, "neurons": hi - lo, "populations": pops,
+                "synapse_words": memories["synapse"]["used"], "profiles": memories["profile"]["used"],
+                "remote_axons": memories["axon"]["used"] - (hi - lo),
+                "route_words": memories["route"]["used"], "memories": memories,
+                "image_bits": used_bits, "memory_bits": total_bits + runtime,
+            })
+        return {
+            "preset": cfg.name, "device": cfg.device, "cores_used": self.n_cores, "max_cores": cfg.max_cores,
+            "neurons": self.n_neurons, "synapses": self.n_synapses,
+            "capacity_per_core": {"neurons": cfg.neurons, "profiles": cfg.profiles,
+                                  "synapse_words": cfg.synapse_words, "axons": cfg.axons,
+                                  "route_words": cfg.route_words, "event_queue": cfg.event_queue,
+                                  "acc_bits": cfg.acc_bits, "device_memory_bits": cfg.memory_bits},
+            "image_bytes": len(self.to_bytes()), "sha256": self.sha256(), "cores": cores,
+        }
+
+    def report_text(self) -> str:
+        return render_report(self.report())
+
+
+def _runtime_bits(cfg: CoreConfig) -> int:
+    """Bits of a core's memories that an image does not fill: accumulators and event queue."""
+    layouts = core_layouts(cfg)
+    return cfg.accumulators * cfg.acc_bits + cfg.event_queue * layouts.event.size
+
+
+def render_report(report: dict) -> str:
+    """The text form of :meth:`Image.report`."""
+    lines = [
+        f"core preset {report['preset']} ({report['device']}): {report['cores_used']} of "
+        f"{report['max_cores']:,} cores used; {report['neurons']:,} neurons, "
+        f"{report['synapses']:,} synapses; "
+        f"image {report['image_bytes']:,} bytes, sha256 {report['sha256'][:16]}",
+    ]
+    cap = report["capacity_per_core"]
+    for core in report["cores"]:
+        pops = ", ".join(f"{k} {v:,}" for k, v in core["populations"].items())
+        lines.append(f"core {core['core']}: gids {core['first_gid']:,}.. ({pops})")
+        mem = core["memories"]
+        for name, what in (("neuron", "neurons"), ("synapse", "synapse words"),
+                           ("profile", "profile entries"), ("axon", "axon entries"),
+                           ("route", "route entries")):
+            used, total = mem[name]["used"], mem[name]["capacity"]
+            pct = 100.0 * used / total if total else 0.0
+            lines.append(f"  {what:16} {used:>12,} / {total:<12,} {pct:5.1f}%")
+        budget = cap["device_memory_bits"]
+        against = f" of a {budget:,}-bit device budget" if budget else ""
+        lines.append(f"  memory bits      {core['image_bits']:>12,} in the image; the core shape needs "
+                     f"{core['memory_bits']:,} with accumulators and event queue{against}")
+    return "\n".join(lines)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ``starts[i] .. starts[i] + counts[i] - 1``."""
+    starts = np.asarray(starts, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    first = np.cumsum(counts) - counts
+    return np.repeat(starts - first, counts) + np.arange(total)
+
+
+def _split(words: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
+    return [words[int(a):int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def compile_network(netlist: Netlist, config: CoreConfig | str, *,
+                    max_neurons_per_core: int | None = None) -> Image:
+    """Place ``netlist`` on cores of shape ``config`` and fill their memories.
+
+    ``config`` is a :class:`CoreConfig` or a preset name. ``max_neurons_per_core`` caps
+    the neurons per core below the preset's (to force a split). Raises
+    :class:`~neurofab.compiler.placement.CapacityError` (a ``ValidationError``) naming
+    what does not fit, and ``ValidationError`` for values no word can hold.
+    """
+    if isinstance(config, str):
+        config = get_preset(config)
+    placement = place(netlist, config, max_neurons_per_core)
+    try:
+        memories = _fill_memories(netlist, placement)
+    except ValueError as e:  # a value outside its field: the netlist broke its own contract
+        raise ValidationError("netlist", str(e)) from e
+    return Image(
+        config=config, bounds=placement.bounds, memories=memories,
+        connection_offsets=np.asarray(netlist.connection_offsets, dtype=np.int64).copy(),
+        seed=int(netlist.seed), populations=tuple((p.label, int(p.size)) for p in netlist.populations),
+    )
+
+
+def _fill_memories(netlist: Netlist, pl: Placement) -> list[dict]:
+    cfg = pl.config
+    layouts = core_layouts(cfg)
+    n, n_cores, bounds = netlist.n_neurons, pl.n_cores, pl.bounds
+    core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
+    gids = np.arange(n, dtype=np.int64)
+
+    # profile tables: each core's profiles in the order its neurons first use them
+    n_profiles = max(1, pl.profile_params.shape[0])
+    key = core_of * n_profiles + pl.profile
+    change = np.r_[True, key[1:] != key[:-1]] if n else np.zeros(0, bool)
+    run_first = np.flatnonzero(change)
+    uniq, first = np.unique(key[run_first], return_index=True)
+    table = uniq[np.argsort(first, kind="stable")]
+    table = table[np.argsort(table // n_profiles, kind="stable")]  # by core, first use within a core
+    table_core = table // n_profiles
+    table_bounds = np.searchsorted(table_core, np.arange(n_cores + 1), side="left")
+    sorter = np.argsort(table, kind="stable")
+    local_profile = sorter[np.searchsorted(table, key, sorter=sorter)] - table_bounds[core_of]
+    params = pl.profile_params[table % n_profiles]
+    profile_words = pack_words(layouts.profile, {k: params[:, i] for i, k in enumerate(PARAM_NAMES)},
+                               table.size)
+
+    # routes: sorted by source gid (so by core), then destination core
+    route_count = np.bincount(pl.route_src, minlength=n) if n else np.zeros(0, np.int64)
+    route_bounds = np.searchsorted(pl.route_src, bounds, side="left")
+    route_base = np.cumsum(route_count) - route_count - route_bounds[core_of]
+    resting = np.asarray(netlist.resting, dtype=np.int64)
+    neuron_words = pack_words(layouts.neuron, {
+        "v": resting, "lfsr": initial_lfsr(0, gids), "profile": local_profile,
+        "route_base": route_base, "route_count": route_count,
+    }, n)
+    route_words = pack_words(layouts.route, {"core": pl.route_core, "axon": pl.route_axon}, pl.route_src.size)
+
+    # axon tables and synapse memories, all cores at once, then split
+    axon_bounds = np.concatenate([[0], np.cumsum(pl.n_axons)])
+    syn_bounds = pl.core_synapse_bounds()
+    order = pl.syn_order
+    syn_count = np.bincount(axon_bounds[pl.syn_core] + pl.syn_axon, minlength=int(axon_bounds[-1]))
+    axon_core = np.repeat(np.arange(n_cores), pl.n_axons)
+    syn_base = np.cumsum(syn_count) - syn_count - syn_bounds[axon_core]
+    axon_words = pack_words(layouts.axon, {"syn_base": syn_base, "syn_count": syn_count}, syn_count.size)
+    tgt = np.asarray(netlist.tgt, dtype=np.int64)[order]
+    synapse_words = pack_words(layouts.synapse, {
+        "weight": np.asarray(netlist.weight)[order],
+        "delay": np.asarray(netlist.delay)[order],
+        "target": tgt - bounds[core_of[tgt]],
+        "compartment": np.asarray(netlist.compartment)[order],
+        "plastic": np.asarray(netlist.plastic)[order].astype(np.int64),
+    }, order.size)
+    order_words = pack_words(layouts.synapse_order, {"index": order}, order.size)
+
+    per_memory = {
+        Memory.PROFILE: _split(profile_words, table_bounds),
+        Memory.NEURON: _split(neuron_words, bounds),
+        Memory.AXON: _split(axon_words, axon_bounds),
+        Memory.SYNAPSE: _split(synapse_words, syn_bounds),
+        Memory.ROUTE: _split(route_words, route_bounds),
+        Memory.SYNAPSE_ORDER: _split(order_words, syn_bounds),
+    }
+    return [{m: per_memory[m][c] for m in IMAGE_MEMORIES} for c in range(n_cores)]
+
+
+def decode_image(data: bytes) -> Image:
+    """The :class:`Image` in ``data`` (from :meth:`Image.to_bytes`); ``ValidationError`` if malformed."""
+    data = bytes(data)
+    if len(data) < 12 or data[:7] != MAGIC[:7]:
+        raise ValidationError("image", "is not a NeuroFab image (bad magic)")
+    if data[7] != FORMAT_VERSION:
+        raise ValidationError("image", f"has format version {data[7]}; this build reads {FORMAT_VERSION}")
+    length = int.from_bytes(data[8:12], "little")
+    try:
+        header = json.loads(data[12:12 + length].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValidationError("image", f"header is not valid JSON: {e}") from e
+    start = 12 + length
+    start += -start % _ALIGN
+    try:
+        config = CoreConfig(**header["config"])
+        layouts = core_layouts(config)
+        bounds = np.array(header["bounds"], dtype=np.int64)
+        memories: list[dict] = [{} for _ in range(len(bounds) - 1)]
+        end = start
+        for s in header["sections"]:
+            memory = Memory[s["memory"]]
+            layout = layouts.for_memory(memory)
+            if s["lanes"] != word_lanes(layout):
+                raise ValidationError("image", f"section {s} has {s['lanes']} lanes; the layout has "
+                                      f"{word_lanes(layout)}")
+            a = start + s["offset"]
+            b = a + s["words"] * s["lanes"] * 8
+            if b > len(data):
+                raise ValidationError("image", f"section {s} runs past the end ({len(data)} bytes)")
+            memories[s["core"]][memory] = words_from_bytes(data[a:b], layout, s["words"])
+            end = max(end, b)
+        if end != len(data):
+            raise ValidationError("image", f"has {len(data) - end} bytes after its last section")
+        for c, mems in enumerate(memories):
+            missing = [m.name for m in IMAGE_MEMORIES if m not in mems]
+            if missing:
+                raise ValidationError("image", f"core {c} lacks memories {missing}")
+        return Image(
+            config=config, bounds=bounds, memories=memories,
+            connection_offsets=np.array(header["connection_offsets"], dtype=np.int64),
+            seed=int(header["seed"]), populations=tuple((str(a), int(b)) for a, b in header["populations"]),
+        )
+    except (KeyError, TypeError, IndexError) as e:
+        raise ValidationError("image", f"header is incomplete or malformed: {e!r}") from e

@@ -1,0 +1,328 @@
+"""Placement: which core holds which neurons, where each synapse lives, how spikes travel.
+
+The placement is a partition of the global neuron ids into contiguous ranges, one per
+core, filled greedily in gid order: a core takes neurons until the next one would
+overflow one of its capacities (neurons, profiles, synapse words, axon entries). So
+populations go onto as few cores as that order allows and a population is split only
+where a core is full; since every capacity but the axon table only grows with the
+range, greedy filling is optimal for them. Contiguous ranges keep the core's local
+index a plain offset (``local = gid - first_gid``), which is all the host needs to
+seed each neuron's LFSR.
+
+A synapse lives on the core of its **target**. Its axon there is the source's own
+axon (``local index``) when the source is on the same core, else a *remote* axon of
+that core, numbered after the core's neurons in ascending source gid. A source with
+synapses on other cores gets one route entry per such core, ascending by core.
+
+Every capacity is checked here, before anything runs; :class:`CapacityError` names
+what does not fit, by how much, and what would fit it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from neurofab.hdl.config import PRESETS, CoreConfig
+
+from neurofab.errors import ValidationError
+
+__all__ = ["CapacityError", "Placement", "place", "connection_labels", "describe_neuron"]
+
+
+class CapacityError(ValidationError):
+    """The network does not fit the core preset (or the number of cores) asked for."""
+
+
+@dataclass(eq=False)
+class Placement:
+    """Where everything goes (all arrays ``int64`` unless said otherwise).
+
+    ``bounds[c] .. bounds[c + 1]`` are core ``c``'s neurons. ``profile`` is each
+    neuron's global profile number (rows of ``profile_params``). ``syn_core``,
+    ``syn_axon`` give each synapse's core and axon id there; ``syn_order`` lists the
+    synapses core by core, axon by axon, in synapse order within an axon: the order of
+    the synapse memories. ``route_src``, ``route_core``, ``route_axon`` are the route
+    entries sorted by source gid then core. ``n_axons[c]`` is core ``c``'s axon count.
+    """
+
+    config: CoreConfig
+    bounds: np.ndarray
+    profile: np.ndarray
+    profile_params: np.ndarray
+    syn_core: np.ndarray
+    syn_axon: np.ndarray
+    syn_order: np.ndarray
+    route_src: np.ndarray
+    route_core: np.ndarray
+    route_axon: np.ndarray
+    n_axons: np.ndarray
+
+    @property
+    def n_cores(self) -> int:
+        return int(self.bounds.shape[0] - 1)
+
+    def core_synapse_bounds(self) -> np.ndarray:
+        """``syn_order[b[c]:b[c + 1]]`` are core ``c``'s synapses."""
+        counts = np.bincount(self.syn_core, minlength=self.n_cores)
+        return np.concatenate([[0], np.cumsum(counts)])
+
+
+PARAM_NAMES = ("threshold", "leak", "resting", "refrac", "dend_threshold")
+
+
+def _fmt(n: int) -> str:
+    return f"{int(n):,}"
+
+
+def connection_labels(netlist) -> list[str]:
+    """``source->target`` for each connection, from its first synapse's populations."""
+    offsets = np.asarray(netlist.connection_offsets, dtype=np.int64)
+    labels = []
+    starts = np.array([p.offset for p in netlist.populations], dtype=np.int64)
+    for c in range(len(offsets) - 1):
+        if offsets[c + 1] == offsets[c]:
+            labels.append(f"connection {c}")
+            continue
+        k = int(offsets[c])
+        s = netlist.populations[int(np.searchsorted(starts, netlist.src[k], "right") - 1)].label
+        t = netlist.populations[int(np.searchsorted(starts, netlist.tgt[k], "right") - 1)].label
+        labels.append(f"{s}->{t}")
+    return labels
+
+
+def describe_neuron(netlist, gid: int) -> str:
+    """``exc[12]``: a neuron by population label and local index."""
+    for p in netlist.populations:
+        if p.offset <= gid < p.offset + p.size:
+            return f"{p.label}[{gid - p.offset}]"
+    return f"neuron {gid}"
+
+
+def _connection_of(netlist, k: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(netlist.connection_offsets), k, side="right") - 1
+
+
+def _check_fields(netlist, config: CoreConfig) -> None:
+    """Per-synapse values the core's words cannot hold (delay slots, compartments)."""
+    labels = None
+    for name, limit, what in (
+        ("delay", config.delay_slots, "delay slots"),
+        ("compartment", config.compartments, "compartments"),
+    ):
+        values = np.asarray(getattr(netlist, name))
+        if values.size and int(values.max()) >= limit:
+            k = int(np.argmax(values))
+            labels = labels or connection_labels(netlist)
+            conn = labels[int(_connection_of(netlist, np.array([k]))[0])]
+            raise CapacityError(
+                "core", f"connection {conn} uses {name} {int(values[k])}; core preset {config.name} has "
+                f"{limit} {what} ({name} 0 .. {limit - 1})")
+
+
+def _profiles(netlist) -> tuple[np.ndarray, np.ndarray]:
+    """Global profile number per neuron (first-use order) and the profiles' parameters."""
+    params = np.stack([np.asarray(getattr(netlist, k), dtype=np.int64) for k in PARAM_NAMES], axis=1)
+    if params.shape[0] == 0:
+        return np.zeros(0, np.int64), params
+    # neurons of a population share parameters, so compare runs rather than all rows
+    change = np.r_[True, np.any(params[1:] != params[:-1], axis=1)]
+    run_first = np.flatnonzero(change)
+    uniq, first, inverse = np.unique(params[run_first], axis=0, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    run_profile = rank[inverse.reshape(-1)]
+    profile = run_profile[np.cumsum(change) - 1]
+    return profile, uniq[np.argsort(first, kind="stable")]
+
+
+def _profile_limit(profile: np.ndarray, run_starts: np.ndarray, start: int, end: int, cap: int) -> int:
+    """The largest end ``<= end`` such that neurons ``start .. end - 1`` use at most ``cap`` profiles."""
+    seen: set[int] = set()
+    r = int(np.searchsorted(run_starts, start, side="right") - 1)
+    while r < len(run_starts) and run_starts[r] < end:
+        p = int(profile[max(start, int(run_starts[r]))])
+        if p not in seen:
+            if len(seen) == cap:
+                return max(start, int(run_starts[r]))
+            seen.add(p)
+        r += 1
+    return end
+
+
+class _Fill:
+    """Greedy contiguous filling of cores with one core shape."""
+
+    def __init__(self, netlist, config: CoreConfig, per_core: int):
+        self.netlist, self.config, self.per_core = netlist, config, per_core
+        n = netlist.n_neurons
+        self.src = np.asarray(netlist.src, dtype=np.int64)
+        tgt = np.asarray(netlist.tgt, dtype=np.int64)
+        self.by_target = np.argsort(tgt, kind="stable")
+        self.indeg = np.bincount(tgt, minlength=n)
+        self.cum = np.concatenate([[0], np.cumsum(self.indeg)])
+        self.profile, self.profile_params = _profiles(netlist)
+        self.run_starts = np.flatnonzero(np.r_[True, self.profile[1:] != self.profile[:-1]]) \
+            if n else np.zeros(0, np.int64)
+
+    def remote_sources(self, start: int, end: int) -> int:
+        sources = self.src[self.by_target[self.cum[start]:self.cum[end]]]
+        outside = sources[(sources < start) | (sources >= end)]
+        if outside.size <= self.config.axons - (end - start):
+            return int(outside.size)  # a bound is enough: it fits
+        return int(np.unique(outside).size)
+
+    def axons_fit(self, start: int, end: int) -> bool:
+        return (end - start) + self.remote_sources(start, end) <= self.config.axons
+
+    def bounds(self) -> np.ndarray:
+        """Core boundaries; raises :class:`CapacityError` if a single neuron cannot fit."""
+        cfg, n = self.config, self.netlist.n_neurons
+        bounds, start = [0], 0
+        while start < n:
+            end = min(n, start + self.per_core)
+            end = min(end, int(np.searchsorted(self.cum, self.cum[start] + cfg.synapse_words, "right") - 1))
+            end = _profile_limit(self.profile, self.run_starts, start, end, cfg.profiles)
+            if end > start and not self.axons_fit(start, end):
+                lo, hi = start + 1, end  # lo fits (checked below), hi does not
+                if self.axons_fit(start, lo):
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        lo, hi = (mid, hi) if self.axons_fit(start, mid) else (lo, mid)
+                    end = lo
+                else:
+                    end = start
+            if end == start:
+                self.single_neuron_error(start)
+            bounds.append(end)
+            start = end
+        return np.array(bounds, dtype=np.int64)
+
+    def single_neuron_error(self, gid: int):
+        cfg, name = self.config, describe_neuron(self.netlist, gid)
+        if self.indeg[gid] > cfg.synapse_words:
+            need, what, cap = self.indeg[gid], "synapse words", cfg.synapse_words
+            raise CapacityError("core", f"neuron {name} receives {_fmt(need)} synapses, so it needs "
+                                f"{_fmt(need)} {what}; core preset {cfg.name} holds {_fmt(cap)} per core"
+                                f"{_fitting_presets(self.netlist, cfg)}")
+        remote = self.remote_sources(gid, gid + 1)
+        raise CapacityError("core", f"neuron {name} receives synapses from {_fmt(remote)} other neurons, "
+                            f"so it needs {_fmt(remote + 1)} axon entries; core preset {cfg.name} holds "
+                            f"{_fmt(cfg.axons)} per core{_fitting_presets(self.netlist, cfg)}")
+
+
+def _fitting_presets(netlist, config: CoreConfig, per_core: int | None = None) -> str:
+    """``"; presets that fit it: sim"`` (or that none does), trying every other preset."""
+    fits = []
+    for preset in PRESETS.values():
+        if preset.name == config.name:
+            continue
+        try:
+            cores = _Fill(netlist, preset, min(preset.neurons, per_core or preset.neurons)).bounds().size - 1
+        except CapacityError:
+            continue
+        if cores <= preset.max_cores:
+            fits.append(f"{preset.name} ({cores} core{'s' if cores != 1 else ''})")
+    return f"; presets that fit it: {', '.join(fits)}" if fits else "; no preset fits it"
+
+
+def _too_many_cores(netlist, config: CoreConfig, needed: int, per_core: int, forced: bool) -> CapacityError:
+    """The error for a network that needs more cores than the preset has, naming the cause."""
+    cfg = config
+    n, m = netlist.n_neurons, netlist.n_synapses
+    total = f"the network needs {needed} cores of this shape; preset {cfg.name} has {cfg.max_cores}"
+    if forced:
+        lead = (f"{_fmt(n)} neurons at most {_fmt(per_core)} per core (--max-neurons-per-core) need "
+                f"{needed} cores; core preset {cfg.name} has {cfg.max_cores}")
+        return CapacityError("max_neurons_per_core", lead + _fitting_presets(netlist, cfg, per_core))
+    # name the resource that overflows most, and within it the biggest contributor
+    syn_ratio = m / (cfg.synapse_words * cfg.max_cores)
+    neuron_ratio = n / (cfg.neurons * cfg.max_cores)
+    if syn_ratio >= neuron_ratio and syn_ratio > 1:
+        offsets = np.asarray(netlist.connection_offsets, dtype=np.int64)
+        sizes = np.diff(offsets)
+        c = int(np.argmax(sizes))
+        label = connection_labels(netlist)[c]
+        if sizes[c] > cfg.synapse_words * cfg.max_cores:
+            lead = (f"connection {label} needs {_fmt(sizes[c])} synapse words; core preset {cfg.name} "
+                    f"holds {_fmt(cfg.synapse_words)} per core")
+        else:
+            lead = (f"the network needs {_fmt(m)} synapse words (the largest, connection {label}, "
+                    f"{_fmt(sizes[c])}); core preset {cfg.name} holds {_fmt(cfg.synapse_words)} per core")
+    elif neuron_ratio > 1:
+        sizes = [p.size for p in netlist.populations]
+        big = netlist.populations[int(np.argmax(sizes))]
+        lead = (f"the network has {_fmt(n)} neurons (the largest population, {big.label}, "
+                f"{_fmt(big.size)}); core preset {cfg.name} holds {_fmt(cfg.neurons)} per core")
+    else:
+        lead = (f"the network's neurons, synapses, profiles and axons do not fit together on "
+                f"{cfg.max_cores} core{'s' if cfg.max_cores != 1 else ''} of preset {cfg.name}")
+    return CapacityError("core", f"{lead} ({total}){_fitting_presets(netlist, cfg)}")
+
+
+def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) -> Placement:
+    """Place ``netlist`` on cores of shape ``config``; raise :class:`CapacityError` if it cannot."""
+    if max_neurons_per_core is not None and (
+        isinstance(max_neurons_per_core, bool) or not isinstance(max_neurons_per_core, int | np.integer)
+        or max_neurons_per_core < 1
+    ):
+        raise ValidationError("max_neurons_per_core",
+                              f"must be a positive integer, not {max_neurons_per_core!r}")
+    _check_fields(netlist, config)
+    per_core = config.neurons
+    if max_neurons_per_core is not None:
+        per_core = min(config.neurons, int(max_neurons_per_core))
+    fill = _Fill(netlist, config, per_core)
+    bounds = fill.bounds()
+    n_cores = bounds.size - 1
+    if n_cores > config.max_cores:
+        # blame the forced split only if the preset's own cores would have held the network
+        forced = max_neurons_per_core is not None and (
+            _Fill(netlist, config, config.neurons).bounds().size - 1 <= config.max_cores)
+        raise _too_many_cores(netlist, config, n_cores, per_core, forced)
+
+    n, m = netlist.n_neurons, netlist.n_synapses
+    src = fill.src
+    tgt = np.asarray(netlist.tgt, dtype=np.int64)
+    core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
+    syn_core = core_of[tgt]
+    remote = core_of[src] != syn_core
+
+    # remote axons: one per distinct (target core, source) among synapses that cross cores
+    C = max(n_cores, 1)
+    pair_key = np.unique(syn_core[remote] * n + src[remote])  # sorted by core, then source
+    pair_core, pair_src = pair_key // n, pair_key % n
+    n_local = np.diff(bounds)
+    first_pair = np.searchsorted(pair_core, np.arange(n_cores), side="left")
+    pair_axon = n_local[pair_core] + (np.arange(pair_key.size) - first_pair[pair_core])
+    n_axons = n_local + np.bincount(pair_core, minlength=n_cores)
+
+    syn_axon = src - bounds[core_of[src]]  # local axons: the source's local index
+    if pair_key.size:
+        syn_axon[remote] = pair_axon[np.searchsorted(pair_key, syn_core[remote] * n + src[remote])]
+
+    # routes: the same pairs, sorted by source then core
+    route_order = np.argsort(pair_src * C + pair_core, kind="stable")
+    route_src, route_core, route_axon = pair_src[route_order], pair_core[route_order], pair_axon[route_order]
+
+    over = [c for c in range(n_cores) if n_axons[c] > config.axons]
+    if over:  # the greedy fill checked each core's axons, so this is a bug, not bad input
+        raise AssertionError(f"core {over[0]} has {n_axons[over[0]]} axons, over {config.axons}")
+    routes_per_core = np.bincount(core_of[route_src], minlength=n_cores) if route_src.size else \
+        np.zeros(n_cores, np.int64)
+    if n_cores and routes_per_core.max() > config.route_words:
+        c = int(np.argmax(routes_per_core))
+        raise CapacityError(
+            "core", f"core {c} needs {_fmt(routes_per_core[c])} route entries (its neurons reach "
+            f"{_fmt(routes_per_core[c])} (neuron, other core) pairs); core preset {config.name} holds "
+            f"{_fmt(config.route_words)} per core{_fitting_presets(netlist, config)}")
+
+    # synapse memory order: by core, then axon, then synapse order (a stable sort keeps it)
+    axon_base = np.concatenate([[0], np.cumsum(n_axons)])
+    syn_order = np.argsort(axon_base[syn_core] + syn_axon, kind="stable") if m else np.zeros(0, np.int64)
+    profile, profile_params = fill.profile, fill.profile_params
+    return Placement(
+        config=config, bounds=bounds, profile=profile, profile_params=profile_params,
+        syn_core=syn_core, syn_axon=syn_axon, syn_order=syn_order,
+        route_src=route_src, route_core=route_core, route_axon=route_axon, n_axons=n_axons,
+    )
