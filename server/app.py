@@ -1,0 +1,125 @@
+"""The Flask application factory and what every request shares.
+
+``create_app(config=None)`` builds the app: the settings (:mod:`.config`), the database
+(created and migrated on first use), the ``/v1`` API blueprint, the docs blueprint and
+one JSON error handler, so every error body is ``{"detail": "..."}``. The shared state
+lives in ``app.extensions["neurofab"]`` (a :class:`Service`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+
+from flask import Flask, Response, current_app
+from werkzeug.exceptions import HTTPException
+
+from neurofab.errors import ValidationError
+
+from .config import Settings
+from .errors import ApiError
+
+__all__ = ["create_app", "Service", "service", "json_response"]
+
+log = logging.getLogger("neurofab.server")
+
+
+class Service:
+    """Settings, database and caches of one app (one per gunicorn worker process)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = settings.database()
+        self.db.initialise()
+        self._networks: OrderedDict[tuple[int, str], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def tiers(self):
+        return self.settings.tiers
+
+    def network(self, account_id: int, network_id: str):
+        """The parsed :class:`neurofab.network.Network` of one of this account's networks.
+
+        Networks never change once stored, so the parse is cached (jobs on one network
+        are the common case, and a large network takes long to parse).
+        """
+        from neurofab.network import parse_network
+
+        key = (account_id, network_id)
+        with self._lock:
+            if key in self._networks:
+                self._networks.move_to_end(key)
+                return self._networks[key]
+        row = (
+            self.db.connect()
+            .execute(
+                "SELECT document FROM networks WHERE id = ? AND account_id = ?", (network_id, account_id)
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise ApiError(404, f"network {network_id!r} not found")
+        network = parse_network(json.loads(row["document"]))
+        with self._lock:
+            self._networks[key] = network
+            while len(self._networks) > 64:
+                self._networks.popitem(last=False)
+        return network
+
+
+def service() -> Service:
+    return current_app.extensions["neurofab"]
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    return Response(text, status=status, headers=headers, mimetype="application/json")
+
+
+def _error(status: int, detail: str, headers: dict | None = None) -> Response:
+    return json_response({"detail": detail}, status, headers)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The service as a WSGI app. ``config`` overrides settings (see :mod:`.config`)."""
+    app = Flask(__name__, static_folder=None)
+    settings = Settings.load(config)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["neurofab"] = Service(settings)
+
+    from .api import api
+    from .docs import docs
+
+    app.register_blueprint(api)
+    app.register_blueprint(docs)
+
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError):
+        return _error(e.status, e.detail, e.headers)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(e: ValidationError):
+        return _error(400, str(e))
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        detail = {
+            404: "not found: no such endpoint",
+            405: f"method not allowed (allowed: {', '.join(sorted(e.valid_methods or []))})"
+            if getattr(e, "valid_methods", None)
+            else "method not allowed",
+            413: f"request body too large: the limit is {settings.max_body_bytes} bytes",
+        }.get(e.code, e.description or e.name)
+        headers = {"Allow": ", ".join(e.valid_methods)} if getattr(e, "valid_methods", None) else None
+        return _error(e.code or 500, detail, headers)
+
+    @app.errorhandler(Exception)
+    def internal_error(e: Exception):
+        log.exception("unhandled error")
+        return _error(500, f"internal server error ({type(e).__name__})")
+
+    return app

@@ -1,0 +1,127 @@
+"""Where jobs run: a small registry of backends and the rule that picks one per job.
+
+A backend is a name, a ``run(netlist, job, progress) -> RunResult`` function with the
+emulator's contract, a ``fits(network, job)`` check (``None`` when the job fits, else
+the reason it does not) and the figures it reports in a job's ``provenance``.
+
+The dispatcher (:func:`choose_backend`) runs at submission: among the backends the
+operator enabled (``BACKENDS`` config, ``emulator`` by default), highest ``priority``
+first, the first that says the job fits gets it; the emulator fits everything, so it
+is the fallback. The chosen name is stored with the job and only workers serving that
+backend claim it, which is how one worker can own a board's serial port while the rest
+run the emulator. A board or RTL backend plugs in with one call, from any module that
+the worker imports (``--backend-module`` on ``neurofab worker``)::
+
+    register_backend(Backend(name="board", run=run_on_board, fits=board_fits,
+                             priority=10, core_preset=lambda: "ice40-1k"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Backend",
+    "register_backend",
+    "get_backend",
+    "registered_backends",
+    "choose_backend",
+    "netlist_hash",
+    "load_backend_modules",
+]
+
+
+def _fits_everything(network, job) -> str | None:
+    return None
+
+
+def _no_preset() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    #: ``run(netlist, job, progress) -> RunResult``; ``progress(done, total)`` may raise to stop
+    run: Callable
+    #: ``fits(network, job) -> None | str``: ``None`` if this backend can run the job
+    fits: Callable = _fits_everything
+    priority: int = 0
+    #: the core configuration the backend runs (``None`` where there is none, as in the emulator)
+    core_preset: Callable[[], str | None] = _no_preset
+    #: ``image_hash(netlist) -> str``: what exactly ran (the compiled image, or the netlist)
+    image_hash: Callable | None = None
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> None:
+    """Add (or replace) a backend under its name."""
+    _REGISTRY[backend.name] = backend
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LookupError(f"no backend named {name!r} (registered: {', '.join(sorted(_REGISTRY))})") from None
+
+
+def registered_backends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def choose_backend(network, job, enabled) -> str:
+    """The backend a job goes to: the highest-priority enabled backend that fits it."""
+    candidates = sorted((get_backend(name) for name in enabled), key=lambda b: -b.priority)
+    reasons = []
+    for backend in candidates:
+        reason = backend.fits(network, job)
+        if reason is None:
+            return backend.name
+        reasons.append(f"{backend.name}: {reason}")
+    raise LookupError("no enabled backend can run this job (" + "; ".join(reasons) + ")")
+
+
+def netlist_hash(netlist) -> str:
+    """SHA-256 over the arrays of an expanded network: the emulator's "image"."""
+    digest = hashlib.sha256()
+    for name in (
+        "threshold",
+        "leak",
+        "resting",
+        "refrac",
+        "dend_threshold",
+        "src",
+        "tgt",
+        "weight",
+        "delay",
+        "compartment",
+        "plastic",
+        "connection_offsets",
+    ):
+        array = np.ascontiguousarray(getattr(netlist, name))
+        digest.update(f"{name}:{array.dtype.str}:{array.shape[0]};".encode())
+        digest.update(memoryview(array).cast("B"))
+    return "sha256:" + digest.hexdigest()
+
+
+def _run_emulator(netlist, job, progress):
+    from neurofab.emulator import simulate
+
+    return simulate(netlist, job, progress=progress)
+
+
+register_backend(Backend(name="emulator", run=_run_emulator, priority=0, image_hash=netlist_hash))
+
+
+def load_backend_modules(modules) -> None:
+    """Import modules that register further backends (for ``--backend-module``)."""
+    for module in modules:
+        importlib.import_module(module)

@@ -1,0 +1,197 @@
+"""The service's embedded database: SQLite in WAL mode inside the data directory.
+
+Every process (gunicorn workers, job workers, the CLI) opens the same file. Each
+thread gets its own connection (:func:`connect` caches one per thread and process),
+in autocommit mode, so a transaction exists only where :func:`write` opens one:
+``BEGIN IMMEDIATE`` takes the write lock up front, which is what makes a job claim
+atomic and keeps readers on the WAL snapshot undisturbed. The busy timeout makes
+writers queue for the lock instead of failing.
+
+``synchronous=NORMAL`` in WAL mode survives any process crash (a restart loses
+nothing); only an operating-system crash can lose the last commits.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+
+__all__ = ["SCHEMA_VERSION", "Database"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    tier TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    approved_by TEXT
+);
+-- Keys are stored only as SHA-256 digests; the prefix is for the operator's listings.
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    prefix TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS api_keys_account ON api_keys(account_id);
+-- Sign-ups for a paid tier that the operator has not approved yet.
+CREATE TABLE IF NOT EXISTS tier_requests (
+    email TEXT PRIMARY KEY,
+    tier TEXT NOT NULL,
+    requested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    document TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    total_neurons INTEGER NOT NULL,
+    expected_synapses REAL NOT NULL,
+    populations INTEGER NOT NULL,
+    connections INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    idempotency_key TEXT
+);
+CREATE INDEX IF NOT EXISTS networks_account ON networks(account_id, created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS networks_idempotency
+    ON networks(account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    document TEXT NOT NULL,
+    timesteps INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    status TEXT NOT NULL,
+    runtime_limit REAL NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires REAL,
+    progress REAL,
+    error_message TEXT,
+    compute_seconds REAL,
+    result TEXT,
+    provenance TEXT,
+    idempotency_key TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, backend, seq);
+CREATE INDEX IF NOT EXISTS jobs_account ON jobs(account_id, seq);
+CREATE INDEX IF NOT EXISTS jobs_billing ON jobs(account_id, finished_at);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency
+    ON jobs(account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- Accepted jobs per account and UTC day: the daily limit is checked against this row.
+CREATE TABLE IF NOT EXISTS daily_usage (
+    account_id INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    jobs INTEGER NOT NULL,
+    PRIMARY KEY (account_id, day)
+);
+-- Job workers seen recently (what /health reports).
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    backends TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL
+);
+-- Result arrays: inline (zlib-compressed) for small runs, a file in the data dir for large.
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+    manifest TEXT NOT NULL,
+    data BLOB
+);
+"""
+
+
+def _statements(script: str):
+    """The statements of a script (comments dropped, so they may contain semicolons)."""
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in code.split(";") if s.strip()]
+
+
+class Database:
+    """The SQLite file of one data directory, with a connection per thread."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 30_000):
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+
+    def connect(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use, reopened after a fork)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    def initialise(self) -> None:
+        """Create the file, switch it to WAL and create the tables (idempotent)."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        conn = self.connect()
+        conn.execute("PRAGMA journal_mode = WAL")
+        # executescript() commits on its own, so the schema goes in statement by statement.
+        with self.write() as c:
+            for statement in _statements(_SCHEMA):
+                c.execute(statement)
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row["value"]) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {row['value']}, "
+                    f"newer than this neurofab's {SCHEMA_VERSION}"
+                )
+
+    @contextmanager
+    def write(self):
+        """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+        conn = self.connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self):
+        """A read transaction: several SELECTs that see one snapshot."""
+        conn = self.connect()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap "anything new?" check."""
+        return self.connect().execute("PRAGMA data_version").fetchone()[0]

@@ -1,0 +1,302 @@
+"""The job table as a queue with leases.
+
+A job is ``queued`` until a worker claims it with one atomic ``UPDATE ... RETURNING``
+(the lowest ``seq`` among queued jobs of the backends that worker serves), which sets
+``running``, the worker as ``lease_owner`` and ``lease_expires``. The worker extends
+the lease while it runs (heartbeat). A job whose lease ran out belongs to a worker that
+died: :func:`reap_expired` puts it back in the queue, or, after ``max_attempts`` claims,
+fails it with a message. Every write that finishes a job is conditional on the lease
+still being the writer's, so a slow worker that lost its lease, or a job cancelled in
+the meantime, is never overwritten: each job completes exactly once.
+
+Statuses: ``queued -> running -> completed | failed | cancelled`` (a re-queued job goes
+``running -> queued`` again; ``cancelled`` can also follow ``queued``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+
+from .accounts import seconds_to_next_utc_day, utc_day
+from .errors import ApiError
+
+__all__ = [
+    "TERMINAL",
+    "new_job_id",
+    "insert_job",
+    "claim",
+    "heartbeat",
+    "report_progress",
+    "complete",
+    "fail",
+    "release",
+    "add_compute",
+    "cancel",
+    "reap_expired",
+    "queue_counts",
+    "touch_worker",
+    "live_workers",
+]
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+def insert_job(
+    db,
+    *,
+    account_id: int,
+    jobs_per_day: int | None,
+    network_id: str,
+    document: str,
+    timesteps: int,
+    backend: str,
+    runtime_limit: float,
+    idempotency_key: str | None = None,
+    now: float | None = None,
+) -> tuple[str, bool]:
+    """Queue a job; returns ``(job_id, created)``.
+
+    Counts it towards today's jobs and refuses it with 429 when the day's limit is
+    reached (only accepted jobs count). With an ``idempotency_key`` the first job
+    submitted under it is returned again (``created`` false) and nothing is counted.
+    """
+    now = time.time() if now is None else now
+    day = utc_day(now)
+    with db.write() as conn:
+        if idempotency_key is not None:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE account_id = ? AND idempotency_key = ?",
+                (account_id, idempotency_key),
+            ).fetchone()
+            if row is not None:
+                return row["id"], False
+        row = conn.execute(
+            "SELECT jobs FROM daily_usage WHERE account_id = ? AND day = ?", (account_id, day)
+        ).fetchone()
+        used = row["jobs"] if row else 0
+        if jobs_per_day is not None and used >= jobs_per_day:
+            wait = seconds_to_next_utc_day(now)
+            raise ApiError(
+                429,
+                f"daily job limit reached: {used} of {jobs_per_day} jobs today (UTC); "
+                f"the limit resets in {wait} s, or upgrade your tier",
+                {"Retry-After": str(wait)},
+            )
+        conn.execute(
+            "INSERT INTO daily_usage (account_id, day, jobs) VALUES (?, ?, 1)"
+            " ON CONFLICT (account_id, day) DO UPDATE SET jobs = jobs + 1",
+            (account_id, day),
+        )
+        job_id = new_job_id()
+        conn.execute(
+            "INSERT INTO jobs (id, account_id, network_id, document, timesteps, backend, status,"
+            " runtime_limit, created_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (
+                job_id,
+                account_id,
+                network_id,
+                document,
+                timesteps,
+                backend,
+                runtime_limit,
+                now,
+                idempotency_key,
+            ),
+        )
+    return job_id, True
+
+
+def claim(db, worker_id: str, backends, lease_seconds: float, now: float | None = None) -> sqlite3.Row | None:
+    """Claim the oldest queued job of these backends, or ``None`` if there is none."""
+    now = time.time() if now is None else now
+    backends = list(backends)
+    marks = ",".join("?" * len(backends))
+    conn = db.connect()
+    # A plain read first: an idle worker must not take the write lock every time it looks.
+    if (
+        conn.execute(
+            f"SELECT 1 FROM jobs WHERE status = 'queued' AND backend IN ({marks}) LIMIT 1", backends
+        ).fetchone()
+        is None
+    ):
+        return None
+    with db.write() as conn:
+        return conn.execute(
+            "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires = ?, attempts = attempts + 1,"
+            " started_at = ?, progress = 0.0"
+            " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' AND backend IN"
+            f" ({marks}) ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING *",
+            (worker_id, now + lease_seconds, now, *backends),
+        ).fetchone()
+
+
+def heartbeat(db, job_id: str, worker_id: str, lease_seconds: float) -> bool:
+    """Extend the lease; false when the job is no longer this worker's running job."""
+    with db.write() as conn:
+        return (
+            conn.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (time.time() + lease_seconds, job_id, worker_id),
+            ).rowcount
+            == 1
+        )
+
+
+def report_progress(db, job_id: str, worker_id: str, progress: float) -> str | None:
+    """Store progress; returns the job's status (``None`` if the lease is gone)."""
+    with db.write() as conn:
+        row = conn.execute(
+            "UPDATE jobs SET progress = ? WHERE id = ? AND lease_owner = ? RETURNING status",
+            (progress, job_id, worker_id),
+        ).fetchone()
+    return None if row is None else row["status"]
+
+
+def complete(
+    db,
+    job_id: str,
+    worker_id: str,
+    *,
+    result_json: str,
+    compute_seconds: float,
+    provenance_json: str,
+    manifest: str,
+    blob: bytes | None,
+) -> bool:
+    """Store the result and mark the job completed, if it is still this worker's."""
+    with db.write() as conn:
+        done = (
+            conn.execute(
+                "UPDATE jobs SET status = 'completed', finished_at = ?, result = ?, compute_seconds = ?,"
+                " provenance = ?, progress = 1.0, lease_expires = NULL"
+                " WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (time.time(), result_json, compute_seconds, provenance_json, job_id, worker_id),
+            ).rowcount
+            == 1
+        )
+        if done:
+            conn.execute(
+                "INSERT OR REPLACE INTO results (job_id, manifest, data) VALUES (?, ?, ?)",
+                (job_id, manifest, blob),
+            )
+    return done
+
+
+def fail(db, job_id: str, worker_id: str, message: str, compute_seconds: float | None) -> bool:
+    with db.write() as conn:
+        return (
+            conn.execute(
+                "UPDATE jobs SET status = 'failed', finished_at = ?, error_message = ?, compute_seconds = ?,"
+                " lease_expires = NULL WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (time.time(), message, compute_seconds, job_id, worker_id),
+            ).rowcount
+            == 1
+        )
+
+
+def release(db, job_id: str, worker_id: str) -> bool:
+    """Give a running job back to the queue (the worker is shutting down); not an attempt."""
+    with db.write() as conn:
+        return (
+            conn.execute(
+                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires = NULL,"
+                " progress = NULL, started_at = NULL, attempts = attempts - 1"
+                " WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (job_id, worker_id),
+            ).rowcount
+            == 1
+        )
+
+
+def add_compute(db, job_id: str, worker_id: str, compute_seconds: float) -> None:
+    """Bill the compute a cancelled job used before its worker noticed."""
+    with db.write() as conn:
+        conn.execute(
+            "UPDATE jobs SET compute_seconds = coalesce(compute_seconds, 0) + ?"
+            " WHERE id = ? AND lease_owner = ?",
+            (compute_seconds, job_id, worker_id),
+        )
+
+
+def cancel(db, account_id: int, job_id: str) -> str | None:
+    """Cancel a queued or running job; returns its status afterwards (``None``: no such job)."""
+    with db.write() as conn:
+        row = conn.execute(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?, progress = NULL"
+            " WHERE id = ? AND account_id = ? AND status IN ('queued', 'running') RETURNING status",
+            (time.time(), job_id, account_id),
+        ).fetchone()
+        if row is not None:
+            return row["status"]
+        row = conn.execute(
+            "SELECT status FROM jobs WHERE id = ? AND account_id = ?", (job_id, account_id)
+        ).fetchone()
+    return None if row is None else row["status"]
+
+
+def reap_expired(db, max_attempts: int, now: float | None = None) -> tuple[int, int]:
+    """Re-queue running jobs whose lease ran out; fail those out of attempts.
+
+    Returns ``(requeued, failed)``.
+    """
+    now = time.time() if now is None else now
+    with db.write() as conn:
+        failed = conn.execute(
+            "UPDATE jobs SET status = 'failed', finished_at = ?, lease_expires = NULL,"
+            " error_message = 'the worker running this job stopped responding ' || attempts ||"
+            " ' times (its lease expired); giving up after ' || attempts || ' attempts'"
+            " WHERE status = 'running' AND lease_expires < ? AND attempts >= ?",
+            (now, now, max_attempts),
+        ).rowcount
+        requeued = conn.execute(
+            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires = NULL, progress = NULL"
+            " WHERE status = 'running' AND lease_expires < ?",
+            (now,),
+        ).rowcount
+    return requeued, failed
+
+
+def queue_counts(db) -> dict:
+    rows = (
+        db.connect()
+        .execute(
+            "SELECT status, count(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY status"
+        )
+        .fetchall()
+    )
+    counts = {"queued": 0, "running": 0}
+    counts.update({r["status"]: r["n"] for r in rows})
+    return counts
+
+
+def touch_worker(db, worker_id: str, pid: int, backends, now: float | None = None) -> None:
+    """Record that a worker is alive (what ``/health`` counts)."""
+    now = time.time() if now is None else now
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO workers (id, pid, backends, started_at, seen_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            (worker_id, pid, ",".join(backends), now, now),
+        )
+        # Forget workers gone for a day, so the table stays small.
+        conn.execute("DELETE FROM workers WHERE seen_at < ?", (now - 86400,))
+
+
+def live_workers(db, within: float, now: float | None = None) -> list[dict]:
+    now = time.time() if now is None else now
+    rows = (
+        db.connect()
+        .execute(
+            "SELECT id, pid, backends, started_at, seen_at FROM workers"
+            " WHERE seen_at >= ? ORDER BY started_at",
+            (now - within,),
+        )
+        .fetchall()
+    )
+    return [dict(r) for r in rows]

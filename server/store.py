@@ -1,0 +1,154 @@
+"""Compact storage of a run's arrays: spikes and final weights.
+
+A run's spikes are stored as two arrays: ``counts`` (spikes per step, length T) and
+``gids`` (neuron ids in time-then-id order, in the narrowest unsigned type that holds
+them). Spike times are implied by ``counts`` (``np.repeat(arange(T), counts)``), so a
+spike costs two bytes below 65,536 neurons and four above, and the spikes of any step
+range ``[a, b)`` are the slice ``gids[cum[a]:cum[b]]``, no search needed. Final weights
+are ``int16`` (the model's weight width).
+
+Small runs (under :data:`INLINE_LIMIT` raw bytes) go into the ``results`` row as one
+zlib-compressed BLOB. Larger ones go to ``DATA/results/<job>.bin`` uncompressed, each
+array at a fixed offset, so the API memory-maps them and streams slices without
+reading the whole file; a manifest (JSON in the row) says where everything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+
+import numpy as np
+
+__all__ = ["INLINE_LIMIT", "StoredResult", "pack_result", "write_result", "load_result", "delete_result"]
+
+INLINE_LIMIT = 1 << 20
+_ALIGN = 64
+
+
+def _gid_dtype(n_neurons: int):
+    if n_neurons <= 1 << 16:
+        return np.uint16
+    return np.uint32
+
+
+def pack_result(result, n_neurons: int, connection_offsets) -> dict[str, np.ndarray]:
+    """The arrays to store for a :class:`neurofab.results.RunResult`."""
+    times = np.asarray(result.spike_times)
+    counts = (
+        np.bincount(times, minlength=result.timesteps).astype(np.uint32)
+        if times.size
+        else (np.zeros(result.timesteps, np.uint32))
+    )
+    return {
+        "counts": counts,
+        "gids": np.asarray(result.spike_gids).astype(_gid_dtype(n_neurons), copy=False),
+        "weights": np.asarray(result.final_weights).astype(np.int16, copy=False),
+        "connection_offsets": np.asarray(connection_offsets, dtype=np.int64),
+    }
+
+
+def write_result(data_dir: str, job_id: str, arrays: dict[str, np.ndarray]) -> tuple[str, bytes | None]:
+    """Store the arrays; returns the manifest (JSON) and the inline BLOB (or ``None``)."""
+    raw_bytes = sum(a.nbytes for a in arrays.values())
+    entries = {}
+    if raw_bytes <= INLINE_LIMIT:
+        parts, offset = [], 0
+        for name, array in arrays.items():
+            packed = zlib.compress(np.ascontiguousarray(array).tobytes(), 1)
+            entries[name] = {
+                "dtype": array.dtype.str,
+                "length": int(array.shape[0]),
+                "offset": offset,
+                "nbytes": len(packed),
+            }
+            parts.append(packed)
+            offset += len(packed)
+        return json.dumps({"storage": "inline", "arrays": entries}), b"".join(parts)
+
+    directory = os.path.join(data_dir, "results")
+    os.makedirs(directory, exist_ok=True)
+    relative = os.path.join("results", f"{job_id}.bin")
+    path = os.path.join(data_dir, relative)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        offset = 0
+        for name, array in arrays.items():
+            pad = -offset % _ALIGN
+            f.write(b"\0" * pad)
+            offset += pad
+            entries[name] = {
+                "dtype": array.dtype.str,
+                "length": int(array.shape[0]),
+                "offset": offset,
+                "nbytes": int(array.nbytes),
+            }
+            np.ascontiguousarray(array).tofile(f)
+            offset += array.nbytes
+    os.replace(tmp, path)  # readers never see a half-written file
+    return json.dumps({"storage": "file", "path": relative, "arrays": entries}), None
+
+
+class StoredResult:
+    """A stored run, read lazily: arrays come out of the BLOB or a memory-mapped file."""
+
+    def __init__(self, data_dir: str, manifest: str, blob: bytes | None):
+        self.manifest = json.loads(manifest)
+        self._blob = blob
+        self._data_dir = data_dir
+        self._cache: dict[str, np.ndarray] = {}
+
+    def array(self, name: str) -> np.ndarray:
+        if name in self._cache:
+            return self._cache[name]
+        entry = self.manifest["arrays"][name]
+        dtype = np.dtype(entry["dtype"])
+        if self.manifest["storage"] == "inline":
+            chunk = self._blob[entry["offset"] : entry["offset"] + entry["nbytes"]]
+            array = np.frombuffer(zlib.decompress(chunk), dtype=dtype)
+        elif entry["length"] == 0:
+            array = np.zeros(0, dtype)
+        else:
+            path = os.path.join(self._data_dir, self.manifest["path"])
+            array = np.memmap(path, dtype=dtype, mode="r", offset=entry["offset"], shape=(entry["length"],))
+        self._cache[name] = array
+        return array
+
+    @property
+    def timesteps(self) -> int:
+        return self.manifest["arrays"]["counts"]["length"]
+
+    def step_offsets(self) -> np.ndarray:
+        """``cum[t]`` = index of the first spike at step ``t`` (length T + 1)."""
+        if "cum" not in self._cache:
+            self._cache["cum"] = np.concatenate(([0], np.cumsum(self.array("counts"), dtype=np.int64)))
+        return self._cache["cum"]
+
+    def spikes(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(times int32, gids int32)`` of the spikes in steps ``[start, stop)``, time-then-id order."""
+        stop = self.timesteps if stop is None else stop
+        cum = self.step_offsets()
+        counts = np.asarray(self.array("counts")[start:stop])
+        times = np.repeat(np.arange(start, stop, dtype=np.int32), counts)
+        gids = np.asarray(self.array("gids")[cum[start] : cum[stop]]).astype(np.int32)
+        return times, gids
+
+    def weights(self) -> np.ndarray:
+        return self.array("weights")
+
+    def connection_offsets(self) -> np.ndarray:
+        return self.array("connection_offsets")
+
+
+def load_result(data_dir: str, row) -> StoredResult:
+    return StoredResult(data_dir, row["manifest"], row["data"])
+
+
+def delete_result(data_dir: str, manifest: str) -> None:
+    info = json.loads(manifest)
+    if info.get("storage") == "file":
+        try:
+            os.remove(os.path.join(data_dir, info["path"]))
+        except FileNotFoundError:
+            pass

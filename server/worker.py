@@ -1,0 +1,334 @@
+"""Job workers: claim a queued job, run it on its backend, store the result.
+
+One worker process runs one job at a time; ``neurofab worker --workers N`` (and
+``neurofab serve``) run N of them under a supervisor. While a job runs, a heartbeat
+thread extends its lease, and the backend's progress callback stores the progress and
+stops the run (by raising) when the job was cancelled, when it outran its tier's
+runtime limit, or when the worker is shutting down (the job then goes back to the
+queue, not counted as an attempt). A worker also re-queues jobs whose worker died
+(their lease expired) and records that it is alive.
+
+Run one worker in the foreground with ``python -m neurofab.server.worker --data DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections import OrderedDict
+
+import neurofab
+from neurofab.errors import ValidationError
+
+from . import jobqueue
+from .backends import get_backend, load_backend_modules, netlist_hash
+from .config import Settings
+from .store import delete_result, pack_result, write_result
+
+__all__ = ["Worker", "NetworkCache", "main"]
+
+log = logging.getLogger("neurofab.server.worker")
+
+#: How often a running job's progress is written (and its cancel flag read), at most.
+PROGRESS_INTERVAL = 0.25
+
+
+class _Stop(Exception):
+    """Raised from the progress callback to end a run early; ``reason`` says why."""
+
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+class NetworkCache:
+    """Parsed and expanded networks, most recently used kept, bounded by synapse count.
+
+    Networks never change once stored, so a cached expansion is always valid; jobs on
+    the same network (the common case) skip parsing and expanding.
+    """
+
+    def __init__(self, db, max_synapses: int = 64_000_000):
+        self.db = db
+        self.max_synapses = max_synapses
+        self._entries: OrderedDict[str, tuple] = OrderedDict()
+
+    def get(self, network_id: str):
+        """``(network, netlist, image_hash)`` for a stored network."""
+        from neurofab.network import expand, parse_network
+
+        entry = self._entries.get(network_id)
+        if entry is not None:
+            self._entries.move_to_end(network_id)
+            return entry
+        row = (
+            self.db.connect().execute("SELECT document FROM networks WHERE id = ?", (network_id,)).fetchone()
+        )
+        if row is None:
+            raise LookupError(f"network {network_id} no longer exists")
+        network = parse_network(json.loads(row["document"]))
+        netlist = expand(network)
+        entry = (network, netlist, netlist_hash(netlist))
+        self._entries[network_id] = entry
+        total = sum(e[1].n_synapses for e in self._entries.values())
+        while len(self._entries) > 1 and total > self.max_synapses:
+            _, old = self._entries.popitem(last=False)
+            total -= old[1].n_synapses
+        return entry
+
+
+def _limit_message(tier: str, limit: float, ran: float) -> str:
+    return f"job exceeded the {tier} tier's runtime limit of {limit:g} s (stopped after {ran:.1f} s)"
+
+
+class _Heartbeat(threading.Thread):
+    """Extends a running job's lease every third of the lease time."""
+
+    def __init__(self, db, job_id: str, worker_id: str, lease_seconds: float):
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.db, self.job_id, self.worker_id, self.lease_seconds = db, job_id, worker_id, lease_seconds
+        self.done = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.done.wait(self.lease_seconds / 3):
+            try:
+                if not jobqueue.heartbeat(self.db, self.job_id, self.worker_id, self.lease_seconds):
+                    self.lost = True
+                    return
+            except Exception:  # a locked or busy database: try again next beat
+                log.exception("heartbeat for %s failed", self.job_id)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+class Worker:
+    """One job worker. ``run()`` loops until ``stop`` is set; ``run_one()`` runs one job."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backends=None,
+        worker_id: str | None = None,
+        poll_interval: float = 0.005,
+        housekeeping_interval: float | None = None,
+    ):
+        self.settings = settings
+        self.db = settings.database()
+        self.backends = tuple(backends or settings.backends)
+        for name in self.backends:
+            get_backend(name)  # fail at start, not at the first job, on an unknown backend
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.poll_interval = poll_interval
+        self.housekeeping_interval = housekeeping_interval or max(0.2, min(5.0, settings.lease_seconds / 4))
+        self.networks = NetworkCache(self.db)
+        self.stop = threading.Event()
+        self._next_housekeeping = 0.0
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        log.info(
+            "worker %s serving %s from %s", self.worker_id, ",".join(self.backends), self.settings.data_dir
+        )
+        last_version = None
+        while not self.stop.is_set():
+            self.housekeeping()
+            version = self.db.data_version()
+            if version != last_version:
+                last_version = version
+                while not self.stop.is_set() and self.run_one():
+                    self.housekeeping()
+                continue
+            self.stop.wait(self.poll_interval)
+
+    def housekeeping(self, force: bool = False) -> None:
+        """Now and then: say we are alive and re-queue jobs of dead workers."""
+        now = time.monotonic()
+        if not force and now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + self.housekeeping_interval
+        try:
+            jobqueue.touch_worker(self.db, self.worker_id, os.getpid(), self.backends)
+            requeued, failed = jobqueue.reap_expired(self.db, self.settings.max_attempts)
+            if requeued or failed:
+                log.warning(
+                    "re-queued %d job(s) and failed %d whose worker stopped responding", requeued, failed
+                )
+        except Exception:
+            log.exception("housekeeping failed")
+
+    def run_one(self) -> bool:
+        """Claim and run one job; false when the queue had none for this worker."""
+        row = jobqueue.claim(self.db, self.worker_id, self.backends, self.settings.lease_seconds)
+        if row is None:
+            return False
+        self.execute(row)
+        return True
+
+    # -- one job ----------------------------------------------------------------------
+
+    def execute(self, row) -> None:
+        from neurofab.job import parse_job
+        from neurofab.results import result_document
+
+        job_id, backend_name = row["id"], row["backend"]
+        heartbeat = _Heartbeat(self.db, job_id, self.worker_id, self.settings.lease_seconds)
+        heartbeat.start()
+        started = time.monotonic()
+        try:
+            network, netlist, image_hash = self.networks.get(row["network_id"])
+            job = parse_job(json.loads(row["document"]), require_network_id=True)
+            backend = get_backend(backend_name)
+            limit = row["runtime_limit"]
+            tier = self._tier_of(row["account_id"])
+            progress = self._progress_callback(job_id, limit, tier, heartbeat)
+            started = time.monotonic()
+            result = backend.run(netlist, job, progress)
+            ran = max(time.monotonic() - started, result.compute_seconds)
+            if ran > limit:  # a backend that reports progress rarely can overshoot
+                raise _Stop("limit", _limit_message(tier, limit, ran))
+            arrays = pack_result(result, netlist.n_neurons, netlist.connection_offsets)
+            manifest, blob = write_result(self.settings.data_dir, job_id, arrays)
+            document = result_document(result, network.populations)
+            provenance = {
+                "model_version": neurofab.MODEL_VERSION,
+                "package_version": neurofab.__version__,
+                "backend": backend_name,
+                "core_preset": backend.core_preset(),
+                "image_hash": backend.image_hash(netlist)
+                if backend.image_hash is not netlist_hash
+                else image_hash,
+                "network_seed": network.seed,
+                "job_seed": job.seed,
+                "attempt": row["attempts"],
+            }
+            done = jobqueue.complete(
+                self.db,
+                job_id,
+                self.worker_id,
+                result_json=json.dumps(document["result"], separators=(",", ":")),
+                compute_seconds=document["compute_seconds"],
+                provenance_json=json.dumps(provenance, separators=(",", ":")),
+                manifest=manifest,
+                blob=blob,
+            )
+            if not done:  # cancelled, or our lease was taken over: the other outcome stands
+                delete_result(self.settings.data_dir, manifest)
+                jobqueue.add_compute(self.db, job_id, self.worker_id, document["compute_seconds"])
+        except _Stop as stop:
+            ran = time.monotonic() - started
+            if stop.reason == "limit":
+                jobqueue.fail(self.db, job_id, self.worker_id, str(stop), ran)
+            elif stop.reason == "shutdown":
+                jobqueue.release(self.db, job_id, self.worker_id)
+            elif stop.reason == "cancelled":
+                jobqueue.add_compute(self.db, job_id, self.worker_id, ran)
+            # "lost": another worker owns the job now; leave it alone
+        except ValidationError as e:
+            jobqueue.fail(self.db, job_id, self.worker_id, f"{backend_name} refused the job: {e}", None)
+        except Exception as e:
+            log.error("job %s failed on %s:\n%s", job_id, backend_name, traceback.format_exc())
+            jobqueue.fail(
+                self.db,
+                job_id,
+                self.worker_id,
+                f"internal error on backend {backend_name}: {type(e).__name__}: {e}",
+                None,
+            )
+        finally:
+            heartbeat.stop()
+
+    def _tier_of(self, account_id: int) -> str:
+        row = self.db.connect().execute("SELECT tier FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        return row["tier"] if row else "unknown"
+
+    def _progress_callback(self, job_id: str, runtime_limit: float, tier: str, heartbeat: _Heartbeat):
+        started = time.monotonic()
+        next_report = [started + PROGRESS_INTERVAL]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if self.stop.is_set():
+                raise _Stop("shutdown")
+            if heartbeat.lost:
+                raise _Stop("lost")
+            if now - started > runtime_limit:
+                raise _Stop("limit", _limit_message(tier, runtime_limit, now - started))
+            if now >= next_report[0]:
+                next_report[0] = now + PROGRESS_INTERVAL
+                fraction = min(1.0, done / total) if total else 0.0
+                status = jobqueue.report_progress(self.db, job_id, self.worker_id, round(fraction, 4))
+                if status is None:
+                    raise _Stop("lost")
+                if status == "cancelled":
+                    raise _Stop("cancelled")
+
+        return progress
+
+    def warm_up(self) -> None:
+        """Run a tiny job so the first real one does not pay for JIT compilation."""
+        try:
+            from neurofab.job import parse_job
+            from neurofab.network import expand, parse_network
+
+            network = parse_network(
+                {
+                    "populations": [{"label": "a", "size": 2}],
+                    "connections": [{"source": "a", "target": "a"}],
+                    "seed": 1,
+                }
+            )
+            job = parse_job({"timesteps": 4, "stimuli": [{"population": "a", "current": 2000}]})
+            for name in self.backends:
+                get_backend(name).run(expand(network), job, None)
+        except Exception:
+            log.exception("warm-up run failed (the worker carries on)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m neurofab.server.worker", description="run one job worker"
+    )
+    parser.add_argument("--data", help="data directory (default: $NEUROFAB_DATA or ./data)")
+    parser.add_argument("--backend", action="append", help="serve jobs of this backend (repeatable)")
+    parser.add_argument(
+        "--backend-module",
+        action="append",
+        default=[],
+        help="import this module first (it registers a backend)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
+    )
+    load_backend_modules(args.backend_module)
+    settings = Settings.load({"DATA_DIR": args.data})
+    db = settings.database()
+    db.initialise()
+    worker = Worker(settings, backends=args.backend)
+
+    def on_signal(signum, frame):
+        worker.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.warm_up()
+    worker.housekeeping(force=True)
+    worker.run()
+    log.info("worker %s stopped", worker.worker_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
