@@ -1,0 +1,39 @@
+# amaranth: UnusedElaboratable=no
+"""Construction-time checks of the HDL blocks: bad parameters name the field and the value.
+
+(The first line silences Amaranth's warning about components that were refused in
+``__init__`` and so, rightly, never elaborated.)
+"""
+
+from __future__ import annotations
+
+import pytest
+from neurofab.hdl.lfsr import Lfsr
+from neurofab.hdl.neuron import NeuronUpdate
+
+from neurofab.errors import ValidationError
+
+
+@pytest.mark.parametrize("name, value", [
+    ("input_width", 1), ("input_width", 65), ("input_width", "32"), ("stimulus_width", 0),
+    ("tag_width", -1), ("tag_width", 33), ("tag_width", True),
+])
+def test_neuron_update_rejects_bad_widths(name, value):
+    with pytest.raises(ValidationError) as info:
+        NeuronUpdate(**{name: value})
+    assert info.value.path == f"NeuronUpdate.{name}"
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("seed", [0, 65536, -1, 1.0, None])
+def test_lfsr_rejects_bad_seed(seed):
+    with pytest.raises(ValidationError) as info:
+        Lfsr(seed)
+    assert info.value.path == "Lfsr.seed"
+    assert repr(seed) in str(info.value)
+
+
+def test_neuron_update_keeps_its_widths():
+    dut = NeuronUpdate(input_width=20, stimulus_width=24, tag_width=10)
+    assert (dut.input_width, dut.stimulus_width, dut.tag_width) == (20, 24, 10)
+    assert NeuronUpdate.LATENCY == 4
