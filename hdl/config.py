@@ -59,7 +59,7 @@ MAX_DELAY_SLOTS = 64
 
 def addr_bits(depth: int) -> int:
     """Bits of an address into a memory of ``depth`` words (0 for a memory of 0 or 1 word)."""
-    return max(0, (depth - 1).bit_length())
+    return (depth - 1).bit_length() if depth > 1 else 0
 
 
 def count_bits(depth: int) -> int:

@@ -111,6 +111,9 @@ class CoreLayouts:
     event : StructLayout
         Runtime only (the HDL's queue, not in an image): ``value`` (signed 17),
         ``target``, ``compartment``, ``next`` (the queue's free/arrival list link).
+    arrival : StructLayout
+        Runtime only: one per delay slot, the list of events arriving at that step
+        (``head``, ``tail`` into the event queue, ``nonempty``).
     """
 
     def __init__(self, config: CoreConfig):
@@ -139,6 +142,11 @@ class CoreLayouts:
             "axon": unsigned(config.axon_bits),
         })
         self.synapse_order = data.StructLayout({"index": unsigned(32)})
+        self.arrival = data.StructLayout({
+            "head": unsigned(config.queue_bits),
+            "tail": unsigned(config.queue_bits),
+            "nonempty": unsigned(1),
+        })
         self.event = data.StructLayout({
             "value": signed(EVENT_VALUE_BITS),
             "target": unsigned(config.neuron_bits),

@@ -1,0 +1,150 @@
+"""The arithmetic behind each hardware preset: a core's memories mapped onto block RAM.
+
+:func:`core_memories` lists every memory a core of a given shape needs (depth x width,
+image memories and runtime ones), with widths from :mod:`neurofab.hdl.layouts`.
+:func:`device_budget` maps them onto the block RAM primitives of the preset's FPGA the
+way the HDL core is meant to (``MAPPINGS``), and counts the blocks. docs/memory-map.md
+prints these tables and the tests check every hardware preset fits its device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig
+from neurofab.hdl.layouts import TRACE_BITS, core_layouts
+
+__all__ = ["Primitive", "CoreMemory", "Placed", "PRIMITIVES", "MAPPINGS", "core_memories", "device_budget",
+           "blocks_for"]
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A block RAM primitive: its aspect ratios ``(depth, width)`` and how many a device has."""
+
+    name: str
+    modes: tuple[tuple[int, int], ...]
+    available: int
+
+    @property
+    def bits(self) -> int:
+        return max(d * w for d, w in self.modes)
+
+
+@dataclass(frozen=True)
+class CoreMemory:
+    name: str
+    depth: int
+    width: int
+    #: True where an image fills it; False for runtime-only memories
+    in_image: bool
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One memory (or a bit range of one) on a primitive, with its block count."""
+
+    memory: str
+    bits: tuple[int, int]
+    depth: int
+    primitive: str
+    blocks: int
+    note: str
+
+
+#: ECP5 DP16KD aspect ratios (18 Kbit; the x9/x18/x36 modes use the parity bits)
+_DP16KD = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+PRIMITIVES = {
+    "ice40-ebr": Primitive("EBR", ((256, 16), (512, 8), (1024, 4), (2048, 2)), 30),
+    "ice40-spram": Primitive("SPRAM", ((16384, 16),), 4),
+    "ecp5-85-ebr": Primitive("DP16KD", _DP16KD, 208),
+    "ecp5-25-ebr": Primitive("DP16KD", _DP16KD, 56),
+}
+
+#: Per preset: ``(memory, first bit, end bit or None, primitive, "parallel" | "rows")``.
+#: "parallel" memories get their own blocks in the cheapest aspect ratio and are read
+#: one word per cycle; "rows" memories share one primitive time-multiplexed, a word
+#: taking ``ceil(width / 16)`` consecutive 16-bit rows (the iCE40's neuron-side SPRAM).
+MAPPINGS = {
+    "icebreaker": (
+        ("synapse", 0, 48, "ice40-spram", "parallel"),  # weight, elig, delay, target
+        ("synapse", 48, None, "ice40-ebr", "parallel"),  # compartment, plastic
+        ("accumulator", 0, None, "ice40-spram", "rows"),
+        ("neuron", 0, None, "ice40-spram", "rows"),
+        ("axon", 0, None, "ice40-spram", "rows"),
+        ("profile", 0, None, "ice40-spram", "rows"),
+        ("event", 0, None, "ice40-ebr", "parallel"),
+        ("arrival", 0, None, "ice40-ebr", "parallel"),
+    ),
+    "ulx3s-25f": tuple((m, 0, None, "ecp5-25-ebr", "parallel") for m in (
+        "profile", "neuron", "accumulator", "axon", "synapse", "event", "arrival")),
+    "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "parallel") for m in (
+        "profile", "neuron", "accumulator", "axon", "synapse", "event", "arrival")),
+}
+
+
+def core_memories(config: CoreConfig) -> dict[str, CoreMemory]:
+    """Every memory of one core of shape ``config``, by name."""
+    layouts = core_layouts(config)
+    mems = [
+        CoreMemory("profile", config.profiles, layouts.profile.size, True),
+        CoreMemory("neuron", config.neurons, layouts.neuron.size, True),
+        CoreMemory("accumulator", config.accumulators, config.acc_bits, False),
+        CoreMemory("axon", config.axons, layouts.axon.size, True),
+        CoreMemory("synapse", config.synapse_words, layouts.synapse.size, True),
+        CoreMemory("route", config.route_words, layouts.route.size, True),
+        CoreMemory("event", config.event_queue, layouts.event.size, False),
+        CoreMemory("arrival", config.delay_slots, layouts.arrival.size, False),
+        # a remote axon's pre-synaptic trace x, for STDP on this core (local axons use the neuron's)
+        CoreMemory("axon_trace", config.axons - config.neurons, TRACE_BITS, False),
+    ]
+    assert config.delay_slots <= MAX_DELAY_SLOTS
+    return {m.name: m for m in mems}
+
+
+def blocks_for(depth: int, width: int, primitive: Primitive) -> int:
+    """Fewest blocks holding ``depth`` words of ``width`` bits, read one word per cycle."""
+    if depth == 0 or width == 0:
+        return 0
+    return min(-(-width // w) * -(-depth // d) for d, w in primitive.modes)
+
+
+def device_budget(config: CoreConfig) -> tuple[list[Placed], dict[str, tuple[int, int]]]:
+    """The mapping of ``config``'s memories onto its device and ``{primitive: (used, available)}``.
+
+    Only presets in ``MAPPINGS`` have one; every memory of non-zero size must be mapped.
+    """
+    mapping = MAPPINGS[config.name]
+    mems = core_memories(config)
+    unmapped = [m.name for m in mems.values() if m.bits and m.name not in {e[0] for e in mapping}]
+    if unmapped:
+        raise ValueError(f"preset {config.name} maps no block RAM for {unmapped}")
+    placed: list[Placed] = []
+    used: dict[str, int] = {}
+    rows: dict[str, int] = {}
+    for name, lo, hi, prim_key, how in mapping:
+        mem = mems[name]
+        hi = mem.width if hi is None else hi
+        prim = PRIMITIVES[prim_key]
+        width = hi - lo
+        if how == "parallel":
+            n = blocks_for(mem.depth, width, prim)
+            placed.append(Placed(name, (lo, hi), mem.depth, prim.name, n, ""))
+            used[prim_key] = used.get(prim_key, 0) + n
+        else:
+            row_width = prim.modes[0][1]
+            r = mem.depth * -(-width // row_width)
+            rows[prim_key] = rows.get(prim_key, 0) + r
+            placed.append(Placed(name, (lo, hi), mem.depth, prim.name, 0,
+                                 f"{r:,} rows of {row_width} bits (shared block)"))
+    for prim_key, r in rows.items():
+        prim = PRIMITIVES[prim_key]
+        used[prim_key] = used.get(prim_key, 0) + -(-r // prim.modes[0][0])
+    totals = {PRIMITIVES[k].name: (used.get(k, 0), PRIMITIVES[k].available)
+              for k in dict.fromkeys(e[3] for e in mapping)}
+    return placed, totals
