@@ -275,8 +275,10 @@ def _parse_connections(raw, path: str, sizes: dict[str, int]) -> list[Connection
                 f"({ns}) and target {values['target']!r} ({nt})")
         synapses = None
         if values["synapses"] is not None:
-            defaults = (values["weight"], values["delay"])
-            synapses = tuple((*s, *defaults[len(s) - 2:]) for s in values["synapses"])
+            defaults = (None, None, values["weight"], values["delay"])
+            synapses = tuple(
+                tuple(d if i >= len(s) or s[i] is None else s[i] for i, d in enumerate(defaults))
+                for s in values["synapses"])
         # p stays None when omitted (the contract: None means "the default applies").
         p = values["p"] if item.get("p") is not None else None
         return Connection(

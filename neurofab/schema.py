@@ -435,7 +435,9 @@ def _check_tuple(f: Field, value, path, rel, bounds, values):
         ]
         spelled = ", ".join(forms[:-1]) + " or " + forms[-1] if len(forms) > 1 else forms[0]
         raise ValidationError(path, f"must be an array {spelled}, not {describe(value)}")
+    # As everywhere, null stands for an omitted optional element (it keeps its position).
     return [
+        None if item is None and not p.required else
         check_value(p, item, f"{path}[{i}]", rel=f"{rel}[{i}]", bounds=bounds, values=values)
         for i, (p, item) in enumerate(zip(f.prefix, value, strict=False))
     ]
