@@ -161,7 +161,7 @@ def _draw_weight(rng: random.Random, extreme: bool) -> int:
     return rng.choice([rng.randint(-1500, 3000), rng.randint(-400, 1200), 200])
 
 
-def _draw_connection(rng, populations, features, topology) -> dict:
+def _draw_connection(rng, populations, features, topology, large=False) -> dict:
     source = rng.choice(populations)
     if topology == "one_to_one":
         same = [p for p in populations if p["size"] == source["size"]]
@@ -177,14 +177,16 @@ def _draw_connection(rng, populations, features, topology) -> dict:
         conn["compartment"] = rng.randint(0, 3)
     if rng.random() < 0.2:
         conn["plastic"] = rng.random() < 0.5
+    # large cases keep the fan small so the reference stays around a second
+    p_max = 0.1 if large else 1.0
     if topology == "random_sparse":
-        conn["p"] = rng.choice([0.0, 1.0, round(rng.random(), 3), 0.3])
+        conn["p"] = rng.choice([0.0, p_max, round(rng.random() * p_max, 3), 0.3 * p_max])
     elif topology in ("fixed_fan_in", "fixed_fan_out"):
         limit = ns if topology == "fixed_fan_in" else nt
         if rng.random() < 0.5:
-            conn["n"] = rng.randint(0, limit)
+            conn["n"] = rng.randint(0, min(limit, 8) if large else limit)
         else:
-            conn["p"] = round(rng.random(), 3)
+            conn["p"] = round(rng.random() * p_max, 3)
     elif topology == "explicit":
         entries = []
         for _ in range(rng.randint(0, min(40, 2 * ns * nt))):
@@ -226,11 +228,12 @@ def _draw_stimulus(rng, pop, T, features) -> dict:
     return stim
 
 
-def random_documents(seed: int, force: dict | None = None, topologies=None) -> Case:
+def random_documents(seed: int, force: dict | None = None, topologies=None, large: bool = False) -> Case:
     """Draw a network document and a job document from ``seed``.
 
     ``force`` fixes some features (``{"noise": True}``); ``topologies`` restricts the
-    connection topologies drawn from.
+    connection topologies drawn from; ``large`` draws populations of up to 100 neurons and
+    up to 400 steps (about a second in the reference) instead of tens of neurons and 200.
     """
     rng = random.Random(seed)
     features = {name: rng.random() < 0.5 for name in FEATURES}
@@ -239,8 +242,11 @@ def random_documents(seed: int, force: dict | None = None, topologies=None) -> C
 
     pop_docs = []
     hints = []
-    for index in range(rng.choice([1, 1, 2, 2, 3])):
-        size = rng.choice([1, 2, rng.randint(1, 6), rng.randint(3, 12)])
+    for index in range(rng.choice([1, 1, 2, 2, 3, 4])):
+        size = rng.choice([1, 2, rng.randint(1, 6), rng.randint(3, 12), rng.randint(8, 24),
+                           rng.randint(16, 32)])
+        if large:
+            size = rng.randint(20, 100)
         params = _draw_params(rng, features["extreme"])
         doc = {"label": f"p{index}", "size": size}
         if params or rng.random() < 0.5:
@@ -251,15 +257,28 @@ def random_documents(seed: int, force: dict | None = None, topologies=None) -> C
         hints.append({"label": doc["label"], "size": size, "threshold_hint": th, "resting_hint": rest})
 
     connections = []
-    for _ in range(rng.choice([0, 1, 2, 2, 3, 4])):
-        connections.append(_draw_connection(rng, hints, features, rng.choice(topologies)))
+    for _ in range(rng.choice([0, 1, 2, 2, 3, 4, 5])):
+        connections.append(_draw_connection(rng, hints, features, rng.choice(topologies), large))
+    if features["dendritic"]:
+        # make compartment sums land exactly on dend_threshold now and then (A_c >= passes)
+        for conn in connections:
+            weight = conn["weight"]
+            if conn.get("compartment", 0) > 0 and weight > 0 and rng.random() < 0.8:
+                target = next(p for p in pop_docs if p["label"] == conn["target"])
+                target.setdefault("params", {})["dend_threshold"] = weight * rng.choice([1, 1, 2])
     network_doc = {"populations": pop_docs, "connections": connections, "seed": rng.getrandbits(32)}
 
-    T = rng.choice([1, 2, rng.randint(3, 40), rng.randint(20, 200), rng.randint(60, 200)])
-    stimuli = [_draw_stimulus(rng, rng.choice(hints), T, features)
-               for _ in range(rng.choice([0, 1, 1, 2, 3, 4]))]
+    T = rng.choice([rng.choice([1, 2]), rng.randint(3, 40), rng.randint(20, 120), rng.randint(60, 200),
+                    rng.randint(100, 200), rng.randint(3, 200), rng.randint(20, 200)])
+    if large:
+        T = rng.randint(200, 400)
+    # learning needs pre and post activity: more stimuli when plasticity is on
+    plastic = features["stdp"] or features["three_factor"]
+    count = rng.choice([1, 2, 3, 4, 5, 6] if plastic else [0, 1, 1, 2, 3, 4])
+    stimuli = [_draw_stimulus(rng, rng.choice(hints), T, features) for _ in range(count)]
     learning = {}
-    if features["stdp"] or features["three_factor"]:
+    # three_factor without enabled is legal and must do nothing: keep it, rarely
+    if features["stdp"] or (features["three_factor"] and rng.random() < 0.9):
         learning["enabled"] = True
     elif rng.random() < 0.1:
         learning["enabled"] = False
@@ -272,14 +291,16 @@ def random_documents(seed: int, force: dict | None = None, topologies=None) -> C
             learning["a_plus"] = rng.choice(pick)
             learning["a_minus"] = rng.choice(pick)
         if rng.random() < 0.6:
-            learning["trace_shift"] = rng.choice([0, 1, 3, 15, rng.randint(0, 15)])
-            learning["elig_shift"] = rng.choice([0, 1, 3, 15, rng.randint(0, 15)])
+            # shift 0 empties a trace in one step (no pairing can happen): possible but rare
+            shifts = [0, 1, 2, 3, 3, 4, 5, 6, 8, 15, rng.randint(1, 15), rng.randint(2, 6)]
+            learning["trace_shift"] = rng.choice(shifts)
+            learning["elig_shift"] = rng.choice(shifts)
     job_doc = {"timesteps": T, "stimuli": stimuli}
     if learning:
         job_doc["learning"] = learning
     if features["three_factor"]:
         rewards = []
-        for _ in range(rng.randint(0, 8)):
+        for _ in range(rng.choice([0, rng.randint(1, 4), rng.randint(3, 12), rng.randint(10, 30)])):
             step = rng.choice([rng.randrange(T), rewards[-1]["timestep"]] if rewards else [rng.randrange(T)])
             value = rng.choice([rng.randint(-32768, 32767), rng.randint(-300, 300), 32767, -32768])
             rewards.append({"timestep": step, "value": value})
@@ -361,9 +382,10 @@ def job_from_document(doc: dict) -> Job:
     )
 
 
-def random_case(seed: int, force: dict | None = None, topologies=None, via: str = "direct") -> Case:
+def random_case(seed: int, force: dict | None = None, topologies=None, via: str = "direct",
+                large: bool = False) -> Case:
     """Draw a case and build its Netlist and Job (see the module doc for ``via``)."""
-    case = random_documents(seed, force, topologies)
+    case = random_documents(seed, force, topologies, large)
     if via == "direct":
         case.netlist = netlist_from_document(case.network_doc)
         case.job = job_from_document(case.job_doc)
