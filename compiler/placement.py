@@ -31,7 +31,15 @@ __all__ = ["CapacityError", "Placement", "place", "connection_labels", "describe
 
 
 class CapacityError(ValidationError):
-    """The network does not fit the core preset (or the number of cores) asked for."""
+    """The network does not fit the core preset (or the number of cores) asked for.
+
+    ``str(error)`` is the message alone (it names the thing that does not fit);
+    ``path`` is ``"core"``, or the argument to blame (``"max_neurons_per_core"``).
+    """
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        ValueError.__init__(self, message)
 
 
 @dataclass(eq=False)
@@ -128,12 +136,12 @@ def _profiles(netlist) -> tuple[np.ndarray, np.ndarray]:
     # neurons of a population share parameters, so compare runs rather than all rows
     change = np.r_[True, np.any(params[1:] != params[:-1], axis=1)]
     run_first = np.flatnonzero(change)
-    uniq, first, inverse = np.unique(params[run_first], axis=0, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    run_profile = rank[inverse.reshape(-1)]
+    # runs are few (about one per population): number their distinct rows in first-use order
+    numbers: dict[tuple, int] = {}
+    rows = params[run_first].tolist()
+    run_profile = np.array([numbers.setdefault(tuple(row), len(numbers)) for row in rows], dtype=np.int64)
     profile = run_profile[np.cumsum(change) - 1]
-    return profile, uniq[np.argsort(first, kind="stable")]
+    return profile, np.array(list(numbers), dtype=np.int64).reshape(-1, len(PARAM_NAMES))
 
 
 def _profile_limit(profile: np.ndarray, run_starts: np.ndarray, start: int, end: int, cap: int) -> int:
@@ -153,8 +161,9 @@ def _profile_limit(profile: np.ndarray, run_starts: np.ndarray, start: int, end:
 class _Fill:
     """Greedy contiguous filling of cores with one core shape."""
 
-    def __init__(self, netlist, config: CoreConfig, per_core: int):
-        self.netlist, self.config, self.per_core = netlist, config, per_core
+    def __init__(self, netlist, config: CoreConfig, per_core: int, explain: bool = True):
+        # explain: name the presets that would fit (off while trying the presets themselves)
+        self.netlist, self.config, self.per_core, self.explain = netlist, config, per_core, explain
         n = netlist.n_neurons
         self.src = np.asarray(netlist.src, dtype=np.int64)
         tgt = np.asarray(netlist.tgt, dtype=np.int64)
@@ -200,6 +209,8 @@ class _Fill:
 
     def single_neuron_error(self, gid: int):
         cfg, name = self.config, describe_neuron(self.netlist, gid)
+        if not self.explain:
+            raise CapacityError("core", f"neuron {name} does not fit a core of preset {cfg.name}")
         if self.indeg[gid] > cfg.synapse_words:
             need, what, cap = self.indeg[gid], "synapse words", cfg.synapse_words
             raise CapacityError("core", f"neuron {name} receives {_fmt(need)} synapses, so it needs "
@@ -218,7 +229,8 @@ def _fitting_presets(netlist, config: CoreConfig, per_core: int | None = None) -
         if preset.name == config.name:
             continue
         try:
-            cores = _Fill(netlist, preset, min(preset.neurons, per_core or preset.neurons)).bounds().size - 1
+            fill = _Fill(netlist, preset, min(preset.neurons, per_core or preset.neurons), explain=False)
+            cores = fill.bounds().size - 1
         except CapacityError:
             continue
         if cores <= preset.max_cores:
@@ -249,6 +261,9 @@ def _too_many_cores(netlist, config: CoreConfig, needed: int, per_core: int, for
         else:
             lead = (f"the network needs {_fmt(m)} synapse words (the largest, connection {label}, "
                     f"{_fmt(sizes[c])}); core preset {cfg.name} holds {_fmt(cfg.synapse_words)} per core")
+    elif len(_profiles(netlist)[1]) > cfg.profiles * cfg.max_cores:
+        lead = (f"the network has {_fmt(len(_profiles(netlist)[1]))} distinct neuron parameter sets "
+                f"(profiles); core preset {cfg.name} holds {_fmt(cfg.profiles)} per core")
     elif neuron_ratio > 1:
         sizes = [p.size for p in netlist.populations]
         big = netlist.populations[int(np.argmax(sizes))]
@@ -313,8 +328,8 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
     if n_cores and routes_per_core.max() > config.route_words:
         c = int(np.argmax(routes_per_core))
         raise CapacityError(
-            "core", f"core {c} needs {_fmt(routes_per_core[c])} route entries (its neurons reach "
-            f"{_fmt(routes_per_core[c])} (neuron, other core) pairs); core preset {config.name} holds "
+            "core", f"core {c} needs {_fmt(routes_per_core[c])} route entries (one per neuron and other "
+            f"core it has synapses on); core preset {config.name} holds "
             f"{_fmt(config.route_words)} per core{_fitting_presets(netlist, config)}")
 
     # synapse memory order: by core, then axon, then synapse order (a stable sort keeps it)
