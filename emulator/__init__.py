@@ -4,3 +4,7 @@ INTERFACE CONTRACT: ``simulate(netlist, job, *, progress=None) -> RunResult``
 (``neurofab.network.Netlist``, ``neurofab.job.Job``, ``neurofab.results.RunResult``).
 ``progress(done_steps, total_steps)`` is called now and then if given.
 """
+
+from .engine import simulate
+
+__all__ = ["simulate"]

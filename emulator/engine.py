@@ -1,0 +1,340 @@
+"""``simulate(netlist, job)``: check the input, lay the network out, run the compiled chunks.
+
+See docs/emulator.md for the design. This module holds no per-step Python: it
+validates, builds the state arrays, calls :mod:`neurofab.emulator.kernels` for chunks
+of about a quarter second (reporting progress between them, growing the spike buffer
+when it runs low) and turns the final state into a :class:`neurofab.results.RunResult`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numba
+import numpy as np
+from numba import njit
+
+from neurofab.errors import ValidationError
+from neurofab.job import Job, reward_schedule, stimulus_schedule
+from neurofab.network import Netlist
+from neurofab.results import RunResult
+
+from . import kernels
+from .arith import lfsr_seed
+from .layout import MAX_BLOCK, block_bounds, build_layout, gather_synapses, incoming_index, input_bound
+
+__all__ = ["simulate", "PARALLEL_MIN_NEURONS", "CHUNK_SECONDS"]
+
+#: below this many neurons one thread is faster than a parallel region per step
+PARALLEL_MIN_NEURONS = 6000
+#: target wall time between two progress calls
+CHUNK_SECONDS = 0.25
+_INT32_MAX = (1 << 31) - 1
+
+
+def simulate(netlist: Netlist, job: Job, *, progress=None) -> RunResult:
+    """Run ``job`` on ``netlist`` exactly as docs/model.md defines it.
+
+    ``progress(done_steps, total_steps)`` is called between chunks (about every
+    quarter second) when given. Raises :class:`ValidationError` for a netlist or job
+    outside the model's ranges. ``compute_seconds`` covers laying out the network,
+    the run and building the result, not compiling (compiled code is cached on disk).
+    """
+    arrays = _checked_netlist(netlist)
+    _check_job(job, netlist.n_neurons)
+    learning = job.learning
+    plan = _plan(netlist.n_neurons, arrays, learning)
+    _warm_up(plan["ring_dtype"], plan["parallel"])
+    if plan["parallel"] and numba.threading_layer() == "workqueue":
+        # numba's fallback pool costs ~0.1 ms per parallel region, more than it saves
+        plan = _plan(netlist.n_neurons, arrays, learning, allow_parallel=False)
+    started = time.perf_counter()
+    result = _run(netlist, arrays, job, plan, progress)
+    result.compute_seconds = time.perf_counter() - started
+    return result
+
+
+# ---------------------------------------------------------------------------- checks
+
+def _checked_netlist(netlist: Netlist) -> dict:
+    """The netlist's arrays in the kernels' dtypes, after checking every range."""
+    n = netlist.n_neurons
+    if n < 1:
+        raise ValidationError("netlist.threshold", f"must list at least one neuron, not {n}")
+    neuron = {}
+    for name in ("threshold", "leak", "resting", "refrac", "dend_threshold"):
+        values = np.asarray(getattr(netlist, name))
+        if values.shape != (n,):
+            raise ValidationError(f"netlist.{name}", f"must have shape ({n},), not {values.shape}")
+        neuron[name] = values.astype(np.int64, copy=False)
+    _check_range("netlist.leak", neuron["leak"], 0, 65535)
+    _check_range("netlist.resting", neuron["resting"], -(1 << 23), (1 << 23) - 1)
+    _check_range("netlist.threshold", neuron["threshold"], 1, (1 << 23) - 1)
+    _check_range("netlist.refrac", neuron["refrac"], 0, 255)
+    _check_range("netlist.dend_threshold", neuron["dend_threshold"], 0, (1 << 23) - 1)
+    below = np.flatnonzero(neuron["threshold"] <= neuron["resting"])
+    if below.size:
+        i = int(below[0])
+        raise ValidationError(f"netlist.threshold[{i}]",
+                              f"must be greater than resting ({int(neuron['resting'][i])}), "
+                              f"not {int(neuron['threshold'][i])}")
+
+    m = netlist.n_synapses
+    synapse = {}
+    for name, dtype in (("src", np.int32), ("tgt", np.int32), ("weight", np.int32), ("delay", np.uint8),
+                        ("compartment", np.uint8), ("plastic", np.bool_)):
+        values = np.asarray(getattr(netlist, name))
+        if values.shape != (m,):
+            raise ValidationError(f"netlist.{name}", f"must have shape ({m},), not {values.shape}")
+        if name != "plastic":
+            _check_range(f"netlist.{name}", values, *{
+                "src": (0, n - 1), "tgt": (0, n - 1), "weight": (-32768, 32767),
+                "delay": (0, 63), "compartment": (0, 3)}[name])
+        synapse[name] = values.astype(dtype, copy=False)
+    return {"neuron": neuron, "synapse": synapse}
+
+
+def _check_range(path, values, lo, hi):
+    if values.size == 0:
+        return
+    if not np.issubdtype(values.dtype, np.integer) and values.dtype != np.bool_:
+        raise ValidationError(path, f"must hold integers, not {values.dtype}")
+    bad = np.flatnonzero((values < lo) | (values > hi))
+    if bad.size:
+        i = int(bad[0])
+        raise ValidationError(f"{path}[{i}]", f"must be in {lo}..{hi}, not {int(values[i])}")
+
+
+def _check_int(path, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
+        raise ValidationError(path, f"must be an integer in {lo}..{hi}, not {value!r}")
+
+
+def _check_job(job: Job, n_neurons: int) -> None:
+    _check_int("timesteps", job.timesteps, 1, 10_000_000)
+    _check_int("seed", job.seed, 0, (1 << 32) - 1)
+    lr = job.learning
+    for name in ("a_plus", "a_minus"):
+        _check_int(f"learning.{name}", getattr(lr, name), 0, 32767)
+    for name in ("trace_shift", "elig_shift"):
+        _check_int(f"learning.{name}", getattr(lr, name), 0, 15)
+    for i, reward in enumerate(job.rewards):
+        _check_int(f"rewards[{i}].timestep", reward.timestep, 0, job.timesteps - 1)
+        _check_int(f"rewards[{i}].value", reward.value, -32768, 32767)
+    for i, stim in enumerate(job.stimuli):
+        _check_int(f"stimuli[{i}].current", stim.current, -(1 << 23), (1 << 23) - 1)
+
+
+# ---------------------------------------------------------------------------- plan
+
+def _plan(n: int, arrays: dict, learning, allow_parallel: bool = True) -> dict:
+    """Block count, ring depth and integer type for this network and job."""
+    syn = arrays["synapse"]
+    threads = numba.get_num_threads()
+    parallel = allow_parallel and threads > 1 and n >= PARALLEL_MIN_NEURONS
+    n_blocks = max(1, math.ceil(n / MAX_BLOCK))
+    if parallel:
+        n_blocks = threads * math.ceil(max(n_blocks, threads) / threads)
+    bound = input_bound(syn["tgt"], syn["weight"], syn["plastic"], n, learning.enabled, learning.graded)
+    return {
+        "parallel": parallel,
+        "n_blocks": n_blocks,
+        "n_slots": int(syn["delay"].max()) + 1 if syn["delay"].size else 1,
+        "ring_dtype": np.int32 if bound <= _INT32_MAX else np.int64,
+        "planes": 4 if learning.dendritic else 1,
+    }
+
+
+_warm = set()
+
+
+def _warm_up(ring_dtype, parallel: bool) -> None:
+    """Compile (or load from the disk cache) the kernels this plan needs, untimed."""
+    key = (np.dtype(ring_dtype).name, parallel)
+    if key in _warm:
+        return
+    from neurofab.job import Learning
+    from neurofab.network import NeuronParams, Population
+
+    one = np.ones(2, np.int32)
+    tiny = Netlist(
+        populations=(Population("warm", 2, NeuronParams(), 0),),
+        threshold=one * 1000, leak=one * 3, resting=one * 0, refrac=one * 3, dend_threshold=one * 500,
+        src=np.array([0], np.int32), tgt=np.array([1], np.int32), weight=np.array([5], np.int32),
+        delay=np.array([1], np.uint8), compartment=np.array([0], np.uint8), plastic=np.array([True]),
+        connection_offsets=np.array([0, 1]),
+    )
+    arrays = _checked_netlist(tiny)
+    plan = {"parallel": parallel, "n_blocks": 2 if parallel else 1, "n_slots": 2, "ring_dtype": ring_dtype,
+            "planes": 1}
+    for lr in (Learning(), Learning(enabled=True), Learning(enabled=True, three_factor=True)):
+        _run(tiny, arrays, Job(timesteps=2, learning=lr), plan, None)
+    _warm.add(key)
+
+
+# ---------------------------------------------------------------------------- run
+
+@njit(cache=True)
+def _initial_lfsr(seed, n):
+    out = np.empty(n, np.int32)
+    for gid in range(n):
+        out[gid] = lfsr_seed(np.int64(seed), np.int64(gid))
+    return out
+
+
+def _run(netlist: Netlist, arrays: dict, job: Job, plan: dict, progress) -> RunResult:
+    n = netlist.n_neurons
+    T = job.timesteps
+    lr = job.learning
+    learning = bool(lr.enabled)
+    three_factor = learning and bool(lr.three_factor)
+    syn = arrays["synapse"]
+    neu = arrays["neuron"]
+    n_blocks = plan["n_blocks"]
+    planes = plan["planes"]
+    bounds, block_len = block_bounds(n, n_blocks)
+    n_padded = n_blocks * block_len
+
+    offsets, perm = build_layout(syn["src"], syn["tgt"], syn["delay"], n, block_len, n_blocks)
+    syn_tgt, syn_w, syn_d, syn_c, syn_src, syn_plastic = gather_synapses(
+        perm, syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"], syn["plastic"],
+        block_len, planes != 1, learning)
+    if learning and not three_factor:
+        in_offsets, in_positions = incoming_index(perm, syn["tgt"], n)
+    else:
+        in_offsets, in_positions = np.zeros(1, np.int64), np.zeros(0, np.int64)
+    elig = np.zeros(syn_w.shape[0] if three_factor else 0, np.int32)
+    if not learning:
+        del perm  # the weights never move, so the layout need not be undone
+
+    ring = np.zeros((n_blocks, plan["n_slots"], block_len * planes), plan["ring_dtype"])
+    params = np.stack([neu["threshold"], neu["leak"], neu["resting"], neu["refrac"],
+                       neu["dend_threshold"]]).astype(np.int32)
+    v = neu["resting"].astype(np.int32)
+    r = np.zeros(n, np.int32)
+    lfsr = _initial_lfsr(job.seed, n)
+    stim = np.zeros(n, np.int64)
+    x = np.zeros(n, np.int32)
+    y = np.zeros(n, np.int32)
+    spk_gid = np.zeros((2, n_blocks, block_len), np.int32)
+    spk_g = np.zeros((2, n_blocks, block_len), np.int32)
+    spk_cnt = np.zeros((2, n_blocks), np.int64)
+    # per-step spike flags, double-buffered by step parity (STDP reads the previous step's)
+    spiked = np.zeros((2, n_padded), np.uint8)
+    spiked_words = spiked.view(np.uint64)
+    payload = np.zeros(n_padded if lr.graded else 0, np.int32)
+    ev_t, ev_gid, ev_delta = stimulus_schedule(job, netlist.populations)
+    ev_t = ev_t.astype(np.int64, copy=False)
+    ev_gid = ev_gid.astype(np.int32, copy=False)
+    ev_delta = ev_delta.astype(np.int64, copy=False)
+    if ev_gid.size and (ev_gid.min() < 0 or ev_gid.max() >= n):
+        raise ValidationError("stimuli", f"name neurons outside 0..{n - 1}")
+    rw_t, rw_v = reward_schedule(job)
+    rw_t = rw_t.astype(np.int64, copy=False)
+    rw_v = rw_v.astype(np.int64, copy=False)
+    flags = np.array([lr.graded, lr.noise, learning, three_factor, lr.a_plus, lr.a_minus, lr.trace_shift,
+                      lr.elig_shift], np.int64)
+    counters = np.zeros(3, np.int64)
+    capacity = n + min(n * T, 1 << 20)
+    out_t = np.empty(capacity, np.int32)
+    out_g = np.empty(capacity, np.int32)
+
+    chunk_args = (ring, planes, bounds, offsets, syn_tgt, syn_w, syn_d, syn_c, v, r, lfsr, stim, params,
+                  spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload, ev_t, ev_gid, ev_delta, rw_t, rw_v)
+    learn_args = (counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions)
+    chooser = _KernelChooser(plan["parallel"], n, syn_w.shape[0])
+    # a first chunk of ~1e6 neuron-steps (a guess at 4e6 per second), then chunks sized
+    # from the measured speed
+    chunk = max(1, min(T, int(CHUNK_SECONDS * 4e6) // n))
+    t = 0
+    while t < T:
+        parallel, steps = chooser.next(chunk)
+        stop = min(T, t + steps)
+        spikes_before = int(counters[0])
+        began = time.perf_counter()
+        run_chunk = kernels.run_chunk_parallel if parallel else kernels.run_chunk_serial
+        reached = int(run_chunk(t, stop, *chunk_args, out_t, out_g, *learn_args))
+        elapsed = time.perf_counter() - began
+        if reached > t:
+            chooser.record(parallel, elapsed, reached - t, int(counters[0]) - spikes_before)
+            chunk = max(1, min(T, int(CHUNK_SECONDS * (reached - t) / max(elapsed, 1e-9))))
+        if reached < stop:  # the spike buffer could not take another step's worst case
+            capacity = max(2 * capacity, int(counters[0]) + 2 * n)
+            out_t = _grown(out_t, capacity, int(counters[0]))
+            out_g = _grown(out_g, capacity, int(counters[0]))
+        t = reached
+        if progress is not None:
+            progress(t, T)
+    if learning:
+        kernels.finish_learning(T - 1, bounds, offsets, syn_tgt, syn_w, spk_gid, spk_cnt, spiked, rw_t, rw_v,
+                                *learn_args)
+
+    n_spikes = int(counters[0])
+    if learning:
+        weights = np.empty(syn_w.shape[0], np.int32)
+        weights[perm] = syn_w
+    else:
+        weights = syn["weight"].astype(np.int32, copy=True)
+    state = {"v": v, "r": r, "lfsr": lfsr, "x": x, "y": y}
+    if three_factor:
+        e = np.empty(elig.shape[0], np.int32)
+        e[perm] = elig
+        state["e"] = e
+    return RunResult(
+        timesteps=T,
+        spike_times=out_t[:n_spikes].copy(),
+        spike_gids=out_g[:n_spikes].copy(),
+        final_weights=weights,
+        final_state=state,
+        extra={"engine": "emulator", "parallel_steps": chooser.steps[True],
+               "serial_steps": chooser.steps[False], "threads": numba.get_num_threads(),
+               "blocks": n_blocks, "ring_slots": plan["n_slots"],
+               "ring_dtype": np.dtype(plan["ring_dtype"]).name},
+    )
+
+
+class _KernelChooser:
+    """Picks the parallel or the serial kernel for each chunk, by measured speed.
+
+    The parallel kernel is faster on an idle machine, but it synchronises both cores
+    once per step, so when another process holds one core each step waits for the
+    scheduler and the run can become many times slower than on one core. Both kernels
+    work on the same state, so the choice is free to change between chunks: each is
+    timed (per unit of work: neuron-steps plus synaptic events), the faster one runs,
+    and the slower one is re-measured on a short chunk now and then.
+    """
+
+    REPROBE_EVERY = 16
+
+    def __init__(self, allowed: bool, n_neurons: int, n_synapses: int):
+        self.allowed = allowed
+        self.n_neurons = n_neurons
+        self.mean_out_degree = n_synapses / n_neurons
+        self.cost = {}
+        self.chunks = 0
+        self.steps = {True: 0, False: 0}
+
+    def next(self, chunk: int) -> tuple[bool, int]:
+        """``(parallel, steps)`` for the next chunk, given the chunk length for the chosen speed."""
+        self.chunks += 1
+        if not self.allowed:
+            return False, chunk
+        for parallel in (True, False):
+            if parallel not in self.cost:
+                return parallel, chunk if parallel else max(1, chunk // 4)
+        best = min(self.cost, key=self.cost.get)
+        if self.chunks % self.REPROBE_EVERY == 0:
+            return not best, max(1, chunk // 4)
+        return best, chunk
+
+    def record(self, parallel: bool, seconds: float, steps: int, spikes: int) -> None:
+        work = steps * self.n_neurons + spikes * self.mean_out_degree
+        self.cost[parallel] = seconds / max(work, 1.0)
+        self.steps[parallel] += steps
+
+
+def _grown(buffer: np.ndarray, capacity: int, used: int) -> np.ndarray:
+    bigger = np.empty(capacity, buffer.dtype)
+    bigger[:used] = buffer[:used]
+    return bigger
