@@ -41,7 +41,7 @@ __all__ = [
     "approve",
     "utc_day",
     "seconds_to_next_utc_day",
-    "month_start",
+    "utc_month",
     "usage",
 ]
 
@@ -215,9 +215,9 @@ def seconds_to_next_utc_day(now: float | None = None) -> int:
     return max(1, int(86400 - now % 86400 + 0.999))
 
 
-def month_start(now: float | None = None) -> float:
-    today = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
-    return today.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+def utc_month(now: float | None = None) -> str:
+    """The billing month, ``YYYY-MM`` (UTC)."""
+    return dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).strftime("%Y-%m")
 
 
 def usage(db, account: Account, tier: Tier, now: float | None = None) -> dict:
@@ -227,10 +227,11 @@ def usage(db, account: Account, tier: Tier, now: float | None = None) -> dict:
         row = conn.execute(
             "SELECT jobs FROM daily_usage WHERE account_id = ? AND day = ?", (account.id, utc_day(now))
         ).fetchone()
-        seconds = conn.execute(
-            "SELECT coalesce(sum(compute_seconds), 0.0) FROM jobs WHERE account_id = ? AND finished_at >= ?",
-            (account.id, month_start(now)),
-        ).fetchone()[0]
+        month = conn.execute(
+            "SELECT compute_seconds FROM monthly_usage WHERE account_id = ? AND month = ?",
+            (account.id, utc_month(now)),
+        ).fetchone()
+    seconds = month["compute_seconds"] if month else 0.0
     return {
         "jobs_today": row["jobs"] if row else 0,
         "jobs_limit_today": tier.jobs_per_day,

@@ -390,6 +390,7 @@ def submit_job():
     account = current_account()
     doc = json_body()
     idempotency_key = _idempotency_key()
+    wait = _wait_arg()
     job = parse_job(doc, require_network_id=True)
     network = svc.network(account.id, job.network_id)
     bind_job(job, network.populations)
@@ -404,7 +405,7 @@ def submit_job():
         backend = choose_backend(network, job, svc.settings.backends)
     except LookupError as e:
         raise ApiError(503, str(e)) from None
-    job_id, _ = jobqueue.insert_job(
+    job_id, created = jobqueue.insert_job(
         svc.db,
         account_id=account.id,
         jobs_per_day=tier.jobs_per_day,
@@ -415,8 +416,14 @@ def submit_job():
         runtime_limit=tier.max_runtime_seconds,
         idempotency_key=idempotency_key,
     )
-    row = svc.db.connect().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return json_response({"job_id": job_id, "status": row["status"]}, 202, {"Location": f"/v1/jobs/{job_id}"})
+    headers = {"Location": f"/v1/jobs/{job_id}"}
+    if wait > 0:  # submit and long-poll in one round trip (an extension; see docs/api.md)
+        row = _long_poll(svc, account, job_id, _job_row(account, job_id), time.monotonic() + wait)
+        return json_response(job_document(row), 200 if row["status"] in jobqueue.TERMINAL else 202, headers)
+    status = "queued"
+    if not created:  # a repeated request (same Idempotency-Key): report the job as it is now
+        status = svc.db.connect().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+    return json_response({"job_id": job_id, "status": status}, 202, headers)
 
 
 def _wait_arg() -> float:
@@ -439,29 +446,18 @@ def get_job(job_id: str):
     wait = _wait_arg()
     row = _job_row(account, job_id)
     if wait > 0 and row["status"] not in jobqueue.TERMINAL:
-        row = _long_poll(svc.db, account, job_id, row, time.monotonic() + wait)
+        row = _long_poll(svc, account, job_id, row, time.monotonic() + wait)
     return json_response(job_document(row))
 
 
-def _long_poll(db, account, job_id, row, deadline: float):
-    """Hold until the job ends or the deadline passes.
-
-    Waiting is a cheap ``PRAGMA data_version`` check (it changes only when another
-    connection commits), backing off from 2 ms to 50 ms, so a short job is answered
-    within milliseconds of completing and a long one costs almost nothing to watch.
-    """
-    delay = 0.002
-    version = db.data_version()
+def _long_poll(svc, account, job_id, row, deadline: float):
+    """Hold until the job ends or the deadline passes (see :class:`.app.JobWatcher`)."""
     while row["status"] not in jobqueue.TERMINAL:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 1.5, 0.05)
-        current = db.data_version()
-        if current != version:
-            version = current
-            row = _job_row(account, job_id)
+        svc.watcher.wait(job_id, remaining)
+        row = _job_row(account, job_id)
     return row
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 from flask import Flask, Response, current_app
@@ -26,6 +27,86 @@ __all__ = ["create_app", "Service", "service", "json_response"]
 log = logging.getLogger("neurofab.server")
 
 
+class JobWatcher:
+    """Wakes long-polling requests when their job ends.
+
+    One thread per process (started while anyone waits) checks ``PRAGMA data_version``
+    every millisecond, which changes only when another connection commits, and on a change
+    looks up every awaited job in one query. Waiting requests sleep on an event, so a
+    short job is answered within milliseconds of completing and a long one costs
+    nothing per waiting request.
+    """
+
+    TERMINAL = ("completed", "failed", "cancelled")
+
+    def __init__(self, db, interval: float = 0.001):
+        self.db = db
+        self.interval = interval
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._running = False
+        self._recheck = False
+
+    def wait(self, job_id: str, timeout: float) -> None:
+        """Return when ``job_id`` has ended, or after ``timeout`` seconds."""
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(job_id, []).append(event)
+            # The job may have ended just before we registered: look again at once.
+            self._recheck = True
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="job-watcher", daemon=True).start()
+        try:
+            event.wait(timeout)
+        finally:
+            with self._lock:
+                events = self._waiters.get(job_id, [])
+                if event in events:
+                    events.remove(event)
+                if not events:
+                    self._waiters.pop(job_id, None)
+
+    def _run(self) -> None:
+        version = None
+        idle = 0
+        while True:
+            with self._lock:
+                ids = list(self._waiters)
+                recheck, self._recheck = self._recheck, False
+                if not ids:
+                    idle += 1
+                    if idle > 1000:  # a second with nobody waiting: stop the thread
+                        self._running = False
+                        return
+            if ids:
+                idle = 0
+                current = self.db.data_version()
+                if recheck or current != version:
+                    version = current
+                    self._wake_finished(ids)
+            time.sleep(self.interval)
+
+    def _wake_finished(self, ids) -> None:
+        finished = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = (
+                self.db.connect()
+                .execute(
+                    f"SELECT id FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
+                    " AND status IN ('completed', 'failed', 'cancelled')",
+                    chunk,
+                )
+                .fetchall()
+            )
+            finished.update(r[0] for r in rows)
+        with self._lock:
+            for job_id in finished:
+                for event in self._waiters.get(job_id, []):
+                    event.set()
+
+
 class Service:
     """Settings, database and caches of one app (one per gunicorn worker process)."""
 
@@ -33,6 +114,8 @@ class Service:
         self.settings = settings
         self.db = settings.database()
         self.db.initialise()
+        self.db.start_checkpointer()
+        self.watcher = JobWatcher(self.db)
         self._networks: OrderedDict[tuple[int, str], object] = OrderedDict()
         self._lock = threading.Lock()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 
 __all__ = ["SCHEMA_VERSION", "Database"]
@@ -89,7 +90,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, backend, seq);
 CREATE INDEX IF NOT EXISTS jobs_account ON jobs(account_id, seq);
-CREATE INDEX IF NOT EXISTS jobs_billing ON jobs(account_id, finished_at);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency
     ON jobs(account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- Accepted jobs per account and UTC day: the daily limit is checked against this row.
@@ -98,6 +98,13 @@ CREATE TABLE IF NOT EXISTS daily_usage (
     day TEXT NOT NULL,
     jobs INTEGER NOT NULL,
     PRIMARY KEY (account_id, day)
+);
+-- Compute seconds per account and UTC month, added as jobs end (the bill's basis).
+CREATE TABLE IF NOT EXISTS monthly_usage (
+    account_id INTEGER NOT NULL,
+    month TEXT NOT NULL,
+    compute_seconds REAL NOT NULL,
+    PRIMARY KEY (account_id, month)
 );
 -- Job workers seen recently (what /health reports).
 CREATE TABLE IF NOT EXISTS workers (
@@ -140,6 +147,9 @@ class Database:
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # No checkpoint inside a request's COMMIT (it fsyncs, and would land on one unlucky
+        # request); a background thread checkpoints instead (start_checkpointer).
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -191,6 +201,25 @@ class Database:
             yield conn
         finally:
             conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database file, without blocking anyone."""
+        self.connect().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def start_checkpointer(self, interval: float = 1.0) -> threading.Thread:
+        """Checkpoint every ``interval`` seconds from a daemon thread of this process."""
+
+        def loop():
+            while True:
+                time.sleep(interval)
+                try:
+                    self.checkpoint()
+                except sqlite3.Error:  # busy or locked: the next round will do it
+                    pass
+
+        thread = threading.Thread(target=loop, name="sqlite-checkpointer", daemon=True)
+        thread.start()
+        return thread
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: a cheap "anything new?" check."""

@@ -19,7 +19,7 @@ import secrets
 import sqlite3
 import time
 
-from .accounts import seconds_to_next_utc_day, utc_day
+from .accounts import seconds_to_next_utc_day, utc_day, utc_month
 from .errors import ApiError
 
 __all__ = [
@@ -158,6 +158,19 @@ def report_progress(db, job_id: str, worker_id: str, progress: float) -> str | N
     return None if row is None else row["status"]
 
 
+def _bill(conn, job_id: str, compute_seconds: float | None, now: float) -> None:
+    """Add a job's compute to its account's month (what /v1/usage reports)."""
+    if not compute_seconds:
+        return
+    conn.execute(
+        "INSERT INTO monthly_usage (account_id, month, compute_seconds)"
+        " SELECT account_id, ?, ? FROM jobs WHERE id = ?"
+        " ON CONFLICT (account_id, month)"
+        " DO UPDATE SET compute_seconds = compute_seconds + excluded.compute_seconds",
+        (utc_month(now), compute_seconds, job_id),
+    )
+
+
 def complete(
     db,
     job_id: str,
@@ -170,17 +183,19 @@ def complete(
     blob: bytes | None,
 ) -> bool:
     """Store the result and mark the job completed, if it is still this worker's."""
+    now = time.time()
     with db.write() as conn:
         done = (
             conn.execute(
                 "UPDATE jobs SET status = 'completed', finished_at = ?, result = ?, compute_seconds = ?,"
                 " provenance = ?, progress = 1.0, lease_expires = NULL"
                 " WHERE id = ? AND lease_owner = ? AND status = 'running'",
-                (time.time(), result_json, compute_seconds, provenance_json, job_id, worker_id),
+                (now, result_json, compute_seconds, provenance_json, job_id, worker_id),
             ).rowcount
             == 1
         )
         if done:
+            _bill(conn, job_id, compute_seconds, now)
             conn.execute(
                 "INSERT OR REPLACE INTO results (job_id, manifest, data) VALUES (?, ?, ?)",
                 (job_id, manifest, blob),
@@ -189,15 +204,19 @@ def complete(
 
 
 def fail(db, job_id: str, worker_id: str, message: str, compute_seconds: float | None) -> bool:
+    now = time.time()
     with db.write() as conn:
-        return (
+        done = (
             conn.execute(
                 "UPDATE jobs SET status = 'failed', finished_at = ?, error_message = ?, compute_seconds = ?,"
                 " lease_expires = NULL WHERE id = ? AND lease_owner = ? AND status = 'running'",
-                (time.time(), message, compute_seconds, job_id, worker_id),
+                (now, message, compute_seconds, job_id, worker_id),
             ).rowcount
             == 1
         )
+        if done:
+            _bill(conn, job_id, compute_seconds, now)
+    return done
 
 
 def release(db, job_id: str, worker_id: str) -> bool:
@@ -217,11 +236,12 @@ def release(db, job_id: str, worker_id: str) -> bool:
 def add_compute(db, job_id: str, worker_id: str, compute_seconds: float) -> None:
     """Bill the compute a cancelled job used before its worker noticed."""
     with db.write() as conn:
-        conn.execute(
+        if conn.execute(
             "UPDATE jobs SET compute_seconds = coalesce(compute_seconds, 0) + ?"
             " WHERE id = ? AND lease_owner = ?",
             (compute_seconds, job_id, worker_id),
-        )
+        ).rowcount:
+            _bill(conn, job_id, compute_seconds, time.time())
 
 
 def cancel(db, account_id: int, job_id: str) -> str | None:

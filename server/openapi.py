@@ -236,7 +236,11 @@ def _components() -> dict:
                 "required": ["job_id", "status"],
                 "properties": {
                     "job_id": {"type": "string", "pattern": "^job_"},
-                    "status": {"type": "string", "enum": ["queued"]},
+                    "status": {
+                        "type": "string",
+                        "enum": ["queued", "running", "completed", "failed", "cancelled"],
+                        "description": "queued; a repeated Idempotency-Key reports the job's status now",
+                    },
                 },
             },
             "Result": {
@@ -470,10 +474,23 @@ def _paths() -> dict:
                 "operationId": "submitJob",
                 "tags": ["jobs"],
                 "security": _KEYED,
-                "parameters": [_idempotency_header()],
+                "parameters": [
+                    _idempotency_header(),
+                    _query(
+                        "wait",
+                        {"type": "number", "minimum": 0, "maximum": 30},
+                        "Extension: hold the request until the job ends or this many seconds pass, "
+                        "and answer with the job as GET /v1/jobs/{job_id} shows it.",
+                    ),
+                ],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Job")}}},
                 "responses": {
-                    "202": _json(_ref("JobAccepted"), "Queued; poll GET /v1/jobs/{job_id}."),
+                    "200": _json(_ref("JobStatus"), "With wait: the job ended within the wait."),
+                    "202": _json(
+                        _ref("JobAccepted"),
+                        "Queued; poll GET /v1/jobs/{job_id}. "
+                        "With wait: the job (as GET shows it) had not ended.",
+                    ),
                     "400": _E400,
                     "401": _E401,
                     "403": _E403,

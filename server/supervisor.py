@@ -90,6 +90,8 @@ class Supervisor:
             "5",
             "--error-logfile",
             "-",
+            # Several services may run on one machine (tests do): no shared control socket.
+            "--no-control-socket",
         ]
         if o.access_log:
             command += ["--access-logfile", "-"]

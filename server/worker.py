@@ -89,26 +89,38 @@ def _limit_message(tier: str, limit: float, ran: float) -> str:
 
 
 class _Heartbeat(threading.Thread):
-    """Extends a running job's lease every third of the lease time."""
+    """Extends the lease of the worker's current job every third of the lease time.
 
-    def __init__(self, db, job_id: str, worker_id: str, lease_seconds: float):
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.db, self.job_id, self.worker_id, self.lease_seconds = db, job_id, worker_id, lease_seconds
-        self.done = threading.Event()
+    One thread for the worker's life (a thread per job would cost more than a small job).
+    ``lost`` turns true when the current job is no longer this worker's running job.
+    """
+
+    def __init__(self, db, worker_id: str, lease_seconds: float):
+        super().__init__(name="heartbeat", daemon=True)
+        self.db, self.worker_id, self.lease_seconds = db, worker_id, lease_seconds
+        self._lock = threading.Lock()
+        self._job_id: str | None = None
         self.lost = False
+        self.done = threading.Event()
+
+    def watch(self, job_id: str | None) -> None:
+        with self._lock:
+            self._job_id, self.lost = job_id, False
 
     def run(self) -> None:
         while not self.done.wait(self.lease_seconds / 3):
+            with self._lock:
+                job_id = self._job_id
+            if job_id is None:
+                continue
             try:
-                if not jobqueue.heartbeat(self.db, self.job_id, self.worker_id, self.lease_seconds):
-                    self.lost = True
-                    return
+                alive = jobqueue.heartbeat(self.db, job_id, self.worker_id, self.lease_seconds)
             except Exception:  # a locked or busy database: try again next beat
-                log.exception("heartbeat for %s failed", self.job_id)
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join()
+                log.exception("heartbeat for %s failed", job_id)
+                continue
+            with self._lock:
+                if not alive and self._job_id == job_id:
+                    self.lost = True
 
 
 class Worker:
@@ -120,7 +132,8 @@ class Worker:
         *,
         backends=None,
         worker_id: str | None = None,
-        poll_interval: float = 0.005,
+        poll_interval: float = 0.001,
+        idle_poll_interval: float = 0.02,
         housekeeping_interval: float | None = None,
     ):
         self.settings = settings
@@ -130,10 +143,13 @@ class Worker:
             get_backend(name)  # fail at start, not at the first job, on an unknown backend
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.poll_interval = poll_interval
+        self.idle_poll_interval = idle_poll_interval
         self.housekeeping_interval = housekeeping_interval or max(0.2, min(5.0, settings.lease_seconds / 4))
         self.networks = NetworkCache(self.db)
         self.stop = threading.Event()
         self._next_housekeeping = 0.0
+        self._heartbeat = _Heartbeat(self.db, self.worker_id, settings.lease_seconds)
+        self._heartbeat.start()
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -141,16 +157,22 @@ class Worker:
         log.info(
             "worker %s serving %s from %s", self.worker_id, ",".join(self.backends), self.settings.data_dir
         )
+        self.db.start_checkpointer()
         last_version = None
+        last_busy = time.monotonic()
         while not self.stop.is_set():
             self.housekeeping()
             version = self.db.data_version()
             if version != last_version:
                 last_version = version
                 while not self.stop.is_set() and self.run_one():
+                    last_busy = time.monotonic()
                     self.housekeeping()
                 continue
-            self.stop.wait(self.poll_interval)
+            # Look often while jobs are coming in, rarely once the service has been idle
+            # for a while: a new job then waits at most idle_poll_interval to be seen.
+            idle = time.monotonic() - last_busy > 2.0
+            self.stop.wait(self.idle_poll_interval if idle else self.poll_interval)
 
     def housekeeping(self, force: bool = False) -> None:
         """Now and then: say we are alive and re-queue jobs of dead workers."""
@@ -183,8 +205,8 @@ class Worker:
         from neurofab.results import result_document
 
         job_id, backend_name = row["id"], row["backend"]
-        heartbeat = _Heartbeat(self.db, job_id, self.worker_id, self.settings.lease_seconds)
-        heartbeat.start()
+        heartbeat = self._heartbeat
+        heartbeat.watch(job_id)
         started = time.monotonic()
         try:
             network, netlist, image_hash = self.networks.get(row["network_id"])
@@ -247,7 +269,7 @@ class Worker:
                 None,
             )
         finally:
-            heartbeat.stop()
+            heartbeat.watch(None)
 
     def _tier_of(self, account_id: int) -> str:
         row = self.db.connect().execute("SELECT tier FROM accounts WHERE id = ?", (account_id,)).fetchone()
