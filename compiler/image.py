@@ -271,7 +271,8 @@ def render_report(report: dict) -> str:
     cap = report["capacity_per_core"]
     for core in report["cores"]:
         pops = ", ".join(f"{k} {v:,}" for k, v in core["populations"].items())
-        lines.append(f"core {core['core']}: gids {core['first_gid']:,}.. ({pops})")
+        last = core["first_gid"] + core["neurons"] - 1
+        lines.append(f"core {core['core']}: gids {core['first_gid']:,}..{last:,} ({pops})")
         mem = core["memories"]
         for name, what in (("neuron", "neurons"), ("synapse", "synapse words"),
                            ("profile", "profile entries"), ("axon", "axon entries"),
