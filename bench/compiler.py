@@ -1,0 +1,151 @@
+"""Compile time and image size, against emulating the same network for 1,000 steps.
+
+Usage::
+
+    .venv/bin/python bench/compiler.py                 # 4K, 16K, 64K neurons and the dense 1K x 1K
+    .venv/bin/python bench/compiler.py --sizes 4096 --steps 200 --no-dense
+
+Networks: the emulator benchmark's E/I network (``bench/emulator.py``: 80 synapses per
+neuron, delays 0..20) at each size, and one dense network, a single population of 1,024
+neurons connected all-to-all (1,048,576 synapses, weight 1, driven like the benchmark).
+For each, measured in the same run, in this process, after a JIT warm-up:
+
+- ``compile``: ``compile_network(netlist, --core)`` plus ``Image.to_bytes()`` (the
+  network is already expanded: parsing and topology draws are not compilation);
+- ``image``: the image's size in bytes;
+- ``emulate (netlist)``: ``simulate(netlist, job)`` for ``--steps`` steps;
+- ``emulate (image)``: ``decode_image`` + ``Image.to_netlist`` + ``simulate``, the way
+  ``neurofab simulate`` runs from an image, with the decode part also shown alone.
+
+Targets: compile <= 1/4 of emulating (netlist), and emulating from the image no slower
+than from the netlist. The script prints a table, whether each target is met, and as its
+last line one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from neurofab.compiler import compile_network, decode_image
+from neurofab.emulator import simulate
+
+from neurofab.job import bind_job, parse_job
+from neurofab.network import expand, parse_network
+
+__all__ = ["dense_documents", "measure", "main"]
+
+HERE = Path(__file__).resolve().parent
+COMPILE_SHARE = 0.25
+
+
+def _emulator_bench():
+    spec = importlib.util.spec_from_file_location("bench_emulator", HERE / "emulator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dense_documents(n: int, steps: int) -> tuple[dict, dict]:
+    """One population of ``n`` neurons, all-to-all with weight 1, and a constant drive."""
+    network = {
+        "populations": [{"label": "dense", "size": n, "params": {"threshold": 1000, "leak": 3, "refrac": 3}}],
+        "connections": [{"source": "dense", "target": "dense", "topology": "all_to_all", "weight": 1,
+                         "plastic": False}],
+        "seed": 1,
+    }
+    stimuli = [{"population": "dense", "neurons": list(range(k, n, 13)), "current": 8 + k} for k in range(13)]
+    return network, {"timesteps": steps, "stimuli": stimuli, "seed": 0}
+
+
+def _build(network_doc: dict, job_doc: dict):
+    network = parse_network(network_doc)
+    job = parse_job(job_doc)
+    bind_job(job, network.populations)
+    return expand(network), job
+
+
+def measure(label: str, network_doc: dict, job_doc: dict, core: str) -> dict:
+    netlist, job = _build(network_doc, job_doc)
+
+    started = time.perf_counter()
+    image = compile_network(netlist, core)
+    data = image.to_bytes()
+    compile_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    direct = simulate(netlist, job)
+    direct_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    rebuilt = decode_image(data).to_netlist(netlist.populations)
+    decode_s = time.perf_counter() - started
+    from_image = simulate(rebuilt, job)
+    image_s = time.perf_counter() - started
+
+    same = (np.array_equal(direct.spike_times, from_image.spike_times)
+            and np.array_equal(direct.spike_gids, from_image.spike_gids)
+            and np.array_equal(direct.final_weights, from_image.final_weights))
+    return {
+        "network": label, "neurons": netlist.n_neurons, "synapses": netlist.n_synapses,
+        "cores": image.n_cores, "compile_s": compile_s, "image_bytes": len(data),
+        "emulate_netlist_s": direct_s, "emulate_image_s": image_s, "decode_s": decode_s,
+        "spikes": direct.total_spikes, "identical": bool(same),
+        "compile_share": compile_s / direct_s if direct_s else None,
+    }
+
+
+def _table(rows: list[dict]) -> list[str]:
+    head = (f"{'network':>14} {'neurons':>8} {'synapses':>10} {'compile s':>10} {'image MB':>9} "
+            f"{'emulate s':>10} {'from image s':>13} {'(decode s)':>11} {'compile/emu':>12} {'same':>5}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['network']:>14} {r['neurons']:>8,} {r['synapses']:>10,} {r['compile_s']:>10.3f} "
+            f"{r['image_bytes'] / 1e6:>9.2f} {r['emulate_netlist_s']:>10.3f} {r['emulate_image_s']:>13.3f} "
+            f"{r['decode_s']:>11.3f} {r['compile_share']:>12.3f} {'yes' if r['identical'] else 'NO':>5}")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="4096,16384,65536", help="E/I network sizes (comma-separated)")
+    parser.add_argument("--steps", type=int, default=1000, help="emulated steps (default 1000)")
+    parser.add_argument("--core", default="sim", help="core preset to compile for (default sim)")
+    parser.add_argument("--no-dense", action="store_true", help="skip the dense 1,024 x 1,024 network")
+    args = parser.parse_args(argv)
+    bench = _emulator_bench()
+
+    # JIT warm-up, not timed
+    warm = bench.WARMUP_SIZE
+    warm_net, warm_job = _build(bench.network_document(warm), bench.job_document(warm, 20))
+    simulate(warm_net, warm_job)
+
+    rows = []
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        docs = bench.network_document(n), bench.job_document(n, args.steps)
+        rows.append(measure(f"E/I {n:,}", *docs, args.core))
+        print(_table(rows[-1:])[-1], file=sys.stderr)
+    if not args.no_dense:
+        rows.append(measure("dense 1K x 1K", *dense_documents(1024, args.steps), args.core))
+
+    print(f"compile and emulation ({args.steps:,} steps, core preset {args.core}):")
+    for line in _table(rows):
+        print(line)
+    compile_ok = all(r["compile_s"] <= COMPILE_SHARE * r["emulate_netlist_s"] for r in rows)
+    image_ok = all(r["emulate_image_s"] <= r["emulate_netlist_s"] * 1.05 for r in rows)
+    print(f"target compile <= {COMPILE_SHARE} x emulate: {'met' if compile_ok else 'NOT met'}; "
+          f"emulate from image no slower than from netlist (5% noise): {'met' if image_ok else 'NOT met'}; "
+          f"identical results: {'yes' if all(r['identical'] for r in rows) else 'NO'}")
+    print(json.dumps({"steps": args.steps, "core": args.core, "rows": rows,
+                      "compile_target_met": compile_ok, "image_target_met": image_ok}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
