@@ -15,7 +15,7 @@ import re
 import time
 
 import numpy as np
-from flask import Blueprint, Response, request, send_file, stream_with_context
+from flask import Blueprint, Response, current_app, request, send_file, stream_with_context
 
 import neurofab
 from neurofab.errors import ValidationError
@@ -47,6 +47,11 @@ def _reject_constant(name: str):
 def json_body() -> dict:
     """The request body as a JSON object (400 naming what is wrong otherwise)."""
     raw = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body is cut at the limit without complaint; one more read says
+        # whether there was more (Werkzeug then raises 413).
+        request.stream.read(1)
     if not raw.strip():
         raise ApiError(400, "request body is empty: send a JSON object")
     try:
