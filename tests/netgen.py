@@ -161,7 +161,7 @@ def _draw_weight(rng: random.Random, extreme: bool) -> int:
     return rng.choice([rng.randint(-1500, 3000), rng.randint(-400, 1200), 200])
 
 
-def _draw_connection(rng, populations, features, topology, large=False) -> dict:
+def _draw_connection(rng, populations, features, topology, scale="small") -> dict:
     source = rng.choice(populations)
     if topology == "one_to_one":
         same = [p for p in populations if p["size"] == source["size"]]
@@ -177,14 +177,15 @@ def _draw_connection(rng, populations, features, topology, large=False) -> dict:
         conn["compartment"] = rng.randint(0, 3)
     if rng.random() < 0.2:
         conn["plastic"] = rng.random() < 0.5
-    # large cases keep the fan small so the reference stays around a second
-    p_max = 0.1 if large else 1.0
+    # bigger cases keep the fan small so the reference stays around a second
+    p_max = {"small": 1.0, "large": 0.1, "wide": 0.0005}[scale]
+    n_max = {"small": 1 << 30, "large": 8, "wide": 3}[scale]
     if topology == "random_sparse":
         conn["p"] = rng.choice([0.0, p_max, round(rng.random() * p_max, 3), 0.3 * p_max])
     elif topology in ("fixed_fan_in", "fixed_fan_out"):
         limit = ns if topology == "fixed_fan_in" else nt
         if rng.random() < 0.5:
-            conn["n"] = rng.randint(0, min(limit, 8) if large else limit)
+            conn["n"] = rng.randint(0, min(limit, n_max))
         else:
             conn["p"] = round(rng.random() * p_max, 3)
     elif topology == "explicit":
@@ -228,12 +229,16 @@ def _draw_stimulus(rng, pop, T, features) -> dict:
     return stim
 
 
-def random_documents(seed: int, force: dict | None = None, topologies=None, large: bool = False) -> Case:
+def random_documents(seed: int, force: dict | None = None, topologies=None, scale: str = "small") -> Case:
     """Draw a network document and a job document from ``seed``.
 
     ``force`` fixes some features (``{"noise": True}``); ``topologies`` restricts the
-    connection topologies drawn from; ``large`` draws populations of up to 100 neurons and
-    up to 400 steps (about a second in the reference) instead of tens of neurons and 200.
+    connection topologies drawn from. ``scale`` is ``"small"`` (tens of neurons, up to 200
+    steps), ``"large"`` (populations of 20 to 100 neurons, 200 to 400 steps) or ``"wide"``
+    (two populations of 3050 to 3400 neurons, 160 to 200 steps, a few synapses per
+    neuron: wide enough for the emulator's parallel kernels and several run chunks). The
+    bigger scales keep connections sparse (no all_to_all) so the reference stays within
+    seconds.
     """
     rng = random.Random(seed)
     features = {name: rng.random() < 0.5 for name in FEATURES}
@@ -242,11 +247,13 @@ def random_documents(seed: int, force: dict | None = None, topologies=None, larg
 
     pop_docs = []
     hints = []
-    for index in range(rng.choice([1, 1, 2, 2, 3, 4])):
+    for index in range(2 if scale == "wide" else rng.choice([1, 1, 2, 2, 3, 4])):
         size = rng.choice([1, 2, rng.randint(1, 6), rng.randint(3, 12), rng.randint(8, 24),
                            rng.randint(16, 32)])
-        if large:
+        if scale == "large":
             size = rng.randint(20, 100)
+        elif scale == "wide":
+            size = rng.randint(3050, 3400)
         params = _draw_params(rng, features["extreme"])
         doc = {"label": f"p{index}", "size": size}
         if params or rng.random() < 0.5:
@@ -258,7 +265,7 @@ def random_documents(seed: int, force: dict | None = None, topologies=None, larg
 
     connections = []
     for _ in range(rng.choice([0, 1, 2, 2, 3, 4, 5])):
-        connections.append(_draw_connection(rng, hints, features, rng.choice(topologies), large))
+        connections.append(_draw_connection(rng, hints, features, rng.choice(topologies), scale))
     if features["dendritic"]:
         # make compartment sums land exactly on dend_threshold now and then (A_c >= passes)
         for conn in connections:
@@ -270,8 +277,10 @@ def random_documents(seed: int, force: dict | None = None, topologies=None, larg
 
     T = rng.choice([rng.choice([1, 2]), rng.randint(3, 40), rng.randint(20, 120), rng.randint(60, 200),
                     rng.randint(100, 200), rng.randint(3, 200), rng.randint(20, 200)])
-    if large:
+    if scale == "large":
         T = rng.randint(200, 400)
+    elif scale == "wide":
+        T = rng.randint(160, 200)
     # learning needs pre and post activity: more stimuli when plasticity is on
     plastic = features["stdp"] or features["three_factor"]
     count = rng.choice([1, 2, 3, 4, 5, 6] if plastic else [0, 1, 1, 2, 3, 4])
@@ -383,9 +392,11 @@ def job_from_document(doc: dict) -> Job:
 
 
 def random_case(seed: int, force: dict | None = None, topologies=None, via: str = "direct",
-                large: bool = False) -> Case:
+                scale: str = "small") -> Case:
     """Draw a case and build its Netlist and Job (see the module doc for ``via``)."""
-    case = random_documents(seed, force, topologies, large)
+    if scale != "small" and "all_to_all" in (topologies or TOPOLOGIES):
+        raise ValueError(f"scale {scale!r} needs sparse topologies, not all_to_all")
+    case = random_documents(seed, force, topologies, scale)
     if via == "direct":
         case.netlist = netlist_from_document(case.network_doc)
         case.job = job_from_document(case.job_doc)

@@ -4,8 +4,9 @@ This module is the test suite's oracle. It is written from the specification onl
 never from the emulator, and is deliberately naive: pure Python integers, one loop
 over steps, one over neurons, one over synapses, and every arithmetic rule as a
 named helper carrying the sentence of the spec it implements. Delayed spikes are an
-explicit list of pending events rather than a ring buffer, so that a bug in the
-emulator's delay machinery cannot be mirrored here by accident.
+explicit list of pending events (kept as a heap ordered by arrival step) rather than
+a ring buffer, so that a bug in the emulator's delay machinery cannot be mirrored here
+by accident.
 
 INTERFACE: ``reference_simulate(netlist, job) -> RunResult``, the same contract as
 ``neurofab.emulator.simulate`` (without ``progress``): spikes sorted by time then
@@ -26,6 +27,7 @@ Where the spec leaves room, the reading taken here is:
 
 from __future__ import annotations
 
+import heapq
 import time
 
 import numpy as np
@@ -197,20 +199,18 @@ def reference_simulate(netlist, job) -> RunResult:
     for reward in job.rewards:
         reward_sum[reward.timestep] = reward_sum.get(reward.timestep, 0) + reward.value
 
-    # Spikes in flight: (arrival step, target gid, compartment, value), value fixed at emission.
+    # Spikes in flight: (arrival step, target gid, compartment, value), value fixed at emission;
+    # a heap, so the earliest arrival is pending[0].
     pending: list[tuple[int, int, int, int]] = []
     spikes: list[tuple[int, int]] = []
 
     for t in range(T):
         # 1. Input: sum every contribution arriving at (neuron, c) at t, exactly.
         inputs = [[0, 0, 0, 0] for _ in range(n)]
-        still_pending = []
-        for arrival, target, comp, value in pending:
-            if arrival == t:
-                inputs[target][comp] += value
-            else:
-                still_pending.append((arrival, target, comp, value))
-        pending = still_pending
+        while pending and pending[0][0] == t:
+            _, target, comp, value = heapq.heappop(pending)
+            inputs[target][comp] += value
+        assert not pending or pending[0][0] > t, "a spike arrival was missed"
 
         # 3. Stimulus: S per neuron, the sum of every active stimulus on it.
         stim_current = [0] * n
@@ -251,7 +251,8 @@ def reference_simulate(netlist, job) -> RunResult:
             if spiked[src[k]]:
                 arrival = t + 1 + delay[k]
                 if arrival < T:  # "Arrivals at t >= T have no effect."
-                    pending.append((arrival, tgt[k], compartment[k], contribution(w[k], payload[src[k]])))
+                    event = (arrival, tgt[k], compartment[k], contribution(w[k], payload[src[k]]))
+                    heapq.heappush(pending, event)
 
         # 6. Learning, at the end of step t.
         if learning.enabled:

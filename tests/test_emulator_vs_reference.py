@@ -59,10 +59,10 @@ def assert_same_run(emulated, expected, where: str) -> None:
     assert emulated.timesteps == expected.timesteps, where
 
 
-def check_case(seed, force=None, topologies=None, via="direct", large=False):
-    case = random_case(seed, force, topologies, via, large)
+def check_case(seed, force=None, topologies=None, via="direct", scale="small"):
+    case = random_case(seed, force, topologies, via, scale)
     where = (f"{case.describe()}; rebuild with netgen.random_case({seed}, force={force!r}, "
-             f"topologies={topologies!r}, via={via!r}, large={large!r})")
+             f"topologies={topologies!r}, via={via!r}, scale={scale!r})")
     expected = reference_simulate(case.netlist, case.job)
     emulated = backend_simulate("emulator")(case.netlist, case.job)
     assert_same_run(emulated, expected, where)
@@ -112,10 +112,23 @@ def test_through_the_document_parser(seed):
     check_case(seed, via="parser")
 
 
+SPARSE = tuple(t for t in TOPOLOGIES if t != "all_to_all")
+
+
 @pytest.mark.parametrize("seed", range(60_000, 60_012), ids=_ids("large-"))
 def test_larger_networks(seed):
     # up to a few hundred neurons and 400 steps, sparse topologies only
-    check_case(seed, topologies=tuple(t for t in TOPOLOGIES if t != "all_to_all"), large=True)
+    check_case(seed, topologies=SPARSE, scale="large")
+
+
+@pytest.mark.parametrize("seed", range(70_000, 70_004), ids=_ids("wide-"))
+def test_wide_networks(seed):
+    # 6100 to 6800 neurons over 160 to 200 steps: beyond the emulator's threshold for its
+    # parallel kernels (6000 neurons when this was written) and more than one run chunk
+    # (its first chunk is 10^6 neuron-steps); every feature on, extreme parameters in
+    # every other case (they make most neurons silent, so learning moves less)
+    force = {name: True for name in FEATURES} | {"extreme": seed % 2 == 1}
+    check_case(seed, force=force, topologies=SPARSE, scale="wide")
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -616,7 +616,39 @@ def test_result_shapes(simulate):
     order = np.lexsort((result.spike_gids, result.spike_times))
     assert np.array_equal(order, np.arange(result.total_spikes))
     assert result.final_weights.shape == (2,)
+    # the RunResult contract: int32 spikes and weights, int32/int64 state
+    assert result.spike_times.dtype == np.int32 and result.spike_gids.dtype == np.int32
+    assert result.final_weights.dtype == np.int32
+    assert all(np.asarray(a).dtype in (np.int32, np.int64) for a in result.final_state.values())
     assert set(result.final_state) == {"v", "r", "lfsr", "x", "y", "e"}
     for name in ("v", "r", "lfsr", "x", "y"):
         assert np.asarray(result.final_state[name]).shape == (5,)
     assert np.asarray(result.final_state["e"]).shape == (2,)
+
+
+def test_huge_stimulus_sums_are_exact(simulate):
+    # 300 stimuli of 2^23 - 1 on one neuron sum to about 2.5e9 (beyond 32 bits signed) before
+    # the one saturation: v = 2^23 - 1 = threshold -> spike at t0. Likewise 300 of -2^23 on
+    # p1 give -2^23. On p2, 300 of +2^23 - 1 and 300 of -2^23 at once sum to -300: v = -300.
+    stimuli = ([stim("p0", V_MAX)] * 300 + [stim("p1", V_MIN)] * 300
+               + [stim("p2", V_MAX)] * 300 + [stim("p2", V_MIN)] * 300)
+    netlist = net((1, {"threshold": V_MAX, "leak": 0}), (1, {"leak": 0}), (1, {"leak": 0}))
+    result = simulate(netlist, job(1, *stimuli))
+    assert trains(result) == {0: [0]}
+    assert state(result, "v") == [0, V_MIN, -300]
+
+
+def test_synaptic_input_beyond_32_bits(simulate):
+    # 100 sources spike at t0 with v = 5000 (graded g = min(255, 128 + 4000 >> 3) = 255), each
+    # over 330 parallel synapses to p1 (weight 32767) and 330 to p2 (weight -32768).
+    # Per synapse: (32767 * 255) >> 7 = 65278 and (-32768 * 255) >> 7 = -65280.
+    # A_0 of p1 = 33000 * 65278 = 2,154,174,000 > 2^31 - 1; summed exactly and saturated once:
+    # v = 2^23 - 1 = threshold -> p1 spikes at t1. p2: 33000 * -65280 = -2,154,240,000 -> v = -2^23.
+    # (A 32-bit wrapping sum would turn both around.)
+    up = [SynapseSpec(i, 100, weight=32767) for i in range(100) for _ in range(330)]
+    down = [SynapseSpec(i, 101, weight=-32768) for i in range(100) for _ in range(330)]
+    netlist = net((100, {}), (1, {"threshold": V_MAX, "leak": 0}), (1, {"threshold": V_MAX, "leak": 0}),
+                  connections=[up, down])
+    result = simulate(netlist, job(2, stim("p0", 5000, times=[0]), learning=Learning(graded=True)))
+    assert trains(result) == {**{i: [0] for i in range(100)}, 100: [1]}
+    assert state(result, "v")[100:] == [0, V_MIN]
