@@ -363,18 +363,17 @@ def _fill_memories(netlist: Netlist, pl: Placement) -> list[dict]:
     axon_bounds = np.concatenate([[0], np.cumsum(pl.n_axons)])
     syn_bounds = pl.core_synapse_bounds()
     order = pl.syn_order
-    syn_count = np.bincount(axon_bounds[pl.syn_core] + pl.syn_axon, minlength=int(axon_bounds[-1]))
+    syn_count = np.bincount(pl.axon_key, minlength=int(axon_bounds[-1]))
     axon_core = np.repeat(np.arange(n_cores), pl.n_axons)
     syn_base = np.cumsum(syn_count) - syn_count - syn_bounds[axon_core]
     axon_words = pack_words(layouts.axon, {"syn_base": syn_base, "syn_count": syn_count}, syn_count.size)
-    tgt = np.asarray(netlist.tgt, dtype=np.int64)[order]
+    # target's local index: gid minus its core's first gid (per neuron, then gathered in order)
+    local_index = gids - bounds[core_of]
     synapse_words = pack_words(layouts.synapse, {
-        "weight": np.asarray(netlist.weight)[order],
-        "delay": np.asarray(netlist.delay)[order],
-        "target": tgt - bounds[core_of[tgt]],
-        "compartment": np.asarray(netlist.compartment)[order],
-        "plastic": np.asarray(netlist.plastic)[order].astype(np.int64),
-    }, order.size)
+        "weight": netlist.weight, "delay": netlist.delay, "compartment": netlist.compartment,
+        "plastic": netlist.plastic,
+        "target": local_index[netlist.tgt] if n_cores > 1 else netlist.tgt,
+    }, order.size, order=order)
     order_words = pack_words(layouts.synapse_order, {"index": order}, order.size)
 
     per_memory = {

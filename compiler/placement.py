@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from neurofab.hdl.config import PRESETS, CoreConfig
+from numba import njit
 
 from neurofab.errors import ValidationError
 
-__all__ = ["CapacityError", "Placement", "place", "connection_labels", "describe_neuron"]
+__all__ = ["CapacityError", "Placement", "place", "connection_labels", "describe_neuron", "counting_order"]
 
 
 class CapacityError(ValidationError):
@@ -61,6 +62,7 @@ class Placement:
     syn_core: np.ndarray
     syn_axon: np.ndarray
     syn_order: np.ndarray
+    axon_key: np.ndarray
     route_src: np.ndarray
     route_core: np.ndarray
     route_axon: np.ndarray
@@ -72,6 +74,8 @@ class Placement:
 
     def core_synapse_bounds(self) -> np.ndarray:
         """``syn_order[b[c]:b[c + 1]]`` are core ``c``'s synapses."""
+        if self.n_cores == 1:
+            return np.array([0, self.syn_core.shape[0]], dtype=np.int64)
         counts = np.bincount(self.syn_core, minlength=self.n_cores)
         return np.concatenate([[0], np.cumsum(counts)])
 
@@ -158,6 +162,22 @@ def _profile_limit(profile: np.ndarray, run_starts: np.ndarray, start: int, end:
     return end
 
 
+@njit(cache=True, nogil=True)
+def counting_order(keys, n_keys):
+    """The stable sort order of ``keys`` (integers in ``0 .. n_keys - 1``): O(len + n_keys)."""
+    start = np.zeros(n_keys + 1, np.int64)
+    for k in keys:
+        start[k + 1] += 1
+    for k in range(n_keys):
+        start[k + 1] += start[k]
+    order = np.empty(keys.shape[0], np.int64)
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        order[start[k]] = i
+        start[k] += 1
+    return order
+
+
 class _Fill:
     """Greedy contiguous filling of cores with one core shape."""
 
@@ -165,17 +185,21 @@ class _Fill:
         # explain: name the presets that would fit (off while trying the presets themselves)
         self.netlist, self.config, self.per_core, self.explain = netlist, config, per_core, explain
         n = netlist.n_neurons
-        self.src = np.asarray(netlist.src, dtype=np.int64)
-        tgt = np.asarray(netlist.tgt, dtype=np.int64)
-        self.by_target = np.argsort(tgt, kind="stable")
-        self.indeg = np.bincount(tgt, minlength=n)
+        self.src = np.asarray(netlist.src)
+        self.indeg = np.bincount(netlist.tgt, minlength=n)
+        self._by_target = None
         self.cum = np.concatenate([[0], np.cumsum(self.indeg)])
         self.profile, self.profile_params = _profiles(netlist)
         self.run_starts = np.flatnonzero(np.r_[True, self.profile[1:] != self.profile[:-1]]) \
             if n else np.zeros(0, np.int64)
 
     def remote_sources(self, start: int, end: int) -> int:
-        sources = self.src[self.by_target[self.cum[start]:self.cum[end]]]
+        n_in = int(self.cum[end] - self.cum[start])
+        if (start == 0 and end == self.netlist.n_neurons) or n_in <= self.config.axons - (end - start):
+            return 0 if start == 0 and end == self.netlist.n_neurons else n_in  # a bound is enough
+        if self._by_target is None:  # synapses grouped by target, built when first needed
+            self._by_target = counting_order(np.asarray(self.netlist.tgt), self.netlist.n_neurons)
+        sources = self.src[self._by_target[self.cum[start]:self.cum[end]]]
         outside = sources[(sources < start) | (sources >= end)]
         if outside.size <= self.config.axons - (end - start):
             return int(outside.size)  # a bound is enough: it fits
@@ -297,11 +321,14 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
         raise _too_many_cores(netlist, config, n_cores, per_core, forced)
 
     n, m = netlist.n_neurons, netlist.n_synapses
-    src = fill.src
-    tgt = np.asarray(netlist.tgt, dtype=np.int64)
+    src = np.asarray(netlist.src, dtype=np.int64)
     core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
-    syn_core = core_of[tgt]
-    remote = core_of[src] != syn_core
+    if n_cores == 1:  # the common case, without per-synapse temporaries
+        syn_core = np.zeros(m, np.int64)
+        remote = np.zeros(m, bool)
+    else:
+        syn_core = core_of[np.asarray(netlist.tgt)]
+        remote = core_of[src] != syn_core
 
     # remote axons: one per distinct (target core, source) among synapses that cross cores
     C = max(n_cores, 1)
@@ -312,7 +339,7 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
     pair_axon = n_local[pair_core] + (np.arange(pair_key.size) - first_pair[pair_core])
     n_axons = n_local + np.bincount(pair_core, minlength=n_cores)
 
-    syn_axon = src - bounds[core_of[src]]  # local axons: the source's local index
+    syn_axon = src - bounds[core_of[src]] if n_cores > 1 else src  # local axons: the local index
     if pair_key.size:
         syn_axon[remote] = pair_axon[np.searchsorted(pair_key, syn_core[remote] * n + src[remote])]
 
@@ -334,10 +361,11 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
 
     # synapse memory order: by core, then axon, then synapse order (a stable sort keeps it)
     axon_base = np.concatenate([[0], np.cumsum(n_axons)])
-    syn_order = np.argsort(axon_base[syn_core] + syn_axon, kind="stable") if m else np.zeros(0, np.int64)
+    axon_key = axon_base[syn_core] + syn_axon if n_cores > 1 else syn_axon
+    syn_order = counting_order(axon_key, int(axon_base[-1]))
     profile, profile_params = fill.profile, fill.profile_params
     return Placement(
         config=config, bounds=bounds, profile=profile, profile_params=profile_params,
-        syn_core=syn_core, syn_axon=syn_axon, syn_order=syn_order,
+        syn_core=syn_core, syn_axon=syn_axon, syn_order=syn_order, axon_key=axon_key,
         route_src=route_src, route_core=route_core, route_axon=route_axon, n_axons=n_axons,
     )

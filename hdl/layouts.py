@@ -4,7 +4,8 @@ Each word is an Amaranth :class:`~amaranth.lib.data.StructLayout` whose field wi
 from a :class:`~neurofab.hdl.config.CoreConfig`. The HDL uses these layouts as views on
 its memories; the compiler, the emulator and the host take every field's offset and
 width from the same objects through :func:`pack_words` and :func:`unpack_words`, which
-work on whole memories at once with numpy (``Layout.const`` costs about 16 us a word).
+work on whole memories at once: numpy arrays, one compiled pass per field (``Layout.const``
+costs about 16 us a word).
 docs/memory-map.md is generated from these layouts (``python -m
 neurofab.compiler.memory_map``) and a test keeps it current.
 
@@ -24,6 +25,7 @@ from functools import cache
 import numpy as np
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
+from numba import njit
 
 from .config import CoreConfig, addr_bits
 
@@ -189,60 +191,92 @@ def word_lanes(layout: data.StructLayout) -> int:
     return max(1, -(-layout.size // 64))
 
 
-def _mask(width: int) -> np.uint64:
-    return np.uint64((1 << width) - 1)
+@njit(cache=True, nogil=True)
+def _pack_field(words, values, order, lane, shift, width, lo, hi):
+    """OR one field into ``words``: ``values[order[i]]`` (or ``values[i]``) into word ``i``.
+
+    One pass, no temporaries. Returns the index of the first value outside ``lo .. hi``,
+    or -1 when all fit.
+    """
+    mask = np.uint64((1 << width) - 1) if width < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+    spill = shift + width > 64
+    for i in range(words.shape[0]):
+        v = np.int64(values[order[i]] if order.shape[0] else values[i])
+        if v < lo or v > hi:
+            return i
+        bits = np.uint64(v) & mask
+        words[i, lane] |= bits << np.uint64(shift)
+        if spill:
+            words[i, lane + 1] |= bits >> np.uint64(64 - shift)
+    return -1
 
 
-def pack_words(layout: data.StructLayout, values: dict, count: int) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def _unpack_field(words, lane, shift, width, is_signed):
+    out = np.empty(words.shape[0], np.int64)
+    mask = np.uint64((1 << width) - 1) if width < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+    spill = shift + width > 64
+    for i in range(words.shape[0]):
+        bits = words[i, lane] >> np.uint64(shift)
+        if spill:
+            bits |= words[i, lane + 1] << np.uint64(64 - shift)
+        v = np.int64(bits & mask)
+        if is_signed and v >= (np.int64(1) << (width - 1)):
+            v -= np.int64(1) << width
+        out[i] = v
+    return out
+
+
+_NO_ORDER = np.zeros(0, np.int64)
+
+
+def pack_words(layout: data.StructLayout, values: dict, count: int, order=None) -> np.ndarray:
     """Pack ``count`` words of ``layout`` from per-field integer arrays.
 
-    ``values`` maps field names to arrays (or scalars) of length ``count``; a field that
-    is absent is 0. Returns ``uint64`` of shape ``(count, word_lanes(layout))``. A value
-    that does not fit its field raises :class:`ValueError` naming the field and value.
+    ``values`` maps field names to arrays (or scalars); word ``i`` takes element ``i`` of
+    each, or element ``order[i]`` when ``order`` is given (so a memory can be packed in
+    its own address order without gathering copies first). A field that is absent is 0.
+    Returns ``uint64`` of shape ``(count, word_lanes(layout))``. A value that does not fit
+    its field raises :class:`ValueError` naming the field and the value.
     """
     unknown = set(values) - {name for name, _ in layout}
     if unknown:
         raise ValueError(f"no field {sorted(unknown)[0]!r} in layout {layout!r}")
+    order = _NO_ORDER if order is None else np.ascontiguousarray(order, dtype=np.int64)
+    if order.shape[0] not in (0, count):
+        raise ValueError(f"order has {order.shape[0]} entries, not {count}")
     words = np.zeros((count, word_lanes(layout)), dtype=np.uint64)
     for name, field in layout:
         if name not in values:
             continue
-        value = np.broadcast_to(np.asarray(values[name], dtype=np.int64), (count,))
+        value = np.asarray(values[name])
+        if value.dtype == np.bool_:
+            value = value.view(np.uint8)
+        if value.ndim == 0 or (value.shape[0] != count and not order.shape[0]):
+            value = np.broadcast_to(value.astype(np.int64), (count,))
         width, is_signed = field.width, field.shape.signed
         lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1)
         if width == 0:
             lo = hi = 0
-        if count and (value.min() < lo or value.max() > hi):
-            bad = int(value[(value < lo) | (value > hi)][0])
-            raise ValueError(f"field {name} holds {lo} .. {hi} ({field.shape}), not {bad}")
-        if width == 0:
-            continue
-        bits = value.view(np.uint64) & _mask(width)
         lane, shift = divmod(field.offset, 64)
-        words[:, lane] |= bits << np.uint64(shift)
-        if shift + width > 64:
-            words[:, lane + 1] |= bits >> np.uint64(64 - shift)
+        bad = _pack_field(words, np.ascontiguousarray(value), order, lane, shift, width, lo, hi) \
+            if count else -1
+        if bad >= 0:
+            v = int(value[order[bad]] if order.shape[0] else value[bad])
+            raise ValueError(f"field {name} holds {lo} .. {hi} ({field.shape}), not {v}")
     return words
 
 
 def unpack_words(layout: data.StructLayout, words: np.ndarray) -> dict:
     """Every field of packed ``words`` (as from :func:`pack_words`) as ``int64`` arrays."""
-    words = np.asarray(words, dtype=np.uint64).reshape(-1, word_lanes(layout))
+    words = np.ascontiguousarray(words, dtype=np.uint64).reshape(-1, word_lanes(layout))
     out = {}
     for name, field in layout:
-        width = field.width
-        if width == 0:
+        if field.width == 0:
             out[name] = np.zeros(words.shape[0], dtype=np.int64)
             continue
         lane, shift = divmod(field.offset, 64)
-        bits = words[:, lane] >> np.uint64(shift)
-        if shift + width > 64:
-            bits = bits | (words[:, lane + 1] << np.uint64(64 - shift))
-        bits = bits & _mask(width)
-        value = bits.view(np.int64)
-        if field.shape.signed:
-            value = np.where(value >= (1 << (width - 1)), value - (1 << width), value)
-        out[name] = value.astype(np.int64, copy=False)
+        out[name] = _unpack_field(words, lane, shift, field.width, field.shape.signed)
     return out
 
 
