@@ -22,7 +22,7 @@ from neurofab.results import RunResult
 
 from . import kernels
 from .arith import lfsr_seed
-from .layout import MAX_BLOCK, block_bounds, build_layout, gather_synapses, incoming_index, input_bound
+from .layout import MAX_BLOCK, block_bounds, build_layout, incoming_index
 
 __all__ = ["simulate", "PARALLEL_MIN_NEURONS", "CHUNK_SECONDS"]
 
@@ -30,6 +30,7 @@ __all__ = ["simulate", "PARALLEL_MIN_NEURONS", "CHUNK_SECONDS"]
 PARALLEL_MIN_NEURONS = 6000
 #: target wall time between two progress calls
 CHUNK_SECONDS = 0.25
+_INT16_MAX = (1 << 15) - 1
 _INT32_MAX = (1 << 31) - 1
 
 
@@ -38,21 +39,22 @@ def simulate(netlist: Netlist, job: Job, *, progress=None) -> RunResult:
 
     ``progress(done_steps, total_steps)`` is called between chunks (about every
     quarter second) when given. Raises :class:`ValidationError` for a netlist or job
-    outside the model's ranges. ``compute_seconds`` covers laying out the network,
-    the run and building the result, not compiling (compiled code is cached on disk).
+    outside the model's ranges. ``compute_seconds`` is the wall time of the whole
+    call (checks, layout, run, result) less the time spent compiling or loading
+    compiled kernels on a process's first runs.
     """
+    started = time.perf_counter()
+    # compile or load the checks, the layout and the narrowest ring's kernels first
+    compile_seconds = _warm_up(np.int16, _wants_parallel(netlist.n_neurons))
     arrays = _checked_netlist(netlist)
     _check_job(job, netlist.n_neurons)
-    learning = job.learning
-    plan = _plan(netlist.n_neurons, arrays, learning)
-    _warm_up(plan["ring_dtype"], plan["parallel"])
-    if plan["parallel"] and numba.threading_layer() == "workqueue":
-        # numba's fallback pool costs ~0.1 ms per parallel region, more than it saves
-        plan = _plan(netlist.n_neurons, arrays, learning, allow_parallel=False)
-    started = time.perf_counter()
-    result = _run(netlist, arrays, job, plan, progress)
-    result.compute_seconds = time.perf_counter() - started
+    result, more_compile_seconds = _run(netlist, arrays, job, progress)
+    result.compute_seconds = time.perf_counter() - started - compile_seconds - more_compile_seconds
     return result
+
+
+def _wants_parallel(n: int) -> bool:
+    return _parallel_usable and numba.get_num_threads() > 1 and n >= PARALLEL_MIN_NEURONS
 
 
 # ---------------------------------------------------------------------------- checks
@@ -98,12 +100,20 @@ def _checked_netlist(netlist: Netlist) -> dict:
 def _check_range(path, values, lo, hi):
     if values.size == 0:
         return
-    if not np.issubdtype(values.dtype, np.integer) and values.dtype != np.bool_:
+    if not np.issubdtype(values.dtype, np.integer):
         raise ValidationError(path, f"must hold integers, not {values.dtype}")
-    bad = np.flatnonzero((values < lo) | (values > hi))
-    if bad.size:
-        i = int(bad[0])
+    i = int(_first_outside(values, lo, hi))
+    if i >= 0:
         raise ValidationError(f"{path}[{i}]", f"must be in {lo}..{hi}, not {int(values[i])}")
+
+
+@njit(cache=True)
+def _first_outside(values, lo, hi):
+    """Index of the first value outside ``lo .. hi``, or -1 (one pass, no temporaries)."""
+    for i in range(values.shape[0]):
+        if values[i] < lo or values[i] > hi:
+            return i
+    return -1
 
 
 def _check_int(path, value, lo, hi):
@@ -128,32 +138,46 @@ def _check_job(job: Job, n_neurons: int) -> None:
 
 # ---------------------------------------------------------------------------- plan
 
-def _plan(n: int, arrays: dict, learning, allow_parallel: bool = True) -> dict:
-    """Block count, ring depth and integer type for this network and job."""
-    syn = arrays["synapse"]
-    threads = numba.get_num_threads()
-    parallel = allow_parallel and threads > 1 and n >= PARALLEL_MIN_NEURONS
+def _blocks(n: int, parallel: bool) -> int:
+    """How many blocks: enough for 65,536 neurons each, a multiple of the threads when parallel."""
     n_blocks = max(1, math.ceil(n / MAX_BLOCK))
     if parallel:
+        threads = numba.get_num_threads()
         n_blocks = threads * math.ceil(max(n_blocks, threads) / threads)
-    bound = input_bound(syn["tgt"], syn["weight"], syn["plastic"], n, learning.enabled, learning.graded)
-    return {
-        "parallel": parallel,
-        "n_blocks": n_blocks,
-        "n_slots": int(syn["delay"].max()) + 1 if syn["delay"].size else 1,
-        "ring_dtype": np.int32 if bound <= _INT32_MAX else np.int64,
-        "planes": 4 if learning.dendritic else 1,
-    }
+    return n_blocks
 
 
+def _ring_dtype(bound: int):
+    """The narrowest ring integer that holds every partial input sum exactly.
+
+    ``bound`` is the largest ``sum |contribution|`` a neuron can receive in one step
+    (:func:`neurofab.emulator.layout.input_bound`); any partial sum is within it too.
+    A narrower ring is a smaller working set: at 64K neurons and 21 slots, ``int16``
+    keeps each thread's half of the ring inside its 2 MB L2 cache.
+    """
+    if bound <= _INT16_MAX:
+        return np.int16
+    if bound <= _INT32_MAX:
+        return np.int32
+    return np.int64
+
+
+#: (ring dtype name, parallel) pairs whose kernels this process has compiled or loaded
 _warm = set()
+_parallel_usable = True
 
 
-def _warm_up(ring_dtype, parallel: bool) -> None:
-    """Compile (or load from the disk cache) the kernels this plan needs, untimed."""
+def _warm_up(ring_dtype, parallel: bool) -> float:
+    """Compile (or load from the disk cache) the kernels a run needs; returns the seconds spent.
+
+    Runs a two-neuron network through :func:`_run` without, with and with
+    three-factor learning, so every kernel is compiled for this ring type.
+    """
+    global _parallel_usable
     key = (np.dtype(ring_dtype).name, parallel)
     if key in _warm:
-        return
+        return 0.0
+    began = time.perf_counter()
     from neurofab.job import Learning
     from neurofab.network import NeuronParams, Population
 
@@ -166,11 +190,13 @@ def _warm_up(ring_dtype, parallel: bool) -> None:
         connection_offsets=np.array([0, 1]),
     )
     arrays = _checked_netlist(tiny)
-    plan = {"parallel": parallel, "n_blocks": 2 if parallel else 1, "n_slots": 2, "ring_dtype": ring_dtype,
-            "planes": 1}
     for lr in (Learning(), Learning(enabled=True), Learning(enabled=True, three_factor=True)):
-        _run(tiny, arrays, Job(timesteps=2, learning=lr), plan, None)
+        _run(tiny, arrays, Job(timesteps=2, learning=lr), None, force=(parallel, ring_dtype))
+    if parallel and numba.threading_layer() == "workqueue":
+        # numba's fallback pool costs ~0.1 ms per parallel region, more than it saves
+        _parallel_usable = False
     _warm.add(key)
+    return time.perf_counter() - began
 
 
 # ---------------------------------------------------------------------------- run
@@ -183,7 +209,9 @@ def _initial_lfsr(seed, n):
     return out
 
 
-def _run(netlist: Netlist, arrays: dict, job: Job, plan: dict, progress) -> RunResult:
+def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
+    """``(result, compile_seconds)``; ``force = (parallel, ring_dtype)`` overrides the plan
+    (the warm-up uses it to compile a given variant on a tiny network)."""
     n = netlist.n_neurons
     T = job.timesteps
     lr = job.learning
@@ -191,24 +219,28 @@ def _run(netlist: Netlist, arrays: dict, job: Job, plan: dict, progress) -> RunR
     three_factor = learning and bool(lr.three_factor)
     syn = arrays["synapse"]
     neu = arrays["neuron"]
-    n_blocks = plan["n_blocks"]
-    planes = plan["planes"]
+    planes = 4 if lr.dendritic else 1
+    parallel = _wants_parallel(n) if force is None else force[0]
+    n_blocks = _blocks(n, parallel)
     bounds, block_len = block_bounds(n, n_blocks)
     n_padded = n_blocks * block_len
 
-    offsets, perm = build_layout(syn["src"], syn["tgt"], syn["delay"], n, block_len, n_blocks)
-    syn_tgt, syn_w, syn_d, syn_c, syn_src, syn_plastic = gather_synapses(
-        perm, syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"], syn["plastic"],
-        block_len, planes != 1, learning)
+    (offsets, syn_tgt, syn_w, syn_d, syn_c, syn_src, syn_plastic, perm, bound) = build_layout(
+        syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"], syn["plastic"], n, block_len,
+        n_blocks, planes != 1, learning, bool(lr.graded))
+    ring_dtype = _ring_dtype(int(bound)) if force is None else force[1]
+    compile_seconds = 0.0
+    if force is None:
+        compile_seconds = _warm_up(ring_dtype, parallel)
+        parallel = parallel and _parallel_usable
+    n_slots = int(syn["delay"].max()) + 1 if syn["delay"].size else 1
+
     if learning and not three_factor:
         in_offsets, in_positions = incoming_index(perm, syn["tgt"], n)
     else:
         in_offsets, in_positions = np.zeros(1, np.int64), np.zeros(0, np.int64)
     elig = np.zeros(syn_w.shape[0] if three_factor else 0, np.int32)
-    if not learning:
-        del perm  # the weights never move, so the layout need not be undone
-
-    ring = np.zeros((n_blocks, plan["n_slots"], block_len * planes), plan["ring_dtype"])
+    ring = np.zeros((n_blocks, n_slots, block_len * planes), ring_dtype)
     params = np.stack([neu["threshold"], neu["leak"], neu["resting"], neu["refrac"],
                        neu["dend_threshold"]]).astype(np.int32)
     v = neu["resting"].astype(np.int32)
@@ -243,7 +275,7 @@ def _run(netlist: Netlist, arrays: dict, job: Job, plan: dict, progress) -> RunR
     chunk_args = (ring, planes, bounds, offsets, syn_tgt, syn_w, syn_d, syn_c, v, r, lfsr, stim, params,
                   spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload, ev_t, ev_gid, ev_delta, rw_t, rw_v)
     learn_args = (counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions)
-    chooser = _KernelChooser(plan["parallel"], n, syn_w.shape[0])
+    chooser = _KernelChooser(parallel, n, syn_w.shape[0])
     # a first chunk of ~1e6 neuron-steps (a guess at 4e6 per second), then chunks sized
     # from the measured speed
     chunk = max(1, min(T, int(CHUNK_SECONDS * 4e6) // n))
@@ -281,7 +313,7 @@ def _run(netlist: Netlist, arrays: dict, job: Job, plan: dict, progress) -> RunR
         e = np.empty(elig.shape[0], np.int32)
         e[perm] = elig
         state["e"] = e
-    return RunResult(
+    result = RunResult(
         timesteps=T,
         spike_times=out_t[:n_spikes].copy(),
         spike_gids=out_g[:n_spikes].copy(),
@@ -289,9 +321,9 @@ def _run(netlist: Netlist, arrays: dict, job: Job, plan: dict, progress) -> RunR
         final_state=state,
         extra={"engine": "emulator", "parallel_steps": chooser.steps[True],
                "serial_steps": chooser.steps[False], "threads": numba.get_num_threads(),
-               "blocks": n_blocks, "ring_slots": plan["n_slots"],
-               "ring_dtype": np.dtype(plan["ring_dtype"]).name},
+               "blocks": n_blocks, "ring_slots": n_slots, "ring_dtype": np.dtype(ring_dtype).name},
     )
+    return result, compile_seconds
 
 
 class _KernelChooser:

@@ -1,30 +1,31 @@
 """The emulator's synapse layout: synapses regrouped for cache-friendly, race-free delivery.
 
 Neurons are cut into ``n_blocks`` contiguous *blocks* of at most 65,536 neurons. Every
-synapse is filed under the block of its target, then its source, then its delay
-(stable, so synapses that tie keep synapse order). One block's synapses are therefore
-a contiguous range, and inside it the synapses of one source are contiguous and
-ordered by delay:
+synapse is filed under the block of its target, then its source; synapses that tie
+keep synapse order (a stable counting sort). One block's synapses are therefore a
+contiguous range, and inside it the synapses of one source are contiguous:
 
 - ``offsets[b * n + s] .. offsets[b * n + s + 1]`` are the synapses from source ``s``
   into block ``b`` (``offsets`` is flat, length ``n_blocks * n + 1``), so block ``b``
   owns ``offsets[b * n] .. offsets[(b + 1) * n]``;
-- ``perm[k]`` is the synapse-order index of layout position ``k``.
+- ``perm[k]`` (kept only with learning) is the synapse-order index of layout position
+  ``k``, to report weights and eligibilities in synapse order.
 
 A thread that delivers into block ``b`` writes only block ``b``'s rows of the ring,
-so blocks run in parallel without locks; within a source, delay order makes
-consecutive writes hit one ring row. Target indices are stored relative to their
-block, which is why a block holds at most 65,536 neurons (``uint16``).
+so blocks run in parallel without locks. Synapse order lists a connection's synapses
+by source, and a connection has one delay unless it is ``explicit``, so one source's
+synapses come out in runs of equal delay: consecutive writes hit one ring row.
+Target indices are stored relative to their block, which is why a block holds at
+most 65,536 neurons (``uint16``); weights fit ``int16`` and delays ``uint8``.
 
-Both passes are counting sorts (O(synapses + buckets)), compiled, so laying out a
-network costs far less than simulating it.
+The layout is one counting sort (two passes over the synapses, compiled), so laying
+out a network costs a small fraction of simulating it.
 """
 
 import numpy as np
 from numba import njit
 
-__all__ = ["MAX_BLOCK", "MAX_DELAY", "block_bounds", "build_layout", "gather_synapses",
-           "incoming_index", "input_bound"]
+__all__ = ["MAX_BLOCK", "MAX_DELAY", "block_bounds", "build_layout", "incoming_index", "input_bound"]
 
 #: neurons per block at most: local target indices are ``uint16``
 MAX_BLOCK = 1 << 16
@@ -47,64 +48,67 @@ def block_bounds(n_neurons: int, n_blocks: int) -> tuple[np.ndarray, int]:
 
 
 @njit(cache=True)
-def build_layout(src, tgt, delay, n_neurons, block_len, n_blocks):
-    """``(offsets, perm)`` for synapses ``src -> tgt`` (see the module doc)."""
+def build_layout(src, tgt, weight, delay, compartment, plastic, n_neurons, block_len, n_blocks,
+                 with_compartment, with_learning, graded):
+    """The layout (see the module doc) and the input bound, in two passes.
+
+    Returns ``(offsets, local_target uint16, weight int16, delay uint8, compartment uint8,
+    source int32, plastic uint8, perm, bound)``. ``compartment`` is empty unless
+    ``with_compartment``; ``source``, ``plastic`` and ``perm`` are empty unless
+    ``with_learning``. ``plastic`` is the connection's flag and an initial weight > 0
+    (docs/model.md). ``bound`` is :func:`input_bound` of the same synapses.
+    """
     n_syn = src.shape[0]
-    # pass 1: stable counting sort by delay
-    start = np.zeros(MAX_DELAY + 2, np.int64)
-    for k in range(n_syn):
-        start[delay[k] + 1] += 1
-    for d in range(MAX_DELAY + 1):
-        start[d + 1] += start[d]
-    by_delay = np.empty(n_syn, np.int64)
-    for k in range(n_syn):
-        d = delay[k]
-        by_delay[start[d]] = k
-        start[d] += 1
-    # pass 2: stable counting sort of that order by (target block, source)
     offsets = np.zeros(n_blocks * n_neurons + 1, np.int64)
+    per_target = np.zeros(n_neurons, np.int64)
     for k in range(n_syn):
-        offsets[(tgt[k] // block_len) * n_neurons + src[k] + 1] += 1
+        j = tgt[k]
+        offsets[(j // block_len) * n_neurons + src[k] + 1] += 1
+        per_target[j] += _largest_contribution(weight[k], plastic[k], with_learning, graded)
     for j in range(n_blocks * n_neurons):
         offsets[j + 1] += offsets[j]
+    bound = np.int64(0)
+    for j in range(n_neurons):
+        bound = max(bound, per_target[j])
+
     fill = offsets[:-1].copy()
-    perm = np.empty(n_syn, np.int64)
-    for j in range(n_syn):
-        k = by_delay[j]
-        key = (tgt[k] // block_len) * n_neurons + src[k]
-        perm[fill[key]] = k
-        fill[key] += 1
-    return offsets, perm
-
-
-@njit(cache=True)
-def gather_synapses(perm, src, tgt, weight, delay, compartment, plastic, block_len,
-                    with_compartment, with_learning):
-    """The per-synapse arrays in layout order.
-
-    Returns ``(local_target uint16, weight int16, delay uint8, compartment uint8,
-    source int32, plastic uint8)``; ``compartment`` is empty unless
-    ``with_compartment``, ``source`` and ``plastic`` are empty unless ``with_learning``.
-    ``plastic`` is the connection's flag and an initial weight > 0 (docs/model.md).
-    """
-    n_syn = perm.shape[0]
     syn_tgt = np.empty(n_syn, np.uint16)
     syn_w = np.empty(n_syn, np.int16)
     syn_d = np.empty(n_syn, np.uint8)
     syn_c = np.empty(n_syn if with_compartment else 0, np.uint8)
     syn_src = np.empty(n_syn if with_learning else 0, np.int32)
     syn_plastic = np.empty(n_syn if with_learning else 0, np.uint8)
-    for j in range(n_syn):
-        k = perm[j]
-        syn_tgt[j] = tgt[k] % block_len
-        syn_w[j] = weight[k]
-        syn_d[j] = delay[k]
+    perm = np.empty(n_syn if with_learning else 0, np.int64)
+    for k in range(n_syn):
+        j = tgt[k]
+        key = (j // block_len) * n_neurons + src[k]
+        pos = fill[key]
+        fill[key] = pos + 1
+        syn_tgt[pos] = j % block_len
+        syn_w[pos] = weight[k]
+        syn_d[pos] = delay[k]
         if with_compartment:
-            syn_c[j] = compartment[k]
+            syn_c[pos] = compartment[k]
         if with_learning:
-            syn_src[j] = src[k]
-            syn_plastic[j] = 1 if (plastic[k] and weight[k] > 0) else 0
-    return syn_tgt, syn_w, syn_d, syn_c, syn_src, syn_plastic
+            syn_src[pos] = src[k]
+            syn_plastic[pos] = 1 if (plastic[k] and weight[k] > 0) else 0
+            perm[pos] = k
+    return offsets, syn_tgt, syn_w, syn_d, syn_c, syn_src, syn_plastic, perm, bound
+
+
+@njit(cache=True)
+def _largest_contribution(weight, plastic, learning, graded):
+    """The largest ``|contribution|`` one synapse can make in one step.
+
+    ``|w|``, or 32767 for a plastic weight under learning (it may grow to that),
+    doubled with graded spikes (``|(w * g) >> 7| <= 2 |w|`` for ``g <= 255``).
+    """
+    w = np.int64(weight)
+    if learning and plastic and w > 0:
+        w = 32767
+    if w < 0:
+        w = -w
+    return 2 * w if graded else w
 
 
 @njit(cache=True)
@@ -135,21 +139,13 @@ def input_bound(tgt, weight, plastic, n_neurons, learning, graded):
 
     Each synapse delivers at most once per step (a source spikes at most once per
     step and a synapse has one delay), so a neuron's input is bounded by the sum over
-    its incoming synapses of the largest contribution each can make: ``|w|``, or
-    32767 for a plastic weight under learning (it may grow to that), doubled with
-    graded spikes (``|(w * g) >> 7| <= 2 |w|`` for ``g <= 255``). When this fits in
-    31 bits the ring can hold ``int32`` exactly.
+    its incoming synapses of :func:`_largest_contribution`. When this fits in 15 (31)
+    bits the ring can hold ``int16`` (``int32``) exactly.
     """
-    bound = np.zeros(n_neurons, np.int64)
+    per_target = np.zeros(n_neurons, np.int64)
     for k in range(tgt.shape[0]):
-        w = np.int64(weight[k])
-        if learning and plastic[k] and w > 0:
-            w = 32767
-        if w < 0:
-            w = -w
-        bound[tgt[k]] += 2 * w if graded else w
-    best = np.int64(0)
-    for i in range(n_neurons):
-        if bound[i] > best:
-            best = bound[i]
-    return best
+        per_target[tgt[k]] += _largest_contribution(weight[k], plastic[k], learning, graded)
+    bound = np.int64(0)
+    for j in range(n_neurons):
+        bound = max(bound, per_target[j])
+    return bound

@@ -398,3 +398,17 @@ def test_progress_is_reported_up_to_the_last_step():
     simulate(netlist, job, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1] == (5000, 5000)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.mark.parametrize(("weight", "graded", "ring"), [(16_000, False, "int16"), (16_384, False, "int32"),
+                                                        (8_192, True, "int32"), (8_000, True, "int16")])
+def test_ring_type_is_the_narrowest_exact_one(weight, graded, ring):
+    # two synapses into neuron 2: their sum (doubled for graded) decides int16 or int32
+    netlist = make_netlist([3], [(0, 2, weight, 0, 0), (1, 2, weight, 0, 0)],
+                           params=NeuronParams(threshold=(1 << 23) - 1, leak=0))
+    job = Job(timesteps=2, stimuli=(Stimulus("p0", (1 << 23) - 1, (0, 1), times=(0,)),),
+              learning=Learning(graded=graded))
+    result = assert_same(netlist, job)
+    assert result.extra["ring_dtype"] == ring
+    g = 128  # v hits threshold exactly: payload 128, so (w * 128) >> 7 = w
+    assert result.final_state["v"][2] == 2 * weight if not graded else 2 * ((weight * g) >> 7)
