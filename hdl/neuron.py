@@ -30,7 +30,8 @@ from amaranth.lib.wiring import In, Out
 from neurofab.errors import ValidationError
 
 from .arith import V_BITS, dendrite_gate, graded_payload, saturate, toward_resting
-from .lfsr import LFSR_BITS, lfsr_advance, noise_term
+from .layouts import NEURON_STATE_FIELDS, PROFILE_LAYOUT
+from .lfsr import lfsr_advance, noise_term
 
 __all__ = [
     "update_input_layout",
@@ -43,9 +44,11 @@ __all__ = [
     "NeuronUpdate",
 ]
 
-R_BITS = 8  # "refrac 0 .. 255": the refractory counter's width
-THRESHOLD_BITS = 23  # "threshold 1 .. 2^23 - 1", "dend_threshold 0 .. 2^23 - 1"
-LEAK_BITS = 16  # "leak 0 .. 65535"
+# Every state and parameter field has the shape the memory words give it (one
+# definition of every bit): the neuron word's state part and the parameter profile.
+_STATE = NEURON_STATE_FIELDS
+_PARAM = {name: PROFILE_LAYOUT[name].shape for name in ("threshold", "leak", "resting", "refrac",
+                                                        "dend_threshold")}
 PAYLOAD_BITS = 8  # graded payload g, 128 .. 255
 
 
@@ -60,11 +63,11 @@ def _state_fields(tag_width: int) -> dict:
     return {
         "tag": unsigned(tag_width),
         "refractory": unsigned(1),
-        "r": unsigned(R_BITS),
-        "lfsr": unsigned(LFSR_BITS),
-        "threshold": unsigned(THRESHOLD_BITS),
-        "resting": signed(V_BITS),
-        "refrac": unsigned(R_BITS),
+        "r": _STATE["r"],
+        "lfsr": _STATE["lfsr"],
+        "threshold": _PARAM["threshold"],
+        "resting": _PARAM["resting"],
+        "refrac": _PARAM["refrac"],
         "graded": unsigned(1),
     }
 
@@ -86,28 +89,29 @@ def update_input_layout(input_width: int, stimulus_width: int, tag_width: int) -
     ``v``                     ``signed(24)``              membrane potential
     ``r``                     ``unsigned(8)``             refractory counter
     ``lfsr``                  ``unsigned(16)``            noise state, before this step
-    ``threshold``             ``unsigned(23)``            spike threshold
+    ``threshold``             ``signed(24)``              spike threshold
     ``leak``                  ``unsigned(16)``            leak per step toward resting
     ``resting``               ``signed(24)``              resting potential
     ``refrac``                ``unsigned(8)``             refractory period
-    ``dend_threshold``        ``unsigned(23)``            dendritic gate level
+    ``dend_threshold``        ``signed(24)``              dendritic gate level
     ``a``                     4 x ``signed(input_width)`` compartment sums ``A_0 .. A_3``
     ``s``                     ``signed(stimulus_width)``  stimulus sum ``S``
     ========================  ==========================  ===============================
+
+    The state and parameter fields take their shapes from ``layouts.NEURON_STATE_FIELDS``
+    and ``layouts.PROFILE_LAYOUT``, so a neuron word and a profile word feed this block
+    field by field. Any value of these shapes is computed as the model computes it,
+    including parameter sets the API refuses (``threshold <= resting``, negative levels).
     """
     return data.StructLayout({
         "tag": unsigned(tag_width),
         "dendritic": unsigned(1),
         "noise": unsigned(1),
         "graded": unsigned(1),
-        "v": signed(V_BITS),
-        "r": unsigned(R_BITS),
-        "lfsr": unsigned(LFSR_BITS),
-        "threshold": unsigned(THRESHOLD_BITS),
-        "leak": unsigned(LEAK_BITS),
-        "resting": signed(V_BITS),
-        "refrac": unsigned(R_BITS),
-        "dend_threshold": unsigned(THRESHOLD_BITS),
+        "v": _STATE["v"],
+        "r": _STATE["r"],
+        "lfsr": _STATE["lfsr"],
+        **_PARAM,
         "a": data.ArrayLayout(signed(input_width), 4),
         "s": signed(stimulus_width),
     })
@@ -122,9 +126,9 @@ def update_output_layout(tag_width: int) -> data.StructLayout:
     """
     return data.StructLayout({
         "tag": unsigned(tag_width),
-        "v": signed(V_BITS),
-        "r": unsigned(R_BITS),
-        "lfsr": unsigned(LFSR_BITS),
+        "v": _STATE["v"],
+        "r": _STATE["r"],
+        "lfsr": _STATE["lfsr"],
         "spike": unsigned(1),
         "payload": unsigned(PAYLOAD_BITS),
     })

@@ -8,7 +8,8 @@ the project's reference model (tests/reference.py).
 
 :func:`random_inputs` draws update inputs that hit the edges the spec cares about
 (saturation at +-2^23, refractory 0/1/255, leak 0/65535, dendritic gating at exactly
-``dend_threshold``, the graded payload cap) as well as plain random ones.
+``dend_threshold``, the graded payload cap) as well as plain random ones, over the
+whole range of every field's shape.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def random_input(rng: random.Random, *, input_width: int = 32, stimulus_width: i
     full_range = rng.random() < 0.25
 
     if full_range:
-        threshold = _pick(rng, [1, 2, THRESHOLD_MAX], 1, THRESHOLD_MAX)
+        # Any value of the fields' shapes, even what the API refuses (threshold <= 0).
+        threshold = _pick(rng, [1, 2, THRESHOLD_MAX, 0, -1, V_MIN], V_MIN, V_MAX)
         resting = _pick(rng, [V_MIN, V_MAX, 0, -1], V_MIN, V_MAX)
         v = _pick(rng, [V_MIN, V_MAX, threshold, threshold - 1, resting], V_MIN, V_MAX)
         scale_a, scale_s = a_hi, s_hi
@@ -145,8 +147,11 @@ def random_input(rng: random.Random, *, input_width: int = 32, stimulus_width: i
             v = max(V_MIN, min(V_MAX, threshold + rng.randint(-300, 1200)))
             scale_a, scale_s = min(a_hi, 100), min(s_hi, 100)
 
-    # The gate level is of the inputs' scale, so that gating decides something.
-    dend_threshold = _pick(rng, [0, 1, THRESHOLD_MAX, 500], 0, max(1, min(THRESHOLD_MAX, scale_a)))
+    if full_range:
+        dend_threshold = _pick(rng, [0, 1, V_MAX, V_MIN, -1], V_MIN, V_MAX)
+    else:
+        # The gate level is of the inputs' scale, so that gating decides something.
+        dend_threshold = _pick(rng, [0, 1, THRESHOLD_MAX, 500], 0, max(1, min(THRESHOLD_MAX, scale_a)))
     a = []
     for _ in range(4):
         value = rng.randint(-scale_a, scale_a)
