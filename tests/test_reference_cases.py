@@ -525,6 +525,17 @@ def test_stdp_over_many_synapses_uses_per_neuron_traces(simulate):
     assert result.final_weights.tolist() == [542, 555]
 
 
+def test_stdp_self_synapse(simulate):
+    # all_to_all includes i -> i. Neuron 0 -> 0 (delay 63, nothing arrives), spikes at 0 and 3.
+    # t0: traces 0 -> dw = 0. t3: x = y = 170, the neuron is both pre and post:
+    # dw = (300 * 170) >> 8 - (100 * 170) >> 8 = 199 - 66 = 133 -> 1133
+    params = {"threshold": 100000, "leak": 65535, "refrac": 0}
+    netlist = net((1, params), connections=[[SynapseSpec(0, 0, weight=1000, delay=63)]])
+    result = simulate(netlist, job(4, stim("p0", 200000, times=[0, 3]),
+                                   learning=Learning(enabled=True, a_plus=300, a_minus=100)))
+    assert result.final_weights.tolist() == [1133]
+
+
 # --- three-factor -----------------------------------------------------------------------------
 
 
