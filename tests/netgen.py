@@ -225,7 +225,8 @@ def _draw_stimulus(rng, pop, T, features) -> dict:
         if rng.random() < 0.7:
             stim["stop"] = stop
     elif kind == 2:
-        stim["times"] = sorted(rng.sample(range(T), rng.randint(1, min(T, 12))))
+        # an empty list is valid and never active
+        stim["times"] = sorted(rng.sample(range(T), rng.choice([0] + [rng.randint(1, min(T, 12))] * 9)))
     return stim
 
 

@@ -428,6 +428,13 @@ def test_stimulus_window_and_times_produce_spikes_exactly_then(simulate):
     assert trains(result) == {1: [3, 4, 5], 2: [1], 4: [1, 4, 11]}
 
 
+def test_stimulus_with_empty_times_is_never_active(simulate):
+    result = simulate(net((2, {"refrac": 0})), job(5, stim("p0", 5000, times=[]), stim("p0", 7, neurons=[1])))
+    assert result.total_spikes == 0
+    # neuron 1: +7 a step, leak 3 before each: 7, 11, 15, 19, 23
+    assert state(result, "v") == [0, 23]
+
+
 # --- STDP -------------------------------------------------------------------------------------
 #
 # Pair setup: pre (gid 0) -> post (gid 1), delay 63 so that within T <= 63 nothing ever
