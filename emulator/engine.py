@@ -102,6 +102,9 @@ def _check_range(path, values, lo, hi):
         return
     if not np.issubdtype(values.dtype, np.integer):
         raise ValidationError(path, f"must hold integers, not {values.dtype}")
+    # vectorised min/max first; the index of the culprit is only looked for on failure
+    if values.min() >= lo and values.max() <= hi:
+        return
     i = int(_first_outside(values, lo, hi))
     if i >= 0:
         raise ValidationError(f"{path}[{i}]", f"must be in {lo}..{hi}, not {int(values[i])}")
