@@ -17,6 +17,15 @@ INTERFACE CONTRACT (shared by every layer; change only together with all users):
   exact for deterministic topologies, expected (``p * ns * nt``) for random_sparse.
 - ``expand(network) -> Netlist``: deterministic for a given network and seed, on
   every machine.
+
+Also here: ``fan_size(connection, n_source, n_target)`` (the ``k`` of a fixed_fan_*
+connection) and ``DEFAULT_P``. Every field's type, range and default comes from the
+tables in :mod:`neurofab.schema` (which also gives the JSON Schema); this module adds
+the rules that span fields: unique labels, known source/target labels, threshold >
+resting, one_to_one sizes, ``n`` at most the population size, explicit indices below
+the sizes. The random topologies draw as docs/model.md "Drawing the random topologies
+(draw version 1)" specifies (:mod:`neurofab.rng`); ``Netlist.extra["draw_version"]``
+records the version.
 """
 
 from __future__ import annotations
@@ -348,6 +357,8 @@ def _local_pairs(c: Connection, index: int, seed: int, ns: int, nt: int):
         src = np.repeat(np.arange(ns, dtype=np.int32), nt)
         tgt = np.tile(np.arange(nt, dtype=np.int32), ns)
     elif c.topology == "one_to_one":
+        if ns != nt:  # parse_network refuses this; a hand-built Network might not
+            raise ValueError(f"one_to_one needs equal sizes, not {ns} and {nt}")
         src = tgt = np.arange(ns, dtype=np.int32)
     elif c.topology == "random_sparse":
         p = DEFAULT_P if c.p is None else c.p

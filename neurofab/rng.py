@@ -255,7 +255,9 @@ def _fan_block(n_owners: int) -> int:
 def draw_fixed_fan_in(key: int, n_source: int, n_target: int, k: int):
     """Each target j gets k distinct sources, drawn by Floyd's algorithm from stream
     ``hash64(key, j)``; pairs ordered by source, then target."""
-    if k == 0 or n_target == 0:
+    if not 0 <= k <= n_source:
+        raise ValueError(f"fixed_fan_in needs 0 <= k <= source size {n_source}, not {k}")
+    if k == 0:
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     chosen = _fixed_fan(np.uint64(key), n_source, n_target, k, _fan_block(n_target))
     return _fan_in_to_source_order(chosen, n_source)
@@ -264,7 +266,9 @@ def draw_fixed_fan_in(key: int, n_source: int, n_target: int, k: int):
 def draw_fixed_fan_out(key: int, n_source: int, n_target: int, k: int):
     """Each source i reaches k distinct targets, drawn by Floyd's algorithm from stream
     ``hash64(key, i)``; pairs ordered by source, then target."""
-    if k == 0 or n_source == 0:
+    if not 0 <= k <= n_target:
+        raise ValueError(f"fixed_fan_out needs 0 <= k <= target size {n_target}, not {k}")
+    if k == 0:
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     chosen = _fixed_fan(np.uint64(key), n_target, n_source, k, _fan_block(n_source))
     src = np.repeat(np.arange(n_source, dtype=np.int32), k)

@@ -511,3 +511,16 @@ def test_large_random_sparse():
     mean, sigma = p * n * n, math.sqrt(n * n * p * (1 - p))
     assert abs(nl.n_synapses - mean) < 5 * sigma
     assert np.all(np.diff(nl.src.astype(np.int64) * n + nl.tgt) > 0)
+
+
+def test_hand_built_networks_that_parsing_would_refuse_are_not_expanded():
+    from dataclasses import replace
+
+    network = net({"source": "a", "target": "b", "topology": "fixed_fan_in", "n": 2})
+    too_many = replace(network, connections=(replace(network.connections[0], n=7),))
+    with pytest.raises(ValueError, match="fixed_fan_in needs 0 <= k <= source size 6, not 7"):
+        expand(too_many)
+    with pytest.raises(ValueError, match="fixed_fan_out needs 0 <= k <= target size 4, not 5"):
+        expand(replace(network, connections=(replace(network.connections[0], topology="fixed_fan_out", n=5),)))
+    with pytest.raises(ValueError, match="one_to_one needs equal sizes, not 6 and 4"):
+        expand(replace(network, connections=(replace(network.connections[0], topology="one_to_one", n=None),)))
