@@ -55,8 +55,7 @@ def write_raster(target, result, populations, *, title: str | None = None) -> No
     raster_ax.set_title(heading)
     if populations:
         raster_ax.legend(loc="upper right", markerscale=8, fontsize="small")
-    rate_ax.set_xlabel("timestep")
-    rate_ax.set_ylabel(f"rate\n(per neuron per step, {window}-step bins)" if window > 1
-                       else "rate\n(per neuron per step)")
+    rate_ax.set_xlabel("timestep" + (f" (rates in {window}-step bins)" if window > 1 else ""))
+    rate_ax.set_ylabel("spikes per\nneuron per step")
     fig.tight_layout()
     fig.savefig(target, format="png")
