@@ -1,0 +1,40 @@
+"""Synthesis smoke checks of the neuron update pipeline with the PyPI toolchain.
+
+Budgets are fractions of the smallest target, the iCEBreaker's iCE40UP5K (5280 logic
+cells, 12 MHz board clock): the update pipeline is one of about six blocks of the core,
+so it must stay well under a quarter of the chip, use no block RAM or DSP (it has no
+multiplier), and close timing at the board clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+from neurofab.hdl.config import get_preset
+from neurofab.hdl.neuron import NeuronUpdate
+from neurofab.hdl.synthesis import place_and_route_ice40, synthesize
+
+UP5K_CELLS = 5280
+ICEBREAKER_MHZ = 12.0
+
+
+def icebreaker_pipeline() -> NeuronUpdate:
+    core = get_preset("icebreaker")
+    return NeuronUpdate(input_width=core.acc_bits, stimulus_width=32, tag_width=core.neuron_bits)
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_pipeline_synthesises_within_budget(family, record_property):
+    report = synthesize(icebreaker_pipeline(), family=family, top="neuron_update")
+    record_property("synthesis", report.summary())
+    assert report.luts > 300, report.summary()  # the arithmetic is really there
+    assert report.luts < UP5K_CELLS // 5, report.summary()
+    # Four stages of payload registers, about 490 bits in all, and nothing else.
+    assert 400 < report.ffs < 600, report.summary()
+    assert report.brams == 0 and report.dsps == 0, report.summary()
+
+
+@pytest.mark.slow
+def test_pipeline_closes_timing_on_up5k(record_property):
+    report = place_and_route_ice40(icebreaker_pipeline(), top="neuron_update_harness")
+    record_property("place_and_route", report.summary())
+    assert report.fmax_mhz >= ICEBREAKER_MHZ, report.summary()
