@@ -7,7 +7,10 @@ import json
 import sys
 import time
 
+from .compiler.cli import add_core_options
+from .compiler.cli import register as register_compile_commands
 from .errors import ValidationError
+from .server.cli import register as register_server_commands
 
 __all__ = ["main", "build_parser"]
 
@@ -67,7 +70,15 @@ def cmd_simulate(args) -> int:
     bind_job(job, network.populations)
     netlist = expand(network)
 
+    from .compiler import compile_network, decode_image
     from .emulator import simulate
+
+    # The emulator runs what the hardware would run: the network compiled for the
+    # chosen core preset, encoded to an image, decoded and rebuilt from its memories.
+    image = decode_image(
+        compile_network(netlist, args.core, max_neurons_per_core=args.max_neurons_per_core).to_bytes()
+    )
+    netlist = image.to_netlist(network.populations)
 
     bar = _ProgressBar()
     try:
@@ -103,14 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spikes", help="write the spike trains (the body of GET /v1/jobs/{id}/spikes) here")
     p.add_argument("--weights", help="write the final weights, one list per connection, here")
     p.add_argument("--raster", help="write a raster plot with a population-rate panel (PNG) here")
+    add_core_options(p, "sim")
     p.set_defaults(func=cmd_simulate)
 
-    try:
-        from .server.cli import register as register_server_commands
-    except ImportError:
-        register_server_commands = None
-    if register_server_commands is not None:
-        register_server_commands(sub)
+    register_compile_commands(sub)
+    register_server_commands(sub)
     return parser
 
 
