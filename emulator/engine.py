@@ -340,7 +340,10 @@ class _KernelChooser:
     and the slower one is re-measured on a short chunk now and then.
     """
 
+    #: every this many chunks the slower kernel runs once more, on a probe chunk
     REPROBE_EVERY = 16
+    #: a probe chunk is this fraction of a regular chunk (~15 ms of work)
+    PROBE_FRACTION = 16
 
     def __init__(self, allowed: bool, n_neurons: int, n_synapses: int):
         self.allowed = allowed
@@ -357,10 +360,10 @@ class _KernelChooser:
             return False, chunk
         for parallel in (True, False):
             if parallel not in self.cost:
-                return parallel, chunk if parallel else max(1, chunk // 4)
+                return parallel, chunk if parallel else max(1, chunk // self.PROBE_FRACTION)
         best = min(self.cost, key=self.cost.get)
         if self.chunks % self.REPROBE_EVERY == 0:
-            return not best, max(1, chunk // 4)
+            return not best, max(1, chunk // self.PROBE_FRACTION)
         return best, chunk
 
     def record(self, parallel: bool, seconds: float, steps: int, spikes: int) -> None:
