@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     parser.add_argument("--numpy-steps", type=_positive_int, default=None,
                         help="cap the Brian2 numpy run at this many steps (events/s stays a rate; "
                              "marked * in the table); default: --steps")
-    parser.add_argument("--repeats", type=_positive_int, default=3,
+    parser.add_argument("--repeats", type=_positive_int, default=5,
                         help="runs per engine from the same initial state; the fastest counts")
     parser.add_argument("--seed", type=int, default=1, help="the network seed (topology draw)")
     parser.add_argument("--brian2-python", default=".venv-brian2/bin/python")
