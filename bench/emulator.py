@@ -269,6 +269,12 @@ def main(argv=None) -> int:
                            f"ratio {_fmt(ratio, '.2f')}")
 
     summary["peak_rss_mb"] = peak_rss
+    print(f"network: exc {EXC_FRACTION:g} N / inh {1 - EXC_FRACTION:g} N, threshold "
+          f"{NEURON_PARAMS['threshold']}, leak {NEURON_PARAMS['leak']}, refrac {NEURON_PARAMS['refrac']}; "
+          f"fixed_fan_out {sum(FAN_OUT.values())} synapses per neuron, weights exc {WEIGHTS['exc']:+d} / inh "
+          f"{WEIGHTS['inh']:+d}, delays {', '.join(map(str, DELAYS))}; "
+          f"drive {DRIVE_LEVELS[0]}..{DRIVE_LEVELS[-1]}; "
+          f"{args.steps} steps, fastest of {args.repeats} runs per engine")
     for line in _table(rows):
         print(line)
     if any(row.get("capped") for row in rows):
