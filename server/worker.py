@@ -254,9 +254,11 @@ class Worker:
                 jobqueue.fail(self.db, job_id, self.worker_id, str(stop), ran)
             elif stop.reason == "shutdown":
                 jobqueue.release(self.db, job_id, self.worker_id)
-            elif stop.reason == "cancelled":
+            else:
+                # "cancelled", or "lost" (the heartbeat found the job no longer running:
+                # cancelled too, or re-queued after our lease ran out). The compute is
+                # billed only where the job is still ours (add_compute checks the owner).
                 jobqueue.add_compute(self.db, job_id, self.worker_id, ran)
-            # "lost": another worker owns the job now; leave it alone
         except ValidationError as e:
             jobqueue.fail(self.db, job_id, self.worker_id, f"{backend_name} refused the job: {e}", None)
         except Exception as e:

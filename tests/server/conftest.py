@@ -1,6 +1,7 @@
 """Fixtures for the service tests: one real service per test session (per xdist worker).
 
-The shared service has a short lease (2 s) so recovery is quick, and a tier table in
+The shared service has a 10 s lease (longer than any compile of the emulator's kernels,
+during which a worker cannot heartbeat), and a tier table in
 which the ``startup`` tier has a 1-second runtime limit: tests that need a job to
 outrun its tier use a startup account, and no other test uses that tier.
 """
@@ -23,7 +24,7 @@ SHARED_TIERS = {RUNTIME_LIMITED_TIER: {"max_runtime_seconds": 1.0}}
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory):
-    running = RunningService(tmp_path_factory.mktemp("service"), tiers=SHARED_TIERS).start()
+    running = RunningService(tmp_path_factory.mktemp("service"), tiers=SHARED_TIERS, lease_seconds=10).start()
     yield running
     running.stop()
 
