@@ -321,7 +321,8 @@ class NeuronUpdate(wiring.Component):
     stimulus_width : int
         Width of the stimulus sum ``S`` (signed), 2 .. 64.
     tag_width : int
-        Width of ``tag``, which rides along unchanged (0 .. 32).
+        Width of ``tag``, which rides along unchanged (0 .. 256): the neuron's address,
+        and whatever else must meet the result (the neuron word's other fields).
 
     Members
     -------
@@ -347,7 +348,7 @@ class NeuronUpdate(wiring.Component):
         owner = type(self).__name__
         self._input_width = _check_width(owner, "input_width", input_width, 2, 64)
         self._stimulus_width = _check_width(owner, "stimulus_width", stimulus_width, 2, 64)
-        self._tag_width = _check_width(owner, "tag_width", tag_width, 0, 32)
+        self._tag_width = _check_width(owner, "tag_width", tag_width, 0, 256)
         super().__init__({
             "i": In(stream.Signature(update_input_layout(input_width, stimulus_width, tag_width))),
             "o": Out(stream.Signature(update_output_layout(tag_width))),

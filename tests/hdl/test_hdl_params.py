@@ -8,15 +8,17 @@
 from __future__ import annotations
 
 import pytest
+from neurofab.hdl.config import get_preset
 from neurofab.hdl.lfsr import Lfsr
 from neurofab.hdl.neuron import NeuronUpdate
+from neurofab.hdl.neuron_pass import NeuronPass
 
 from neurofab.errors import ValidationError
 
 
 @pytest.mark.parametrize("name, value", [
     ("input_width", 1), ("input_width", 65), ("input_width", "32"), ("stimulus_width", 0),
-    ("tag_width", -1), ("tag_width", 33), ("tag_width", True),
+    ("tag_width", -1), ("tag_width", 257), ("tag_width", True),
 ])
 def test_neuron_update_rejects_bad_widths(name, value):
     with pytest.raises(ValidationError) as info:
@@ -37,3 +39,24 @@ def test_neuron_update_keeps_its_widths():
     dut = NeuronUpdate(input_width=20, stimulus_width=24, tag_width=10)
     assert (dut.input_width, dut.stimulus_width, dut.tag_width) == (20, 24, 10)
     assert NeuronUpdate.LATENCY == 4
+
+
+@pytest.mark.parametrize("kwargs, path, shown", [
+    (dict(config="icebreaker"), "NeuronPass.config", "'icebreaker'"),
+    (dict(config=get_preset("icebreaker"), stimulus_width=23), "NeuronPass.stimulus_width", "23"),
+    (dict(config=get_preset("icebreaker"), stimulus_width=65), "NeuronPass.stimulus_width", "65"),
+])
+def test_neuron_pass_rejects_bad_parameters(kwargs, path, shown):
+    with pytest.raises(ValidationError) as info:
+        NeuronPass(**kwargs)
+    assert info.value.path == path
+    assert shown in str(info.value)
+
+
+def test_neuron_pass_ports_follow_the_core_shape():
+    config = get_preset("icebreaker")
+    dut = NeuronPass(config)
+    assert len(dut.neuron_rd.addr) == config.neuron_bits == 10
+    assert len(dut.acc_rd.addr) == 12  # 1024 neurons x 4 compartments
+    assert len(dut.profile_rd.addr) == config.profile_bits
+    assert len(dut.count) == 11  # 0 .. 1024
