@@ -279,6 +279,11 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
                   spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload, ev_t, ev_gid, ev_delta, rw_t, rw_v)
     learn_args = (counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions)
     chooser = _KernelChooser(parallel, n, syn_w.shape[0])
+    if parallel:
+        # the cost of a call that runs no step, so that short probe chunks compare fairly
+        began = time.perf_counter()
+        kernels.run_chunk_serial(0, 0, *chunk_args, out_t, out_g, *learn_args)
+        chooser.call_overhead = time.perf_counter() - began
     # a first chunk of ~1e6 neuron-steps (a guess at 4e6 per second), then chunks sized
     # from the measured speed
     chunk = max(1, min(T, int(CHUNK_SECONDS * 4e6) // n))
@@ -342,13 +347,19 @@ class _KernelChooser:
 
     #: every this many chunks the slower kernel runs once more, on a probe chunk
     REPROBE_EVERY = 16
-    #: a probe chunk is this fraction of a regular chunk (~15 ms of work)
+    #: a re-probe is this fraction of a regular chunk (~15 ms of work)
     PROBE_FRACTION = 16
+    #: the first probe of each kernel: this many neuron-steps (short, because a parallel
+    #: step on a busy machine can cost a scheduler time slice)
+    FIRST_PROBE = 200_000
 
     def __init__(self, allowed: bool, n_neurons: int, n_synapses: int):
         self.allowed = allowed
         self.n_neurons = n_neurons
         self.mean_out_degree = n_synapses / n_neurons
+        self.first_probe = max(2, self.FIRST_PROBE // n_neurons)
+        #: seconds a chunk call costs beyond its steps (argument checks), subtracted
+        self.call_overhead = 0.0
         self.cost = {}
         self.chunks = 0
         self.steps = {True: 0, False: 0}
@@ -360,15 +371,15 @@ class _KernelChooser:
             return False, chunk
         for parallel in (True, False):
             if parallel not in self.cost:
-                return parallel, chunk if parallel else max(1, chunk // self.PROBE_FRACTION)
+                return parallel, min(chunk, self.first_probe)
         best = min(self.cost, key=self.cost.get)
         if self.chunks % self.REPROBE_EVERY == 0:
-            return not best, max(1, chunk // self.PROBE_FRACTION)
+            return not best, max(self.first_probe, chunk // self.PROBE_FRACTION)
         return best, chunk
 
     def record(self, parallel: bool, seconds: float, steps: int, spikes: int) -> None:
         work = steps * self.n_neurons + spikes * self.mean_out_degree
-        self.cost[parallel] = seconds / max(work, 1.0)
+        self.cost[parallel] = max(seconds - self.call_overhead, 1e-9) / max(work, 1.0)
         self.steps[parallel] += steps
 
 

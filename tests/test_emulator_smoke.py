@@ -355,8 +355,9 @@ def test_blocks_and_kernels_agree(mode, monkeypatch):
     monkeypatch.setattr(emulator_engine, "PARALLEL_MIN_NEURONS", 10**9 if mode == "serial" else 1)
     monkeypatch.setattr(emulator_engine, "MAX_BLOCK", 512)
     if mode == "alternating":
-        monkeypatch.setattr(emulator_engine, "CHUNK_SECONDS", 0.0)  # one step per chunk
+        monkeypatch.setattr(emulator_engine, "CHUNK_SECONDS", 0.0)  # short chunks
         monkeypatch.setattr(emulator_engine._KernelChooser, "REPROBE_EVERY", 2)
+        monkeypatch.setattr(emulator_engine._KernelChooser, "FIRST_PROBE", 1)
     result = simulate(netlist, job)
     assert result.extra["blocks"] >= 6
     if mode == "serial":
