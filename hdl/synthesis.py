@@ -8,7 +8,7 @@ maximum clock frequency; because a pipeline has far more ports than the chip has
 it is wrapped in :class:`SerialHarness` first, which registers every port behind two
 shift registers so that only four pins remain and every timing path is internal.
 
-Run ``python -m neurofab.hdl.synthesis`` for the neuron update pipeline's numbers.
+Run ``python -m neurofab.hdl.synthesis`` for the built blocks' numbers.
 """
 
 import argparse
@@ -188,9 +188,10 @@ def place_and_route_ice40(component, *, top: str, device: str = "up5k", package:
 
 
 def main(argv=None) -> int:
-    """Print the neuron update pipeline's size (iCE40 and ECP5) and, with ``--pnr``, Fmax."""
+    """Print the sizes of the built blocks (iCE40 and ECP5) and, with ``--pnr``, the pipeline's Fmax."""
     from .config import get_preset
     from .neuron import NeuronUpdate
+    from .neuron_pass import NeuronPass
 
     parser = argparse.ArgumentParser(prog="python -m neurofab.hdl.synthesis", description=main.__doc__)
     parser.add_argument("--preset", default="icebreaker",
@@ -204,6 +205,8 @@ def main(argv=None) -> int:
 
     for family in ("ice40", "ecp5"):
         print(synthesize(block(), family=family, top="neuron_update").summary())
+        # The pass's memories are the core's, outside it: this is its logic alone.
+        print(synthesize(NeuronPass(core), family=family, top="neuron_pass").summary())
     if args.pnr:
         print(place_and_route_ice40(block(), top="neuron_update_harness").summary(), "(in SerialHarness)")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from neurofab.hdl.config import get_preset
 from neurofab.hdl.neuron import NeuronUpdate
+from neurofab.hdl.neuron_pass import NeuronPass
 from neurofab.hdl.synthesis import place_and_route_ice40, synthesize
 
 UP5K_CELLS = 5280
@@ -30,6 +31,16 @@ def test_pipeline_synthesises_within_budget(family, record_property):
     assert report.luts < UP5K_CELLS // 5, report.summary()
     # Four stages of payload registers, about 490 bits in all, and nothing else.
     assert 400 < report.ffs < 600, report.summary()
+    assert report.brams == 0 and report.dsps == 0, report.summary()
+
+
+def test_neuron_pass_synthesises_within_budget(record_property):
+    """The pass around the pipeline: its memories are outside, so this is sequencing logic."""
+    report = synthesize(NeuronPass(get_preset("icebreaker")), family="ice40", top="neuron_pass")
+    record_property("synthesis", report.summary())
+    pipeline = synthesize(icebreaker_pipeline(), family="ice40", top="neuron_update")
+    assert pipeline.luts < report.luts < UP5K_CELLS // 4, report.summary()
+    assert report.ffs < 900, report.summary()
     assert report.brams == 0 and report.dsps == 0, report.summary()
 
 
