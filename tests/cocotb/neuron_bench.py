@@ -2,13 +2,13 @@
 
 Run by tests/cocotb/test_cocotb_neuron.py through ``cocotb_tools.runner`` in a
 Verilator process; settings come in environment variables (``NEUROFAB_BENCH_*``). The
-parts are kept apart, as in cocotb's own examples:
+parts are kept apart, as in cocotb's own examples (the agents are in stream_agents.py):
 
-- :class:`StreamDriver` offers input items with random gaps and holds each one until
-  it is taken (valid/ready rules);
-- :class:`Backpressure` drives ``o.ready`` at random;
-- :class:`StreamMonitor` watches one stream and reports every transfer (one instance
-  on the input side, one on the output side);
+- ``StreamDriver`` offers input items with random gaps and holds each one until it is
+  taken (valid/ready rules);
+- ``Backpressure`` drives ``o.ready`` at random;
+- ``StreamMonitor`` watches one stream and reports every transfer (one instance on the
+  input side, one on the output side);
 - the model (``neuron_model.neuron_update``) turns observed inputs into expected outputs;
 - :class:`Scoreboard` compares observed outputs, in order, with expected ones.
 
@@ -25,91 +25,16 @@ import random
 import cocotb
 from amaranth.lib import data
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 from neurofab.hdl.neuron import update_input_layout, update_output_layout
 from neuron_model import NeuronInput, NeuronOutput, neuron_update, random_inputs
+from stream_agents import Backpressure, StreamDriver, StreamMonitor
 
-__all__ = ["StreamDriver", "Backpressure", "StreamMonitor", "Scoreboard", "random_stream"]
+__all__ = ["Scoreboard", "random_stream"]
 
 
 def _setting(name: str, default: int) -> int:
     return int(os.environ.get(f"NEUROFAB_BENCH_{name}", default))
-
-
-class StreamDriver:
-    """Drives ``<prefix>__valid``/``__payload``: offers each item with probability ``p_valid``
-    per idle cycle and keeps it (payload stable, valid high) until ``__ready`` takes it."""
-
-    def __init__(self, dut, prefix: str, clock, rng: random.Random, p_valid: float):
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._clock = clock
-        self._rng = rng
-        self._p_valid = p_valid
-
-    async def send(self, words):
-        self._valid.value = 0
-        await RisingEdge(self._clock)
-        for word in words:
-            while self._rng.random() >= self._p_valid:
-                self._valid.value = 0
-                await RisingEdge(self._clock)
-            self._payload.value = word
-            self._valid.value = 1
-            # The transfer happens on the first edge at which ready is high.
-            while True:
-                await ReadOnly()
-                taken = bool(self._ready.value)
-                await RisingEdge(self._clock)
-                if taken:
-                    break
-        self._valid.value = 0
-
-
-class Backpressure:
-    """Drives ``<prefix>__ready`` high with probability ``p_ready`` each cycle."""
-
-    def __init__(self, dut, prefix: str, clock, rng: random.Random, p_ready: float):
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._clock = clock
-        self._rng = rng
-        self._p_ready = p_ready
-
-    async def run(self):
-        while True:
-            self._ready.value = int(self._rng.random() < self._p_ready)
-            await RisingEdge(self._clock)
-
-
-class StreamMonitor:
-    """Watches ``<prefix>__valid/ready/payload`` and calls ``callback(word, cycle)`` per transfer.
-
-    It samples in the read-only phase after each edge, when every driver has written, so
-    ``valid & ready`` there means a transfer on the next edge.
-    """
-
-    def __init__(self, dut, prefix: str, clock, callback):
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
-        self._clock = clock
-        self._callback = callback
-        self.transfers = 0
-        self.stalls = 0
-
-    async def run(self):
-        cycle = 0
-        while True:
-            await RisingEdge(self._clock)
-            await ReadOnly()
-            cycle += 1
-            if self._valid.value:
-                if self._ready.value:
-                    self.transfers += 1
-                    self._callback(self._payload.value.to_unsigned(), cycle)
-                else:
-                    self.stalls += 1
 
 
 class Scoreboard:

@@ -19,16 +19,7 @@ from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.layouts import PROFILE_LAYOUT, core_layouts
 from neurofab.hdl.neuron import NeuronUpdate
 from neurofab.hdl.neuron_pass import NeuronPass
-from neuron_model import NeuronInput, neuron_update, random_input
-
-V_MIN, V_MAX = -(1 << 23), (1 << 23) - 1
-
-
-def small_core(*, compartments: int = 4, max_cores: int = 1, neurons: int = 24) -> CoreConfig:
-    return CoreConfig(
-        name="test", max_cores=max_cores, neurons=neurons, compartments=compartments, profiles=5,
-        synapse_words=64, axons=neurons, route_words=8 if max_cores > 1 else 0, delay_slots=64,
-        event_queue=64, acc_bits=32)
+from pass_model import expected_pass, fields_of, random_pass_inputs, random_profiles, random_words, small_core
 
 
 class PassBench(Elaboratable):
@@ -60,62 +51,6 @@ class PassBench(Elaboratable):
         return m
 
 
-def random_profiles(rng: random.Random, config: CoreConfig) -> list[dict]:
-    profiles = []
-    for _ in range(config.profiles):
-        x = random_input(rng)
-        profiles.append({name: getattr(x, name) for name in ("threshold", "leak", "resting", "refrac",
-                                                             "dend_threshold")})
-    return profiles
-
-
-def random_words(rng: random.Random, config: CoreConfig, profiles: list[dict]) -> list[dict]:
-    layout = core_layouts(config).neuron
-    words = []
-    for _ in range(config.neurons):
-        profile = rng.randrange(config.profiles)
-        p = profiles[profile]
-        word = {
-            "v": rng.choice([rng.randint(V_MIN, V_MAX), p["resting"], p["threshold"] - rng.randint(0, 500)]),
-            "r": rng.choice([0, 0, 0, 1, 255, rng.randrange(256)]),
-            "lfsr": rng.randrange(1, 1 << 16),
-            "x": rng.randrange(256),
-            "y": rng.randrange(256),
-            "profile": profile,
-        }
-        # Fields the pass must leave alone, at random values of their width.
-        for name in ("route_base", "route_count"):
-            width = layout[name].shape.width
-            word[name] = rng.randrange(1 << width) if width else 0
-        word["v"] = max(V_MIN, min(V_MAX, word["v"]))
-        words.append(word)
-    return words
-
-
-def fields_of(word) -> dict:
-    """A neuron word as a plain dict (from the simulator's ``data.Const``)."""
-    return {name: getattr(word, name) for name, _ in word.shape()}
-
-
-def expected_pass(config, words, profiles, accumulators, stimulus, count, flags):
-    """What one pass must leave: the words, the accumulators and the spike list."""
-    words = [dict(w) for w in words]
-    accumulators = list(accumulators)
-    spikes = []
-    c = config.compartments
-    for n in range(count):
-        w = words[n]
-        p = profiles[w["profile"]]
-        sums = accumulators[n * c:(n + 1) * c] + [0] * (4 - c)
-        out = neuron_update(NeuronInput(tag=n, **flags, v=w["v"], r=w["r"], lfsr=w["lfsr"], **p,
-                                        a=tuple(sums), s=stimulus[n]))
-        w.update(v=out.v, r=out.r, lfsr=out.lfsr)
-        accumulators[n * c:(n + 1) * c] = [0] * c
-        if out.spike:
-            spikes.append((n, out.payload))
-    return words, accumulators, spikes
-
-
 def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0.7, counts=None):
     """Run ``passes`` passes on a random core and check each one; return the pass lengths in clocks."""
     rng = random.Random(seed)
@@ -130,19 +65,11 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
     async def testbench(ctx):
         nonlocal words
         for k in range(passes):
-            scale = rng.choice([100, 2000, 1 << 20, (1 << 31) - 1])
-            # Biased upward, so that neurons fire in most passes.
-            accumulators = [rng.randint(-scale // 4, scale) for _ in range(config.neurons * c)]
-            stimulus = [rng.choice([0, rng.randint(-scale // 4, scale)]) for _ in range(config.neurons)]
+            accumulators, stimulus, flags, count = random_pass_inputs(rng, config, counts, k)
             for i, value in enumerate(accumulators):
                 ctx.set(bench.accumulators.data[i], value)
             for i, value in enumerate(stimulus):
                 ctx.set(bench.stimulus.data[i], value)
-            flags = {name: rng.randrange(2) for name in ("dendritic", "noise", "graded")}
-            if counts:
-                count = counts[k]
-            else:
-                count = rng.choice([config.neurons, config.neurons, rng.randrange(config.neurons)])
             want_words, want_acc, want_spikes = expected_pass(config, words, profiles, accumulators, stimulus,
                                                               count, flags)
 
