@@ -40,6 +40,7 @@ def random_profiles(rng: random.Random, config: CoreConfig) -> list[dict]:
 
 
 def random_words(rng: random.Random, config: CoreConfig, profiles: list[dict]) -> list[dict]:
+    """``config.neurons`` neuron words: random state, profile index and route fields."""
     layout = core_layouts(config).neuron
     words = []
     for _ in range(config.neurons):
