@@ -228,9 +228,10 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
     bounds, block_len = block_bounds(n, n_blocks)
     n_padded = n_blocks * block_len
 
-    (offsets, syn_tgt, syn_w, syn_d, syn_c, syn_src, syn_plastic, perm, bound) = build_layout(
-        syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"], syn["plastic"], n, block_len,
-        n_blocks, planes != 1, learning, bool(lr.graded))
+    layout = build_layout(syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"],
+                          syn["plastic"], n, block_len, n_blocks, planes != 1, learning, bool(lr.graded))
+    group_offsets, group_start, group_delay, packed, syn_c, syn_src, syn_plastic, perm, bound = layout
+    del layout
     ring_dtype = _ring_dtype(int(bound)) if force is None else force[1]
     compile_seconds = 0.0
     if force is None:
@@ -242,7 +243,7 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
         in_offsets, in_positions = incoming_index(perm, syn["tgt"], n)
     else:
         in_offsets, in_positions = np.zeros(1, np.int64), np.zeros(0, np.int64)
-    elig = np.zeros(syn_w.shape[0] if three_factor else 0, np.int32)
+    elig = np.zeros(packed.shape[0] if three_factor else 0, np.int32)
     ring = np.zeros((n_blocks, n_slots, block_len * planes), ring_dtype)
     params = np.stack([neu["threshold"], neu["leak"], neu["resting"], neu["refrac"],
                        neu["dend_threshold"]]).astype(np.int32)
@@ -275,10 +276,11 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
     out_t = np.empty(capacity, np.int32)
     out_g = np.empty(capacity, np.int32)
 
-    chunk_args = (ring, planes, bounds, offsets, syn_tgt, syn_w, syn_d, syn_c, v, r, lfsr, stim, params,
-                  spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload, ev_t, ev_gid, ev_delta, rw_t, rw_v)
+    chunk_args = (ring, planes, bounds, group_offsets, group_start, group_delay, packed, syn_c, v, r, lfsr,
+                  stim, params, spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload, ev_t, ev_gid,
+                  ev_delta, rw_t, rw_v)
     learn_args = (counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions)
-    chooser = _KernelChooser(parallel, n, syn_w.shape[0])
+    chooser = _KernelChooser(parallel, n, packed.shape[0])
     if parallel:
         # the cost of a call that runs no step, so that short probe chunks compare fairly
         began = time.perf_counter()
@@ -307,13 +309,13 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
         if progress is not None:
             progress(t, T)
     if learning:
-        kernels.finish_learning(T - 1, bounds, offsets, syn_tgt, syn_w, spk_gid, spk_cnt, spiked, rw_t, rw_v,
-                                *learn_args)
+        kernels.finish_learning(T - 1, bounds, group_offsets, group_start, packed, spk_gid, spk_cnt, spiked,
+                                rw_t, rw_v, *learn_args)
 
     n_spikes = int(counters[0])
     if learning:
-        weights = np.empty(syn_w.shape[0], np.int32)
-        weights[perm] = syn_w
+        weights = np.empty(packed.shape[0], np.int32)
+        weights[perm] = packed >> 16
     else:
         weights = syn["weight"].astype(np.int32, copy=True)
     state = {"v": v, "r": r, "lfsr": lfsr, "x": x, "y": y}

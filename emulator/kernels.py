@@ -40,6 +40,7 @@ from .arith import (
     sat24,
     toward_zero,
 )
+from .layout import pack_synapse
 
 __all__ = ["FLAG_FIELDS", "run_chunk_parallel", "run_chunk_serial", "finish_learning"]
 
@@ -54,37 +55,41 @@ _N_SPIKES, _NEXT_STIMULUS, _NEXT_REWARD = range(3)
 
 
 @njit(cache=True)
-def _deliver_block(b, slot, ring, planes, n_neurons, offsets, syn_tgt, syn_w, syn_d, syn_c,
+def _deliver_block(b, slot, ring, planes, n_neurons, group_offsets, group_start, group_delay, packed, syn_c,
                    spk_gid, spk_g, spk_cnt, prev, graded):
-    """Add the spikes of the previous step (all blocks) into block ``b``'s ring rows."""
+    """Add the spikes of the previous step (all blocks) into block ``b``'s ring rows.
+
+    A source's synapses into the block come in groups of one delay, so each group
+    writes one ring row. The common case (one plane, binary spikes) has a loop of
+    its own, kept minimal: one ``int32`` load and one add per synapse.
+    """
     ring_b = ring[b]
     n_slots = ring_b.shape[0]
     base = np.int64(b) * n_neurons
+    simple = planes == 1 and not graded
     for sb in range(spk_cnt.shape[1]):
         for i in range(spk_cnt[prev, sb]):
             s = spk_gid[prev, sb, i]
-            lo = offsets[base + s]
-            hi = offsets[base + s + 1]
-            # one loop per variant, so the common one (one plane, binary spikes) stays minimal
-            if planes == 1 and not graded:
-                for k in range(lo, hi):
-                    row = slot + np.int64(syn_d[k])
-                    if row >= n_slots:
-                        row -= n_slots
-                    ring_b[row, np.int64(syn_tgt[k])] += syn_w[k]
-            else:
-                g = np.int64(spk_g[prev, sb, i])
-                for k in range(lo, hi):
-                    row = slot + np.int64(syn_d[k])
-                    if row >= n_slots:
-                        row -= n_slots
-                    col = np.int64(syn_tgt[k])
-                    if planes != 1:
-                        col = 4 * col + np.int64(syn_c[k])
-                    w = np.int64(syn_w[k])
-                    if graded:
-                        w = graded_contribution(w, g)
-                    ring_b[row, col] += w
+            g = np.int64(spk_g[prev, sb, i])
+            for group in range(group_offsets[base + s], group_offsets[base + s + 1]):
+                row = slot + np.int64(group_delay[group])
+                if row >= n_slots:
+                    row -= n_slots
+                ring_row = ring_b[row]
+                if simple:
+                    for k in range(group_start[group], group_start[group + 1]):
+                        word = np.int64(packed[k])
+                        ring_row[word & 0xFFFF] += word >> 16
+                else:
+                    for k in range(group_start[group], group_start[group + 1]):
+                        word = np.int64(packed[k])
+                        col = word & 0xFFFF
+                        if planes != 1:
+                            col = 4 * col + np.int64(syn_c[k])
+                        w = word >> 16
+                        if graded:
+                            w = graded_contribution(w, g)
+                        ring_row[col] += w
 
 
 @njit(cache=True)
@@ -225,18 +230,28 @@ def _step_reward(step, rw_t, rw_v, counters):
 
 
 @njit(cache=True)
-def _learn_block(b, p, lo_b, n_neurons, offsets, syn_tgt, syn_w, syn_src, syn_plastic, elig,
+def _set_weight(packed, k, w):
+    """Store weight ``w`` into synapse word ``k``, keeping its target."""
+    packed[k] = pack_synapse(w, np.int64(packed[k]) & 0xFFFF)
+
+
+@njit(cache=True)
+def _learn_block(b, p, lo_b, n_neurons, group_offsets, group_start, packed, syn_src, syn_plastic, elig,
                  in_offsets, in_positions, spiked, x, y, spk_gid, spk_cnt, flags, has_reward, reward):
     """Weight (and eligibility) updates of step parity ``p`` for synapses into block ``b``."""
     a_plus = flags[_A_PLUS]
     a_minus = flags[_A_MINUS]
+    base = np.int64(b) * n_neurons
     if flags[_THREE_FACTOR]:
         elig_shift = flags[_ELIG_SHIFT]
-        for k in range(offsets[b * n_neurons], offsets[(b + 1) * n_neurons]):
+        first = group_start[group_offsets[base]]
+        last = group_start[group_offsets[base + n_neurons]]
+        for k in range(first, last):
             if not syn_plastic[k]:
                 continue
             pre = syn_src[k]
-            post = lo_b + np.int64(syn_tgt[k])
+            word = np.int64(packed[k])
+            post = lo_b + (word & 0xFFFF)
             dw = np.int64(0)
             if spiked[p, post]:
                 dw += (a_plus * np.int64(x[pre])) >> 8
@@ -248,21 +263,23 @@ def _learn_block(b, p, lo_b, n_neurons, offsets, syn_tgt, syn_w, syn_src, syn_pl
             e = sat(toward_zero(e, elig_shift) + dw, 16)
             elig[k] = e
             if has_reward:
-                syn_w[k] = clamp_weight(np.int64(syn_w[k]) + ((reward * e) >> 8))
+                _set_weight(packed, k, clamp_weight((word >> 16) + ((reward * e) >> 8)))
         return
     # Pair STDP touches only synapses with a spiking end. A synapse whose ends both
     # spiked is left to the post pass, which applies both terms before one clamp.
-    base = np.int64(b) * n_neurons
     for sb in range(spk_cnt.shape[1]):
         for i in range(spk_cnt[p, sb]):
             s = spk_gid[p, sb, i]
-            for k in range(offsets[base + s], offsets[base + s + 1]):
+            first = group_start[group_offsets[base + s]]
+            last = group_start[group_offsets[base + s + 1]]
+            for k in range(first, last):
                 if not syn_plastic[k]:
                     continue
-                post = lo_b + np.int64(syn_tgt[k])
+                word = np.int64(packed[k])
+                post = lo_b + (word & 0xFFFF)
                 if spiked[p, post]:
                     continue
-                syn_w[k] = clamp_weight(np.int64(syn_w[k]) - ((a_minus * np.int64(y[post])) >> 8))
+                _set_weight(packed, k, clamp_weight((word >> 16) - ((a_minus * np.int64(y[post])) >> 8)))
     for i in range(spk_cnt[p, b]):
         q = spk_gid[p, b, i]
         y_q = np.int64(y[q])
@@ -274,7 +291,7 @@ def _learn_block(b, p, lo_b, n_neurons, offsets, syn_tgt, syn_w, syn_src, syn_pl
             dw = (a_plus * np.int64(x[pre])) >> 8
             if spiked[p, pre]:
                 dw -= (a_minus * y_q) >> 8
-            syn_w[k] = clamp_weight(np.int64(syn_w[k]) + dw)
+            _set_weight(packed, k, clamp_weight((np.int64(packed[k]) >> 16) + dw))
 
 
 @njit(cache=True)
@@ -298,7 +315,7 @@ def _collect_spikes(t, spk_gid, spk_cnt, cur, out_t, out_g, counters):
 
 
 @njit(cache=True, parallel=True)
-def run_chunk_parallel(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, syn_d, syn_c,
+def run_chunk_parallel(t0, t1, ring, planes, bounds, group_offsets, group_start, group_delay, packed, syn_c,
                      v, r, lfsr, stim, params, spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload,
                      ev_t, ev_gid, ev_delta, rw_t, rw_v, out_t, out_g, counters, flags,
                      x, y, syn_src, syn_plastic, elig, in_offsets, in_positions):
@@ -320,8 +337,8 @@ def run_chunk_parallel(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, sy
         for b in prange(n_blocks):
             lo = bounds[b]
             hi = bounds[b + 1]
-            _deliver_block(b, slot, ring, planes, n_neurons, offsets, syn_tgt, syn_w, syn_d, syn_c,
-                           spk_gid, spk_g, spk_cnt, prev, graded)
+            _deliver_block(b, slot, ring, planes, n_neurons, group_offsets, group_start, group_delay, packed,
+                           syn_c, spk_gid, spk_g, spk_cnt, prev, graded)
             _update_block(b, slot, ring, planes, lo, hi, v, r, lfsr, stim, params, noise, graded,
                           spiked[cur], payload)
             spk_cnt[cur, b] = _list_spikes(b, lo, hi, spiked_words[cur], payload, graded, spk_gid, spk_g,
@@ -331,7 +348,7 @@ def run_chunk_parallel(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, sy
             has_reward, reward = _step_reward(t - 1, rw_t, rw_v, counters)
             _decay_traces(x, y, flags[_TRACE_SHIFT])
             for b in prange(n_blocks):
-                _learn_block(b, prev, bounds[b], n_neurons, offsets, syn_tgt, syn_w, syn_src,
+                _learn_block(b, prev, bounds[b], n_neurons, group_offsets, group_start, packed, syn_src,
                              syn_plastic, elig, in_offsets, in_positions, spiked, x, y, spk_gid,
                              spk_cnt, flags, has_reward, reward)
             _set_traces(x, y, spk_gid, spk_cnt, prev)
@@ -340,7 +357,7 @@ def run_chunk_parallel(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, sy
 
 
 @njit(cache=True)
-def run_chunk_serial(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, syn_d, syn_c,
+def run_chunk_serial(t0, t1, ring, planes, bounds, group_offsets, group_start, group_delay, packed, syn_c,
                      v, r, lfsr, stim, params, spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload,
                      ev_t, ev_gid, ev_delta, rw_t, rw_v, out_t, out_g, counters, flags,
                      x, y, syn_src, syn_plastic, elig, in_offsets, in_positions):
@@ -362,8 +379,8 @@ def run_chunk_serial(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, syn_
         for b in range(n_blocks):
             lo = bounds[b]
             hi = bounds[b + 1]
-            _deliver_block(b, slot, ring, planes, n_neurons, offsets, syn_tgt, syn_w, syn_d, syn_c,
-                           spk_gid, spk_g, spk_cnt, prev, graded)
+            _deliver_block(b, slot, ring, planes, n_neurons, group_offsets, group_start, group_delay, packed,
+                           syn_c, spk_gid, spk_g, spk_cnt, prev, graded)
             _update_block(b, slot, ring, planes, lo, hi, v, r, lfsr, stim, params, noise, graded,
                           spiked[cur], payload)
             spk_cnt[cur, b] = _list_spikes(b, lo, hi, spiked_words[cur], payload, graded, spk_gid, spk_g,
@@ -373,7 +390,7 @@ def run_chunk_serial(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, syn_
             has_reward, reward = _step_reward(t - 1, rw_t, rw_v, counters)
             _decay_traces(x, y, flags[_TRACE_SHIFT])
             for b in range(n_blocks):
-                _learn_block(b, prev, bounds[b], n_neurons, offsets, syn_tgt, syn_w, syn_src,
+                _learn_block(b, prev, bounds[b], n_neurons, group_offsets, group_start, packed, syn_src,
                              syn_plastic, elig, in_offsets, in_positions, spiked, x, y, spk_gid,
                              spk_cnt, flags, has_reward, reward)
             _set_traces(x, y, spk_gid, spk_cnt, prev)
@@ -382,7 +399,7 @@ def run_chunk_serial(t0, t1, ring, planes, bounds, offsets, syn_tgt, syn_w, syn_
 
 
 @njit(cache=True)
-def finish_learning(last, bounds, offsets, syn_tgt, syn_w, spk_gid, spk_cnt, spiked, rw_t, rw_v,
+def finish_learning(last, bounds, group_offsets, group_start, packed, spk_gid, spk_cnt, spiked, rw_t, rw_v,
                     counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions):
     """Learning for the run's last step ``last`` (the chunk loop runs it one step late)."""
     n_neurons = x.shape[0]
@@ -390,6 +407,7 @@ def finish_learning(last, bounds, offsets, syn_tgt, syn_w, spk_gid, spk_cnt, spi
     has_reward, reward = _step_reward(last, rw_t, rw_v, counters)
     _decay_traces(x, y, flags[_TRACE_SHIFT])
     for b in range(bounds.shape[0] - 1):
-        _learn_block(b, p, bounds[b], n_neurons, offsets, syn_tgt, syn_w, syn_src, syn_plastic, elig,
-                     in_offsets, in_positions, spiked, x, y, spk_gid, spk_cnt, flags, has_reward, reward)
+        _learn_block(b, p, bounds[b], n_neurons, group_offsets, group_start, packed, syn_src, syn_plastic,
+                     elig, in_offsets, in_positions, spiked, x, y, spk_gid, spk_cnt, flags, has_reward,
+                     reward)
     _set_traces(x, y, spk_gid, spk_cnt, p)

@@ -25,7 +25,8 @@ out a network costs a small fraction of simulating it.
 import numpy as np
 from numba import njit
 
-__all__ = ["MAX_BLOCK", "MAX_DELAY", "block_bounds", "build_layout", "incoming_index", "input_bound"]
+__all__ = ["MAX_BLOCK", "MAX_DELAY", "block_bounds", "build_layout", "pack_synapse", "incoming_index",
+           "input_bound"]
 
 #: neurons per block at most: local target indices are ``uint16``
 MAX_BLOCK = 1 << 16
@@ -50,47 +51,59 @@ def block_bounds(n_neurons: int, n_blocks: int) -> tuple[np.ndarray, int]:
 @njit(cache=True)
 def build_layout(src, tgt, weight, delay, compartment, plastic, n_neurons, block_len, n_blocks,
                  with_compartment, with_learning, graded):
-    """The layout (see the module doc) and the input bound, in two passes.
+    """The layout (see the module doc) and the input bound.
 
-    Returns ``(offsets, local_target uint16, weight int16, delay uint8, compartment uint8,
-    source int32, plastic uint8, perm, bound)``. ``compartment`` is empty unless
-    ``with_compartment``; ``source``, ``plastic`` and ``perm`` are empty unless
-    ``with_learning``. ``plastic`` is the connection's flag and an initial weight > 0
-    (docs/model.md). ``bound`` is :func:`input_bound` of the same synapses.
+    Returns ``(group_offsets, group_start, group_delay, packed, compartment, source,
+    plastic, perm, bound)``: ``packed[k] = (w << 16) | local_target`` (``int32``);
+    ``compartment`` is empty unless ``with_compartment``; ``source``, ``plastic`` and
+    ``perm`` are empty unless ``with_learning``. ``plastic`` is the connection's flag
+    and an initial weight > 0 (docs/model.md). ``bound`` is :func:`input_bound`.
     """
     n_syn = src.shape[0]
+    n_keys = n_blocks * n_neurons
     # a lookup instead of two integer divisions per synapse and pass
     block_of = np.empty(n_neurons, np.int64)
     for j in range(n_neurons):
         block_of[j] = j // block_len
-    offsets = np.zeros(n_blocks * n_neurons + 1, np.int64)
+    # pass 1: synapses per (block, source), the input bound, synapses per delay
+    offsets = np.zeros(n_keys + 1, np.int64)
     per_target = np.zeros(n_neurons, np.int64)
+    by_delay_start = np.zeros(MAX_DELAY + 2, np.int64)
     for k in range(n_syn):
         j = tgt[k]
         offsets[block_of[j] * n_neurons + src[k] + 1] += 1
         per_target[j] += _largest_contribution(weight[k], plastic[k], with_learning, graded)
-    for j in range(n_blocks * n_neurons):
-        offsets[j + 1] += offsets[j]
+        by_delay_start[delay[k] + 1] += 1
+    for key in range(n_keys):
+        offsets[key + 1] += offsets[key]
+    for d in range(MAX_DELAY + 1):
+        by_delay_start[d + 1] += by_delay_start[d]
     bound = np.int64(0)
     for j in range(n_neurons):
         bound = max(bound, per_target[j])
-
+    # pass 2: synapse order, stably by delay (a connection's synapses share one delay,
+    # so this reads the input in long sequential runs)
+    by_delay = np.empty(n_syn, np.int32)
+    for k in range(n_syn):
+        d = delay[k]
+        by_delay[by_delay_start[d]] = k
+        by_delay_start[d] += 1
+    # pass 3: that order, stably by (block, source): within a key, ascending delay
     fill = offsets[:-1].copy()
-    syn_tgt = np.empty(n_syn, np.uint16)
-    syn_w = np.empty(n_syn, np.int16)
+    packed = np.empty(n_syn, np.int32)
     syn_d = np.empty(n_syn, np.uint8)
     syn_c = np.empty(n_syn if with_compartment else 0, np.uint8)
     syn_src = np.empty(n_syn if with_learning else 0, np.int32)
     syn_plastic = np.empty(n_syn if with_learning else 0, np.uint8)
     perm = np.empty(n_syn if with_learning else 0, np.int64)
-    for k in range(n_syn):
+    for i in range(n_syn):
+        k = by_delay[i]
         j = tgt[k]
         b = block_of[j]
         key = b * n_neurons + src[k]
         pos = fill[key]
         fill[key] = pos + 1
-        syn_tgt[pos] = j - b * block_len
-        syn_w[pos] = weight[k]
+        packed[pos] = pack_synapse(weight[k], j - b * block_len)
         syn_d[pos] = delay[k]
         if with_compartment:
             syn_c[pos] = compartment[k]
@@ -98,7 +111,36 @@ def build_layout(src, tgt, weight, delay, compartment, plastic, n_neurons, block
             syn_src[pos] = src[k]
             syn_plastic[pos] = 1 if (plastic[k] and weight[k] > 0) else 0
             perm[pos] = k
-    return offsets, syn_tgt, syn_w, syn_d, syn_c, syn_src, syn_plastic, perm, bound
+    # pass 4: groups, the runs of one delay within a key
+    n_groups = 0
+    for key in range(n_keys):
+        for pos in range(offsets[key], offsets[key + 1]):
+            if pos == offsets[key] or syn_d[pos] != syn_d[pos - 1]:
+                n_groups += 1
+    group_offsets = np.empty(n_keys + 1, np.int64)
+    group_start = np.empty(n_groups + 1, np.int64)
+    group_delay = np.empty(n_groups, np.uint8)
+    g = 0
+    for key in range(n_keys):
+        group_offsets[key] = g
+        for pos in range(offsets[key], offsets[key + 1]):
+            if pos == offsets[key] or syn_d[pos] != syn_d[pos - 1]:
+                group_start[g] = pos
+                group_delay[g] = syn_d[pos]
+                g += 1
+    group_offsets[n_keys] = g
+    group_start[n_groups] = n_syn
+    return group_offsets, group_start, group_delay, packed, syn_c, syn_src, syn_plastic, perm, bound
+
+
+@njit(cache=True)
+def pack_synapse(weight, local_target):
+    """One synapse word: the signed 16-bit weight above the 16-bit block-local target.
+
+    ``packed >> 16`` (arithmetic) is the weight and ``packed & 0xFFFF`` the target; for
+    weights in -32768 .. 32767 the word fits ``int32``.
+    """
+    return (np.int64(weight) << 16) | np.int64(local_target)
 
 
 @njit(cache=True)
