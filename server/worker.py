@@ -161,7 +161,10 @@ class Worker:
         last_version = None
         last_busy = time.monotonic()
         while not self.stop.is_set():
-            self.housekeeping()
+            if self.housekeeping():
+                # data_version reflects other connections' commits only: after our own
+                # housekeeping (which may have re-queued jobs), look at the queue anyway.
+                last_version = None
             version = self.db.data_version()
             if version != last_version:
                 last_version = version
@@ -174,11 +177,14 @@ class Worker:
             idle = time.monotonic() - last_busy > 2.0
             self.stop.wait(self.idle_poll_interval if idle else self.poll_interval)
 
-    def housekeeping(self, force: bool = False) -> None:
-        """Now and then: say we are alive and re-queue jobs of dead workers."""
+    def housekeeping(self, force: bool = False) -> bool:
+        """Now and then: say we are alive and re-queue jobs of dead workers.
+
+        Returns true when it ran (the queue may have changed).
+        """
         now = time.monotonic()
         if not force and now < self._next_housekeeping:
-            return
+            return False
         self._next_housekeeping = now + self.housekeeping_interval
         try:
             jobqueue.touch_worker(self.db, self.worker_id, os.getpid(), self.backends)
@@ -189,6 +195,7 @@ class Worker:
                 )
         except Exception:
             log.exception("housekeeping failed")
+        return True
 
     def run_one(self) -> bool:
         """Claim and run one job; false when the queue had none for this worker."""
