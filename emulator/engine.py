@@ -280,18 +280,15 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
                   stim, params, spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload, ev_t, ev_gid,
                   ev_delta, rw_t, rw_v)
     learn_args = (counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions)
-    chooser = _KernelChooser(parallel, n, packed.shape[0])
+    chooser = _KernelChooser(parallel, n, packed.shape[0], T)
     if parallel:
         # the cost of a call that runs no step, so that short probe chunks compare fairly
         began = time.perf_counter()
         kernels.run_chunk_serial(0, 0, *chunk_args, out_t, out_g, *learn_args)
         chooser.call_overhead = time.perf_counter() - began
-    # a first chunk of ~1e6 neuron-steps (a guess at 4e6 per second), then chunks sized
-    # from the measured speed
-    chunk = max(1, min(T, int(CHUNK_SECONDS * 4e6) // n))
     t = 0
     while t < T:
-        parallel, steps = chooser.next(chunk)
+        parallel, steps = chooser.next()
         stop = min(T, t + steps)
         spikes_before = int(counters[0])
         began = time.perf_counter()
@@ -300,7 +297,6 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
         elapsed = time.perf_counter() - began
         if reached > t:
             chooser.record(parallel, elapsed, reached - t, int(counters[0]) - spikes_before)
-            chunk = max(1, min(T, int(CHUNK_SECONDS * (reached - t) / max(elapsed, 1e-9))))
         if reached < stop:  # the spike buffer could not take another step's worst case
             capacity = max(2 * capacity, int(counters[0]) + 2 * n)
             out_t = _grown(out_t, capacity, int(counters[0]))
@@ -337,51 +333,65 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
 
 
 class _KernelChooser:
-    """Picks the parallel or the serial kernel for each chunk, by measured speed.
+    """Picks the kernel (parallel or serial) and the length of each chunk, by measured speed.
 
     The parallel kernel is faster on an idle machine, but it synchronises both cores
-    once per step, so when another process holds one core each step waits for the
-    scheduler and the run can become many times slower than on one core. Both kernels
-    work on the same state, so the choice is free to change between chunks: each is
-    timed (per unit of work: neuron-steps plus synaptic events), the faster one runs,
-    and the slower one is re-measured on a short chunk now and then.
+    once per step, so when other processes hold the cores each step may wait for the
+    scheduler and the run becomes many times slower than on one core. Both kernels
+    work on the same state, so the choice is free to change between chunks. Each is
+    timed per unit of work (neuron-steps plus synaptic events); the faster runs; the
+    slower is re-measured on a probe of a few steps every ``REPROBE_EVERY`` chunks.
+    Chunks last about ``CHUNK_SECONDS`` at the chosen kernel's measured speed; the
+    first chunk after a switch is a quarter of that, in case the probe flattered it.
     """
 
-    #: every this many chunks the slower kernel runs once more, on a probe chunk
+    #: every this many chunks the slower kernel runs a probe
     REPROBE_EVERY = 16
-    #: a re-probe is this fraction of a regular chunk (~15 ms of work)
-    PROBE_FRACTION = 16
-    #: the first probe of each kernel: this many neuron-steps (short, because a parallel
-    #: step on a busy machine can cost a scheduler time slice)
-    FIRST_PROBE = 200_000
+    #: a probe runs this many neuron-steps (at least two steps): short, because a
+    #: parallel step on a busy machine can cost a scheduler time slice
+    FIRST_PROBE = 50_000
+    #: before anything is measured, assume this many units of work per second
+    GUESS_SPEED = 4e6
 
-    def __init__(self, allowed: bool, n_neurons: int, n_synapses: int):
+    def __init__(self, allowed: bool, n_neurons: int, n_synapses: int, timesteps: int):
         self.allowed = allowed
         self.n_neurons = n_neurons
+        self.timesteps = timesteps
         self.mean_out_degree = n_synapses / n_neurons
-        self.first_probe = max(2, self.FIRST_PROBE // n_neurons)
+        self.probe = max(2, self.FIRST_PROBE // n_neurons)
         #: seconds a chunk call costs beyond its steps (argument checks), subtracted
         self.call_overhead = 0.0
         self.cost = {}
+        self.work_per_step = float(n_neurons)
         self.chunks = 0
+        self.last = None
         self.steps = {True: 0, False: 0}
 
-    def next(self, chunk: int) -> tuple[bool, int]:
-        """``(parallel, steps)`` for the next chunk, given the chunk length for the chosen speed."""
+    def _steps_for(self, parallel: bool) -> int:
+        seconds_per_step = self.cost.get(parallel, 1.0 / self.GUESS_SPEED) * self.work_per_step
+        steps = CHUNK_SECONDS / max(seconds_per_step, 1e-12)
+        if self.last is not None and parallel != self.last:
+            steps /= 4
+        return int(max(1, min(self.timesteps, steps)))
+
+    def next(self) -> tuple[bool, int]:
+        """``(parallel, steps)`` for the next chunk."""
         self.chunks += 1
         if not self.allowed:
-            return False, chunk
+            return False, self._steps_for(False)
         for parallel in (True, False):
             if parallel not in self.cost:
-                return parallel, min(chunk, self.first_probe)
+                return parallel, min(self.probe, self._steps_for(parallel))
         best = min(self.cost, key=self.cost.get)
         if self.chunks % self.REPROBE_EVERY == 0:
-            return not best, max(self.first_probe, chunk // self.PROBE_FRACTION)
-        return best, chunk
+            return not best, self.probe
+        return best, self._steps_for(best)
 
     def record(self, parallel: bool, seconds: float, steps: int, spikes: int) -> None:
         work = steps * self.n_neurons + spikes * self.mean_out_degree
         self.cost[parallel] = max(seconds - self.call_overhead, 1e-9) / max(work, 1.0)
+        self.work_per_step = work / steps
+        self.last = parallel
         self.steps[parallel] += steps
 
 
