@@ -354,6 +354,8 @@ def test_blocks_and_kernels_agree(mode, monkeypatch):
               learning=Learning(enabled=True, graded=True, noise=True, a_plus=64, a_minus=40))
     monkeypatch.setattr(emulator_engine, "PARALLEL_MIN_NEURONS", 10**9 if mode == "serial" else 1)
     monkeypatch.setattr(emulator_engine, "MAX_BLOCK", 512)
+    if mode == "parallel":  # every chunk (of 7 steps) on the parallel kernel
+        monkeypatch.setattr(emulator_engine._KernelChooser, "next", lambda self: (True, 7))
     if mode == "alternating":
         monkeypatch.setattr(emulator_engine, "CHUNK_SECONDS", 0.0)  # short chunks
         monkeypatch.setattr(emulator_engine._KernelChooser, "REPROBE_EVERY", 2)
