@@ -22,6 +22,7 @@ from neurofab.hdl.layouts import (
     Memory,
     core_layouts,
     pack_words,
+    pack_words_by_key,
     unpack_words,
     word_lanes,
     words_from_bytes,
@@ -329,62 +330,82 @@ def _fill_memories(netlist: Netlist, pl: Placement) -> list[dict]:
     cfg = pl.config
     layouts = core_layouts(cfg)
     n, n_cores, bounds = netlist.n_neurons, pl.n_cores, pl.bounds
-    core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
-    gids = np.arange(n, dtype=np.int64)
+    one = n_cores == 1
 
     # profile tables: each core's profiles in the order its neurons first use them
-    n_profiles = max(1, pl.profile_params.shape[0])
-    key = core_of * n_profiles + pl.profile
-    change = np.r_[True, key[1:] != key[:-1]] if n else np.zeros(0, bool)
-    run_first = np.flatnonzero(change)
-    uniq, first = np.unique(key[run_first], return_index=True)
-    table = uniq[np.argsort(first, kind="stable")]
-    table = table[np.argsort(table // n_profiles, kind="stable")]  # by core, first use within a core
-    table_core = table // n_profiles
-    table_bounds = np.searchsorted(table_core, np.arange(n_cores + 1), side="left")
-    sorter = np.argsort(table, kind="stable")
-    local_profile = sorter[np.searchsorted(table, key, sorter=sorter)] - table_bounds[core_of]
-    params = pl.profile_params[table % n_profiles]
-    profile_words = pack_words(layouts.profile, {k: params[:, i] for i, k in enumerate(PARAM_NAMES)},
-                               table.size)
+    if one:  # the global numbering is already in first-use order
+        table_params, local_profile = pl.profile_params, pl.profile
+        table_bounds = np.array([0, table_params.shape[0]], np.int64)
+    else:
+        core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
+        n_profiles = max(1, pl.profile_params.shape[0])
+        key = core_of * n_profiles + pl.profile
+        change = np.r_[True, key[1:] != key[:-1]] if n else np.zeros(0, bool)
+        run_first = np.flatnonzero(change)
+        uniq, first = np.unique(key[run_first], return_index=True)
+        table = uniq[np.argsort(first, kind="stable")]
+        table = table[np.argsort(table // n_profiles, kind="stable")]  # by core, first use within a core
+        table_core = table // n_profiles
+        table_bounds = np.searchsorted(table_core, np.arange(n_cores + 1), side="left")
+        sorter = np.argsort(table, kind="stable")
+        local_profile = sorter[np.searchsorted(table, key, sorter=sorter)] - table_bounds[core_of]
+        table_params = pl.profile_params[table % n_profiles]
+    profile_words = pack_words(layouts.profile, {k: table_params[:, i] for i, k in enumerate(PARAM_NAMES)},
+                               table_params.shape[0])
 
-    # routes: sorted by source gid (so by core), then destination core
-    route_count = np.bincount(pl.route_src, minlength=n) if n else np.zeros(0, np.int64)
+    # neuron memories; routes sorted by source gid (so by core), then destination core
+    neuron_values = {"v": netlist.resting, "lfsr": initial_lfsr(0, np.arange(n)), "profile": local_profile}
     route_bounds = np.searchsorted(pl.route_src, bounds, side="left")
-    route_base = np.cumsum(route_count) - route_count - route_bounds[core_of]
-    resting = np.asarray(netlist.resting, dtype=np.int64)
-    neuron_words = pack_words(layouts.neuron, {
-        "v": resting, "lfsr": initial_lfsr(0, gids), "profile": local_profile,
-        "route_base": route_base, "route_count": route_count,
-    }, n)
+    if pl.route_src.size:  # else route_base and route_count stay 0
+        route_count = np.bincount(pl.route_src, minlength=n)
+        core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
+        neuron_values["route_base"] = np.cumsum(route_count) - route_count - route_bounds[core_of]
+        neuron_values["route_count"] = route_count
+    neuron_words = pack_words(layouts.neuron, neuron_values, n)
     route_words = pack_words(layouts.route, {"core": pl.route_core, "axon": pl.route_axon}, pl.route_src.size)
 
-    # axon tables and synapse memories, all cores at once, then split
-    axon_bounds = np.concatenate([[0], np.cumsum(pl.n_axons)])
-    syn_bounds = pl.core_synapse_bounds()
-    order = pl.syn_order
-    syn_count = np.bincount(pl.axon_key, minlength=int(axon_bounds[-1]))
-    axon_core = np.repeat(np.arange(n_cores), pl.n_axons)
-    syn_base = np.cumsum(syn_count) - syn_count - syn_bounds[axon_core]
+    # synapse memories, all cores at once: sorted by axon key and packed in one pass,
+    # which also counts each axon's synapses for the axon tables
+    if one:
+        target = netlist.tgt
+    else:  # the target's local index: gid minus its core's first gid
+        core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
+        target = (np.arange(n, dtype=np.int64) - bounds[core_of]).astype(netlist.tgt.dtype)[netlist.tgt]
+    axon_base = pl.axon_base
+    synapse_words, order, syn_count = pack_words_by_key(layouts.synapse, {
+        "weight": netlist.weight, "delay": netlist.delay, "target": target,
+        "compartment": netlist.compartment, "plastic": netlist.plastic,
+    }, pl.axon_key, int(axon_base[-1]))
+    syn_base = np.cumsum(syn_count) - syn_count
+    if not one:
+        syn_base -= pl.syn_bounds[np.repeat(np.arange(n_cores), pl.n_axons)]
     axon_words = pack_words(layouts.axon, {"syn_base": syn_base, "syn_count": syn_count}, syn_count.size)
-    # target's local index: gid minus its core's first gid (per neuron, then gathered in order)
-    local_index = gids - bounds[core_of]
-    synapse_words = pack_words(layouts.synapse, {
-        "weight": netlist.weight, "delay": netlist.delay, "compartment": netlist.compartment,
-        "plastic": netlist.plastic,
-        "target": local_index[netlist.tgt] if n_cores > 1 else netlist.tgt,
-    }, order.size, order=order)
-    order_words = pack_words(layouts.synapse_order, {"index": order}, order.size)
+    order_words = _order_words(layouts.synapse_order, order)
 
     per_memory = {
         Memory.PROFILE: _split(profile_words, table_bounds),
         Memory.NEURON: _split(neuron_words, bounds),
-        Memory.AXON: _split(axon_words, axon_bounds),
-        Memory.SYNAPSE: _split(synapse_words, syn_bounds),
+        Memory.AXON: _split(axon_words, axon_base),
+        Memory.SYNAPSE: _split(synapse_words, pl.syn_bounds),
         Memory.ROUTE: _split(route_words, route_bounds),
-        Memory.SYNAPSE_ORDER: _split(order_words, syn_bounds),
+        Memory.SYNAPSE_ORDER: _split(order_words, pl.syn_bounds),
     }
     return [{m: per_memory[m][c] for m in IMAGE_MEMORIES} for c in range(n_cores)]
+
+
+def _order_words(layout, order: np.ndarray) -> np.ndarray:
+    """The synapse-order memory: one word per synapse word, its synapse-order number.
+
+    The layout is a single unsigned field at bit 0, so a word is the number itself: the
+    packer's ``int64`` index, viewed as ``uint64`` words (no copy) once it is known to fit.
+    """
+    ((name, field),) = tuple(layout)
+    if field.offset != 0 or field.shape.signed or word_lanes(layout) != 1:
+        return pack_words(layout, {name: order}, order.size)  # a layout this shortcut does not know
+    if order.size and order.size - 1 >= 1 << field.width:
+        raise ValueError(f"field {name} holds 0 .. {(1 << field.width) - 1} ({field.shape}), "
+                         f"not {order.size - 1}")
+    return order.view(np.uint64).reshape(-1, 1)
 
 
 def decode_image(data: bytes) -> Image:

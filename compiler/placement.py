@@ -48,21 +48,21 @@ class Placement:
     """Where everything goes (all arrays ``int64`` unless said otherwise).
 
     ``bounds[c] .. bounds[c + 1]`` are core ``c``'s neurons. ``profile`` is each
-    neuron's global profile number (rows of ``profile_params``). ``syn_core``,
-    ``syn_axon`` give each synapse's core and axon id there; ``syn_order`` lists the
-    synapses core by core, axon by axon, in synapse order within an axon: the order of
-    the synapse memories. ``route_src``, ``route_core``, ``route_axon`` are the route
-    entries sorted by source gid then core. ``n_axons[c]`` is core ``c``'s axon count.
+    neuron's global profile number (rows of ``profile_params``). ``axon_key`` gives each
+    synapse its axon, numbered core after core (core ``c``'s axon ``a`` is
+    ``axon_base[c] + a``): the synapse memories list the synapses in the stable order of
+    this key. On one core it is the netlist's own ``src`` array (any integer dtype), the
+    source being its own axon. ``syn_bounds[c] .. syn_bounds[c + 1]`` are core ``c``'s
+    synapse words in that order. ``route_src``, ``route_core``, ``route_axon`` are the
+    route entries sorted by source gid then core. ``n_axons[c]`` is core ``c``'s axon count.
     """
 
     config: CoreConfig
     bounds: np.ndarray
     profile: np.ndarray
     profile_params: np.ndarray
-    syn_core: np.ndarray
-    syn_axon: np.ndarray
-    syn_order: np.ndarray
     axon_key: np.ndarray
+    syn_bounds: np.ndarray
     route_src: np.ndarray
     route_core: np.ndarray
     route_axon: np.ndarray
@@ -72,12 +72,10 @@ class Placement:
     def n_cores(self) -> int:
         return int(self.bounds.shape[0] - 1)
 
-    def core_synapse_bounds(self) -> np.ndarray:
-        """``syn_order[b[c]:b[c + 1]]`` are core ``c``'s synapses."""
-        if self.n_cores == 1:
-            return np.array([0, self.syn_core.shape[0]], dtype=np.int64)
-        counts = np.bincount(self.syn_core, minlength=self.n_cores)
-        return np.concatenate([[0], np.cumsum(counts)])
+    @property
+    def axon_base(self) -> np.ndarray:
+        """``axon_base[c]``: the key of core ``c``'s axon 0 (and the total axons last)."""
+        return np.concatenate([[0], np.cumsum(self.n_axons)]).astype(np.int64)
 
 
 PARAM_NAMES = ("threshold", "leak", "resting", "refrac", "dend_threshold")
@@ -186,12 +184,33 @@ class _Fill:
         self.netlist, self.config, self.per_core, self.explain = netlist, config, per_core, explain
         n = netlist.n_neurons
         self.src = np.asarray(netlist.src)
-        self.indeg = np.bincount(netlist.tgt, minlength=n)
-        self._by_target = None
-        self.cum = np.concatenate([[0], np.cumsum(self.indeg)])
+        self._indeg = self._cum = self._by_target = None  # per-synapse work, done when first needed
         self.profile, self.profile_params = _profiles(netlist)
         self.run_starts = np.flatnonzero(np.r_[True, self.profile[1:] != self.profile[:-1]]) \
             if n else np.zeros(0, np.int64)
+
+    @property
+    def indeg(self) -> np.ndarray:
+        if self._indeg is None:
+            self._indeg = np.bincount(self.netlist.tgt, minlength=self.netlist.n_neurons)
+        return self._indeg
+
+    @property
+    def cum(self) -> np.ndarray:
+        if self._cum is None:
+            self._cum = np.concatenate([[0], np.cumsum(self.indeg)])
+        return self._cum
+
+    def fits_one_core(self) -> bool:
+        """Whether every neuron fits one core: then greedy filling gives that one core.
+
+        The greedy fill would reach the same answer, but only after counting every
+        neuron's synapses; with all neurons on one core no source is remote, so the
+        totals decide.
+        """
+        cfg, n = self.config, self.netlist.n_neurons
+        return (0 < n <= self.per_core and self.netlist.n_synapses <= cfg.synapse_words
+                and self.profile_params.shape[0] <= cfg.profiles and n <= cfg.axons)
 
     def remote_sources(self, start: int, end: int) -> int:
         n_in = int(self.cum[end] - self.cum[start])
@@ -211,6 +230,8 @@ class _Fill:
     def bounds(self) -> np.ndarray:
         """Core boundaries; raises :class:`CapacityError` if a single neuron cannot fit."""
         cfg, n = self.config, self.netlist.n_neurons
+        if self.fits_one_core():
+            return np.array([0, n], dtype=np.int64)
         bounds, start = [0], 0
         while start < n:
             end = min(n, start + self.per_core)
@@ -321,14 +342,20 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
         raise _too_many_cores(netlist, config, n_cores, per_core, forced)
 
     n, m = netlist.n_neurons, netlist.n_synapses
+    profile, profile_params = fill.profile, fill.profile_params
+    if n_cores == 1:
+        # one core: every axon is local (axon = source), no routes, nothing to derive
+        none = np.zeros(0, np.int64)
+        return Placement(
+            config=config, bounds=bounds, profile=profile, profile_params=profile_params,
+            axon_key=np.asarray(netlist.src), syn_bounds=np.array([0, m], np.int64),
+            route_src=none, route_core=none, route_axon=none, n_axons=np.array([n], np.int64),
+        )
+
     src = np.asarray(netlist.src, dtype=np.int64)
     core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
-    if n_cores == 1:  # the common case, without per-synapse temporaries
-        syn_core = np.zeros(m, np.int64)
-        remote = np.zeros(m, bool)
-    else:
-        syn_core = core_of[np.asarray(netlist.tgt)]
-        remote = core_of[src] != syn_core
+    syn_core = core_of[np.asarray(netlist.tgt)]
+    remote = core_of[src] != syn_core
 
     # remote axons: one per distinct (target core, source) among synapses that cross cores
     C = max(n_cores, 1)
@@ -339,7 +366,7 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
     pair_axon = n_local[pair_core] + (np.arange(pair_key.size) - first_pair[pair_core])
     n_axons = n_local + np.bincount(pair_core, minlength=n_cores)
 
-    syn_axon = src - bounds[core_of[src]] if n_cores > 1 else src  # local axons: the local index
+    syn_axon = src - bounds[core_of[src]]  # local axons: the local index
     if pair_key.size:
         syn_axon[remote] = pair_axon[np.searchsorted(pair_key, syn_core[remote] * n + src[remote])]
 
@@ -359,13 +386,15 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
             f"core it has synapses on); core preset {config.name} holds "
             f"{_fmt(config.route_words)} per core{_fitting_presets(netlist, config)}")
 
-    # synapse memory order: by core, then axon, then synapse order (a stable sort keeps it)
+    # the synapse memories' order: by core, then axon, then synapse order (the packer's
+    # stable counting sort keeps that); int32 keys when they fit, as on one core
     axon_base = np.concatenate([[0], np.cumsum(n_axons)])
-    axon_key = axon_base[syn_core] + syn_axon if n_cores > 1 else syn_axon
-    syn_order = counting_order(axon_key, int(axon_base[-1]))
-    profile, profile_params = fill.profile, fill.profile_params
+    axon_key = axon_base[syn_core] + syn_axon
+    if axon_base[-1] <= np.iinfo(np.int32).max:
+        axon_key = axon_key.astype(np.int32)
+    syn_bounds = np.concatenate([[0], np.cumsum(np.bincount(syn_core, minlength=n_cores))]).astype(np.int64)
     return Placement(
         config=config, bounds=bounds, profile=profile, profile_params=profile_params,
-        syn_core=syn_core, syn_axon=syn_axon, syn_order=syn_order, axon_key=axon_key,
+        axon_key=axon_key, syn_bounds=syn_bounds,
         route_src=route_src, route_core=route_core, route_axon=route_axon, n_axons=n_axons,
     )

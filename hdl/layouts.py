@@ -44,7 +44,9 @@ __all__ = [
     "core_layouts",
     "word_lanes",
     "pack_words",
+    "pack_words_by_key",
     "unpack_words",
+    "word_bytes",
     "words_to_bytes",
     "words_from_bytes",
 ]
@@ -191,12 +193,154 @@ def word_lanes(layout: data.StructLayout) -> int:
     return max(1, -(-layout.size // 64))
 
 
+# -- bulk packing -------------------------------------------------------------------------
+#
+# One fused pass packs every field of each word (the word is built in registers and
+# stored once), in one of three index maps: word i from element i, word i from element
+# order[i], or element i into the word at its place in the stable counting sort of
+# ``keys`` (the compiler's synapse memory: sort and pack in the same pass). The kernel
+# takes up to _GROUP field columns as separate arguments, so numba specialises it on
+# each column's dtype (int32, uint8, bool-as-uint8: no widening copies), and words of up
+# to two lanes; wider words take the per-field path below.
+
+#: field columns one fused pass takes; a layout with more fields is packed in groups
+_GROUP = 8
+_FULL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_ZERO = np.uint64(0)
+
+
+@njit(cache=True, nogil=True)
+def _constants(table, f):
+    """Field ``f`` of ``table`` (rows: lane, shift, width) as what one word needs.
+
+    Returns the width ``mask`` and two shifted placements: ``(bits << s0) & e0`` into
+    lane 0 and ``((bits >> r1) << t1) & e1`` into lane 1 (every shift < 64; a field
+    entirely in lane 1, or the part of a lane-0 field that spills into lane 1). Absent
+    rows (``f >= len(table)``) give zeros; they are never used.
+    """
+    if f >= table.shape[0]:
+        return _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO
+    lane, shift, width = table[f, 0], table[f, 1], table[f, 2]
+    mask = _FULL >> np.uint64(64 - width)
+    if lane == 0:
+        s0, e0 = np.uint64(shift), _FULL
+        if shift + width > 64:
+            r1, t1, e1 = np.uint64(64 - shift), _ZERO, _FULL
+        else:
+            r1, t1, e1 = _ZERO, _ZERO, _ZERO
+    else:
+        s0, e0 = _ZERO, _ZERO
+        r1, t1, e1 = _ZERO, np.uint64(shift), _FULL
+    return mask, s0, e0, r1, t1, e1
+
+
+@njit(cache=True, nogil=True)
+def _place(acc0, acc1, v, two, mask, s0, e0, r1, t1, e1):
+    """OR value ``v`` of one field (known to fit) into the word ``acc0, acc1``."""
+    bits = np.uint64(v) & mask  # the mask drops a negative value's sign extension
+    if two:
+        acc0 |= (bits << s0) & e0
+        acc1 |= ((bits >> r1) << t1) & e1
+    else:  # one lane: every field is in lane 0 and none spills
+        acc0 |= bits << s0
+    return acc0, acc1
+
+
+@njit(cache=True, nogil=True)
+def _pack_fused(words, order, keys, index, n_keys, table, c0, c1, c2, c3, c4, c5, c6, c7):
+    """Pack ``words`` (``uint64``, 1 or 2 lanes, every word written) from columns ``c0 ..``.
+
+    Field ``f`` of ``table`` takes column ``cf``; every value is known to fit (checked
+    before, vectorised). With ``keys`` (non-empty): element ``i`` goes to the word at its
+    place in the stable sort of ``keys`` (values ``0 .. n_keys - 1``), ``index[place] =
+    i``, and the per-key counts are returned. Else with ``order``: word ``i`` is element
+    ``order[i]``; else element ``i``.
+    """
+    nf = table.shape[0]
+    mask0, s00, e00, r10, t10, e10 = _constants(table, 0)
+    mask1, s01, e01, r11, t11, e11 = _constants(table, 1)
+    mask2, s02, e02, r12, t12, e12 = _constants(table, 2)
+    mask3, s03, e03, r13, t13, e13 = _constants(table, 3)
+    mask4, s04, e04, r14, t14, e14 = _constants(table, 4)
+    mask5, s05, e05, r15, t15, e15 = _constants(table, 5)
+    mask6, s06, e06, r16, t16, e16 = _constants(table, 6)
+    mask7, s07, e07, r17, t17, e17 = _constants(table, 7)
+
+    def word(k, two):  # element k's word (numba inlines this closure into each loop)
+        acc0, acc1 = _ZERO, _ZERO
+        if nf > 0:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c0[k]), two, mask0, s00, e00, r10, t10, e10)
+        if nf > 1:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c1[k]), two, mask1, s01, e01, r11, t11, e11)
+        if nf > 2:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c2[k]), two, mask2, s02, e02, r12, t12, e12)
+        if nf > 3:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c3[k]), two, mask3, s03, e03, r13, t13, e13)
+        if nf > 4:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c4[k]), two, mask4, s04, e04, r14, t14, e14)
+        if nf > 5:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c5[k]), two, mask5, s05, e05, r15, t15, e15)
+        if nf > 6:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c6[k]), two, mask6, s06, e06, r16, t16, e16)
+        if nf > 7:
+            acc0, acc1 = _place(acc0, acc1, np.int64(c7[k]), two, mask7, s07, e07, r17, t17, e17)
+        return acc0, acc1
+
+    count = words.shape[0]
+    two = words.shape[1] > 1
+    counts = np.zeros(0, np.int64)
+    if keys.shape[0] > 0:
+        # counting sort: start[k] is the next free place of key k
+        start = np.zeros(n_keys + 1, np.int64)
+        for i in range(count):
+            start[keys[i] + 1] += 1
+        counts = start[1:].copy()
+        for k in range(n_keys):
+            start[k + 1] += start[k]
+        # a run of equal keys (a source's synapses within a connection) takes consecutive
+        # places: keep the run's place in a register, not a store and reload per element
+        prev = keys[0]
+        p = start[prev] - 1
+        if not two:  # the synapse memory's case; its own loop keeps it lean
+            for i in range(count):
+                key = keys[i]
+                if key == prev:
+                    p += 1
+                else:
+                    start[prev] = p + 1
+                    p = start[key]
+                    prev = key
+                index[p] = i
+                words[p, 0] = word(i, False)[0]
+        else:
+            for i in range(count):
+                key = keys[i]
+                if key == prev:
+                    p += 1
+                else:
+                    start[prev] = p + 1
+                    p = start[key]
+                    prev = key
+                index[p] = i
+                acc0, acc1 = word(i, True)
+                words[p, 0] = acc0
+                words[p, 1] = acc1
+    else:
+        gather = order.shape[0] > 0
+        for i in range(count):
+            acc0, acc1 = word(order[i] if gather else i, True)
+            words[i, 0] = acc0
+            if two:
+                words[i, 1] = acc1
+    return counts
+
+
 @njit(cache=True, nogil=True)
 def _pack_field(words, values, order, lane, shift, width, lo, hi):
     """OR one field into ``words``: ``values[order[i]]`` (or ``values[i]``) into word ``i``.
 
-    One pass, no temporaries. Returns the index of the first value outside ``lo .. hi``,
-    or -1 when all fit.
+    The path for words wider than two lanes (the fused pass handles up to two). Returns
+    the index of the first value outside ``lo .. hi``, or -1 when all fit.
     """
     mask = np.uint64((1 << width) - 1) if width < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
     spill = shift + width > 64
@@ -227,7 +371,114 @@ def _unpack_field(words, lane, shift, width, is_signed):
     return out
 
 
-_NO_ORDER = np.zeros(0, np.int64)
+_NO_INDEX = np.zeros(0, np.int64)
+_NO_COLUMN = np.zeros(0, np.uint8)
+_INT64_MAX = (1 << 63) - 1
+
+
+def _field_range(field) -> tuple[int, int]:
+    """The values a field holds (the unsigned 64-bit top clipped to int64, what a column can hold)."""
+    width = field.width
+    if field.shape.signed:
+        return -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return 0, min((1 << width) - 1, _INT64_MAX)
+
+
+def _columns(layout: data.StructLayout, values: dict, length: int) -> list:
+    """``(name, field, column)`` for each given field of width > 0, in layout order.
+
+    Columns are contiguous integer arrays as given (bool viewed as ``uint8``; scalars
+    filled to ``length``). Fields of width 0 must be 0 and are left out.
+    """
+    unknown = set(values) - {name for name, _ in layout}
+    if unknown:
+        raise ValueError(f"no field {sorted(unknown)[0]!r} in layout {layout!r}")
+    out = []
+    for name, field in layout:
+        if name not in values:
+            continue
+        value = np.asarray(values[name])
+        if value.dtype.kind not in "biu":
+            raise ValueError(f"field {name} takes integers, not {value.dtype} values")
+        if value.ndim == 0:
+            value = np.full(length, value, dtype=np.int64)
+        elif value.ndim != 1:
+            raise ValueError(f"field {name} takes a 1-D array, not shape {value.shape}")
+        if value.dtype == np.bool_:
+            value = value.view(np.uint8)
+        value = np.ascontiguousarray(value)
+        if field.width == 0:
+            if value.size and np.any(value != 0):
+                raise ValueError(f"field {name} holds 0 .. 0 ({field.shape}), not "
+                                 f"{int(value[np.flatnonzero(value != 0)[0]])}")
+            continue
+        out.append((name, field, value))
+    return out
+
+
+def _field_table(columns: list) -> np.ndarray:
+    """Rows ``lane, shift, width`` of the fields of ``columns``."""
+    table = np.zeros((len(columns), 3), np.int64)
+    for row, (_, field, _) in enumerate(columns):
+        lane, shift = divmod(field.offset, 64)
+        table[row] = (lane, shift, field.width)
+    return table
+
+
+def _check_ranges(columns: list) -> None:
+    """Raise :class:`ValueError` for the first field (layout order) with a value it cannot hold.
+
+    Vectorised min / max (much cheaper than a compare per value in the packing loop),
+    skipped where the column's dtype cannot leave the field's range; the error names
+    the field's first such value.
+    """
+    for name, field, value in columns:
+        lo, hi = _field_range(field)
+        if not value.size:
+            continue
+        info = np.iinfo(value.dtype)
+        if info.min >= lo and info.max <= hi:
+            continue
+        if int(value.min()) >= lo and int(value.max()) <= hi:
+            continue
+        if value.dtype == np.uint64:  # never below lo (<= 0); compare unsigned, no wrap
+            outside = value > np.uint64(hi)
+        else:
+            outside = (value < lo) | (value > hi)
+        v = value[int(np.argmax(outside))]
+        raise ValueError(f"field {name} holds {lo} .. {hi} ({field.shape}), not {int(v)}")
+
+
+def _pack_groups(words, columns, order, keys, index, n_keys, filler):
+    """The fused kernel over ``columns`` in groups of ``_GROUP``; returns the per-key counts.
+
+    The first group sorts (when ``keys`` is given) and writes every word; later groups
+    are packed into a second array in the same word order and ORed in. ``filler`` stands
+    for the unused column arguments (its dtype is part of the kernel's specialisation).
+    """
+    counts = None
+    for g in range(0, max(len(columns), 1), _GROUP):
+        group = columns[g:g + _GROUP]
+        cols = [c for _, _, c in group] + [filler] * (_GROUP - len(group))
+        if g == 0:
+            counts = _pack_fused(words, order, keys, index, n_keys, _field_table(group), *cols)
+        else:
+            more = np.empty_like(words)
+            _pack_fused(more, index if keys.shape[0] else order, _NO_INDEX, _NO_INDEX, 0,
+                        _field_table(group), *cols)
+            words |= more
+    return counts
+
+
+def _pack_by_field(words, columns, order) -> None:
+    """Words wider than two lanes: one pass per field, ORed into zeroed ``words``."""
+    for name, field, value in columns:
+        lo, hi = _field_range(field)
+        lane, shift = divmod(field.offset, 64)
+        bad = _pack_field(words, value, order, lane, shift, field.width, lo, hi) if words.shape[0] else -1
+        if bad >= 0:
+            v = int(value[order[bad]] if order.shape[0] else value[bad])
+            raise ValueError(f"field {name} holds {lo} .. {hi} ({field.shape}), not {v}")
 
 
 def pack_words(layout: data.StructLayout, values: dict, count: int, order=None) -> np.ndarray:
@@ -237,34 +488,72 @@ def pack_words(layout: data.StructLayout, values: dict, count: int, order=None) 
     each, or element ``order[i]`` when ``order`` is given (so a memory can be packed in
     its own address order without gathering copies first). A field that is absent is 0.
     Returns ``uint64`` of shape ``(count, word_lanes(layout))``. A value that does not fit
-    its field raises :class:`ValueError` naming the field and the value.
+    its field raises :class:`ValueError` naming the field and the value (every value
+    given is checked, also one that ``order`` does not pick); so does an array of the
+    wrong length, or an ``order`` entry outside the arrays.
+
+    Words of up to two lanes are packed in one fused pass (every field of a word at
+    once); wider words one pass per field.
     """
-    unknown = set(values) - {name for name, _ in layout}
-    if unknown:
-        raise ValueError(f"no field {sorted(unknown)[0]!r} in layout {layout!r}")
-    order = _NO_ORDER if order is None else np.ascontiguousarray(order, dtype=np.int64)
+    order = _NO_INDEX if order is None else np.ascontiguousarray(order, dtype=np.int64)
     if order.shape[0] not in (0, count):
         raise ValueError(f"order has {order.shape[0]} entries, not {count}")
-    words = np.zeros((count, word_lanes(layout)), dtype=np.uint64)
-    for name, field in layout:
-        if name not in values:
-            continue
-        value = np.asarray(values[name])
-        if value.dtype == np.bool_:
-            value = value.view(np.uint8)
-        if value.ndim == 0 or (value.shape[0] != count and not order.shape[0]):
-            value = np.broadcast_to(value.astype(np.int64), (count,))
-        width, is_signed = field.width, field.shape.signed
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1)
-        if width == 0:
-            lo = hi = 0
-        lane, shift = divmod(field.offset, 64)
-        bad = _pack_field(words, np.ascontiguousarray(value), order, lane, shift, width, lo, hi) \
-            if count else -1
-        if bad >= 0:
-            v = int(value[order[bad]] if order.shape[0] else value[bad])
-            raise ValueError(f"field {name} holds {lo} .. {hi} ({field.shape}), not {v}")
+    # scalars stand for arrays as long as the words (or as far as the order reaches)
+    columns = _columns(layout, values, int(order.max()) + 1 if order.shape[0] else count)
+    for name, _, value in columns:
+        if not order.shape[0] and value.shape[0] != count:
+            raise ValueError(f"field {name} has {value.shape[0]} values, not {count}")
+        if order.shape[0] and (order.min() < 0 or order.max() >= value.shape[0]):
+            raise ValueError(f"order indexes 0 .. {int(order.max())}, beyond field {name}'s "
+                             f"{value.shape[0]} values")
+    lanes = word_lanes(layout)
+    if lanes > 2:
+        words = np.zeros((count, lanes), dtype=np.uint64)
+        _pack_by_field(words, columns, order)
+        return words
+    _check_ranges(columns)
+    words = np.zeros((count, lanes), dtype=np.uint64) if not columns else np.empty((count, lanes), np.uint64)
+    if columns and count:
+        # int64 columns: one compiled specialisation serves every memory but the synapses'
+        wide = [(name, field, value.astype(np.int64, copy=False)) for name, field, value in columns]
+        _pack_groups(words, wide, order, _NO_INDEX, _NO_INDEX, 0, _NO_INDEX)
     return words
+
+
+def pack_words_by_key(layout: data.StructLayout, values: dict, keys, n_keys: int) -> tuple:
+    """Pack one word per element, the words in the stable sort order of ``keys``.
+
+    Element ``i`` (of every array in ``values``, as for :func:`pack_words`) is packed
+    into the word at its place when the elements are sorted by ``keys[i]`` (integers
+    ``0 .. n_keys - 1``), ties kept in element order: a counting sort fused with the
+    packing, one pass. Returns ``(words, index, counts)``: ``words`` as from
+    :func:`pack_words`, ``index[p]`` the element packed into word ``p`` (``int64``), and
+    ``counts[k]`` the number of elements with key ``k`` (so key ``k``'s words start at
+    ``counts[:k].sum()``). Raises :class:`ValueError` as :func:`pack_words` does, and for
+    a key outside ``0 .. n_keys - 1``.
+    """
+    keys = np.ascontiguousarray(keys)  # as given: the netlist's int32 sources need no copy
+    if keys.ndim != 1 or keys.dtype.kind not in "iu":
+        raise ValueError(f"keys must be a 1-D integer array, not {keys.dtype} of shape {keys.shape}")
+    count = keys.shape[0]
+    columns = _columns(layout, values, count)
+    for name, _, value in columns:
+        if value.shape[0] != count:
+            raise ValueError(f"field {name} has {value.shape[0]} values, not {count} (one per key)")
+    if count and (int(keys.min()) < 0 or int(keys.max()) >= n_keys):
+        bad = int(keys.min()) if int(keys.min()) < 0 else int(keys.max())
+        raise ValueError(f"key {bad} is outside 0 .. {n_keys - 1}")
+    lanes = word_lanes(layout)
+    if lanes > 2 or not columns or not count:
+        # no fused pass: sort first, then pack in that order
+        index = np.argsort(keys, kind="stable").astype(np.int64)
+        counts = np.bincount(keys, minlength=n_keys).astype(np.int64) if count else np.zeros(n_keys, np.int64)
+        return pack_words(layout, values, count, order=index), index, counts
+    _check_ranges(columns)
+    words = np.empty((count, lanes), np.uint64)
+    index = np.empty(count, np.int64)
+    counts = _pack_groups(words, columns, _NO_INDEX, keys, index, n_keys, _NO_COLUMN)
+    return words, index, counts
 
 
 def unpack_words(layout: data.StructLayout, words: np.ndarray) -> dict:
@@ -280,14 +569,45 @@ def unpack_words(layout: data.StructLayout, words: np.ndarray) -> dict:
     return out
 
 
-def words_to_bytes(words: np.ndarray) -> bytes:
-    """Packed words as stored in an image: little-endian lanes, word after word."""
-    return np.ascontiguousarray(words, dtype="<u8").tobytes()
+def word_bytes(layout: data.StructLayout) -> int:
+    """Bytes a word of ``layout`` takes in an image file: ``ceil(size / 8)``, at least 1."""
+    return max(1, -(-layout.size // 8))
 
 
-def words_from_bytes(buffer: bytes, layout: data.StructLayout, count: int) -> np.ndarray:
-    """The inverse of :func:`words_to_bytes` for ``count`` words of ``layout``."""
+def words_to_bytes(words: np.ndarray, nbytes: int | None = None) -> bytes:
+    """Packed words as stored in an image: each word's low ``nbytes`` bytes, little-endian.
+
+    ``nbytes`` defaults to the whole word (``8 * lanes``); fewer drop high bytes, which
+    must be zero (:func:`word_bytes` of the layout, or fewer for a field known to be
+    narrower); a non-zero dropped byte raises :class:`ValueError`.
+    """
+    words = np.ascontiguousarray(words, dtype="<u8")
+    count, lanes = (words.shape[0], words.shape[1]) if words.ndim == 2 else (words.shape[0], 1)
+    full = 8 * lanes
+    nbytes = full if nbytes is None else int(nbytes)
+    if not 1 <= nbytes <= full:
+        raise ValueError(f"a word of {lanes} lanes is stored in 1 .. {full} bytes, not {nbytes}")
+    raw = words.view(np.uint8).reshape(count, full)
+    if nbytes == full:
+        return raw.tobytes()
+    if raw[:, nbytes:].any():
+        raise ValueError(f"words do not fit {nbytes} bytes")
+    return np.ascontiguousarray(raw[:, :nbytes]).tobytes()
+
+
+def words_from_bytes(buffer: bytes, layout: data.StructLayout, count: int,
+                     nbytes: int | None = None) -> np.ndarray:
+    """The inverse of :func:`words_to_bytes` for ``count`` words of ``layout``, ``nbytes`` each."""
     lanes = word_lanes(layout)
-    if len(buffer) != count * lanes * 8:
-        raise ValueError(f"{count} words of {lanes} lanes need {count * lanes * 8} bytes, not {len(buffer)}")
-    return np.frombuffer(buffer, dtype="<u8").astype(np.uint64).reshape(count, lanes)
+    full = 8 * lanes
+    nbytes = full if nbytes is None else int(nbytes)
+    if not 1 <= nbytes <= full:
+        raise ValueError(f"a word of {lanes} lanes is stored in 1 .. {full} bytes, not {nbytes}")
+    if len(buffer) != count * nbytes:
+        raise ValueError(f"{count} words of {nbytes} bytes need {count * nbytes} bytes, not {len(buffer)}")
+    raw = np.frombuffer(buffer, dtype=np.uint8).reshape(count, nbytes)
+    if nbytes == full:
+        return raw.view("<u8").astype(np.uint64).reshape(count, lanes)
+    wide = np.zeros((count, full), np.uint8)
+    wide[:, :nbytes] = raw
+    return wide.view("<u8").astype(np.uint64).reshape(count, lanes)
