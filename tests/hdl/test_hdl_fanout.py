@@ -1,0 +1,159 @@
+# amaranth: UnusedElaboratable=no
+"""The fan-out engine over real axon and synapse memories, in the Amaranth simulator.
+
+Random axon tables and synapse memories; spikes offered with random gaps, events taken
+with random stalls; every event, in order, against ``core_model.fanout_events``. The
+timing test pins the contract's latency and throughput.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.sim import Simulator
+from core_model import event_core, fanout_events, random_synapse_memories
+from neurofab.hdl.fanout import FanOut
+from neurofab.hdl.layouts import core_layouts
+
+from neurofab.errors import ValidationError
+
+
+class FanOutBench(Elaboratable):
+    def __init__(self, config, axons, synapses):
+        layouts = core_layouts(config)
+        self.dut = FanOut(config)
+        self.axons = Memory(shape=layouts.axon, depth=config.axons, init=axons)
+        self.synapses = Memory(shape=layouts.synapse, depth=config.synapse_words, init=synapses)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        m.submodules.axons = self.axons
+        m.submodules.synapses = self.synapses
+        wiring.connect(m, self.dut.axon_rd, self.axons.read_port())
+        wiring.connect(m, self.dut.syn_rd, self.synapses.read_port())
+        return m
+
+
+def run_fanout(config, axons, synapses, spikes, *, slot, horizon, graded, seed=0, p_valid=1.0, p_ready=1.0):
+    """Offer ``spikes``, collect the events; returns (events, accept cycles, event cycles, cycles)."""
+    rng = random.Random(seed)
+    bench = FanOutBench(config, axons, synapses)
+    dut = bench.dut
+    got, accepted, emitted = [], [], []
+    limit = 10 * (len(spikes) + sum(a["syn_count"] for a in axons)) + 50
+    state = {"cycles": 0}
+
+    async def producer(ctx):
+        ctx.set(dut.slot, slot)
+        ctx.set(dut.horizon, horizon)
+        ctx.set(dut.graded, graded)
+        cycle = 0
+        for neuron, payload in spikes:
+            while rng.random() >= p_valid:
+                ctx.set(dut.spikes.valid, 0)
+                await ctx.tick()
+                cycle += 1
+            ctx.set(dut.spikes.payload, {"neuron": neuron, "payload": payload})
+            ctx.set(dut.spikes.valid, 1)
+            while True:
+                _, _, ready = await ctx.tick().sample(dut.spikes.ready)
+                cycle += 1
+                if ready:
+                    accepted.append(cycle - 1)
+                    break
+        ctx.set(dut.spikes.valid, 0)
+
+    async def consumer(ctx):
+        cycle = 0
+        idle = 0
+        while idle < 8:  # the engine idle for a while after the producer is done
+            ctx.set(dut.events.ready, rng.random() < p_ready)
+            _, _, valid, ready, event, busy, spike_valid = await ctx.tick().sample(
+                dut.events.valid, dut.events.ready, dut.events.payload, dut.busy, dut.spikes.valid)
+            if valid and ready:
+                got.append((event.slot, event.target, event.compartment, event.value))
+                emitted.append(cycle)
+            idle = idle + 1 if not (busy or spike_valid) and len(accepted) == len(spikes) else 0
+            cycle += 1
+            assert cycle < limit, "the fan-out never finished"
+        state["cycles"] = cycle
+
+    sim = Simulator(bench)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return got, accepted, emitted, state["cycles"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("p_valid,p_ready", [(1.0, 1.0), (0.6, 0.5), (1.0, 0.2)])
+def test_events_match_model(seed, p_valid, p_ready):
+    rng = random.Random(seed)
+    config = event_core(compartments=rng.choice([1, 3, 4]))
+    axons, synapses = random_synapse_memories(rng, config)
+    spikes = [(rng.randrange(config.neurons), rng.randrange(128, 256)) for _ in range(80)]
+    graded = seed % 2 == 1
+    slot = rng.randrange(64)
+    horizon = rng.choice([64, rng.randrange(16, 64)])
+    got, accepted, emitted, _ = run_fanout(config, axons, synapses, spikes, slot=slot, horizon=horizon,
+                                           graded=graded, seed=seed, p_valid=p_valid, p_ready=p_ready)
+    assert len(accepted) == len(spikes)
+    want = fanout_events(config, axons, synapses, spikes, slot, horizon, graded)
+    assert len(want) > 30, "the case fans out too little to test anything"
+    assert got == want, f"seed={seed}"
+
+
+def test_graded_values_at_the_ends():
+    """``(w * g) >> 7`` floors toward minus infinity; the extremes fit the 17-bit value."""
+    config = event_core(neurons=4, synapse_words=8)
+    weights = [-32768, 32767, -1, 1, -129, 127, 0, -32767]
+    synapses = [{"weight": w, "elig": 0, "delay": k, "target": k % 4, "compartment": k % 4, "plastic": 0}
+                for k, w in enumerate(weights)]
+    axons = [{"syn_base": 0, "syn_count": 8}] + [{"syn_base": 8, "syn_count": 0}] * 3
+    spikes = [(0, 255), (0, 128), (0, 129), (1, 200)]
+    for graded in (True, False):
+        got, *_ = run_fanout(config, axons, synapses, spikes, slot=62, horizon=64, graded=graded)
+        want = fanout_events(config, axons, synapses, spikes, 62, 64, graded)
+        assert got == want
+    assert (-32768 * 255) >> 7 == -65280 and (-1 * 129) >> 7 == -2  # the rule really floors
+
+
+def test_horizon_drops_late_arrivals():
+    """Only delays below the horizon (arrival < T) give events; horizon 0 gives none."""
+    config = event_core(neurons=2, synapse_words=64)
+    synapses = [{"weight": d + 1, "elig": 0, "delay": d, "target": 1, "compartment": 0, "plastic": 0}
+                for d in range(64)]
+    axons = [{"syn_base": 0, "syn_count": 64}, {"syn_base": 64, "syn_count": 0}]
+    for horizon in (0, 1, 5, 63, 64):
+        got, *_ = run_fanout(config, axons, synapses, [(0, 0)], slot=10, horizon=horizon, graded=False)
+        assert [e[3] - 1 for e in got] == list(range(horizon))
+        assert [e[0] for e in got] == [(11 + d) % 64 for d in range(horizon)]
+
+
+def test_latency_and_throughput():
+    """First event 3 clocks after the spike is taken; then one a clock; a spike costs max(count, 2)."""
+    config = event_core(neurons=4, synapse_words=32)
+    synapses = [{"weight": k, "elig": 0, "delay": 0, "target": 0, "compartment": 0, "plastic": 0}
+                for k in range(32)]
+    counts = [5, 0, 1, 7]
+    bases = [0, 5, 5, 6]
+    axons = [{"syn_base": b, "syn_count": c} for b, c in zip(bases, counts, strict=True)]
+    spikes = [(0, 0), (1, 0), (2, 0), (3, 0), (0, 0)]
+    got, accepted, emitted, _ = run_fanout(config, axons, synapses, spikes, slot=0, horizon=64, graded=False)
+    costs = [max(counts[n], 2) for n, _ in spikes]
+    assert [b - a for a, b in zip(accepted, accepted[1:], strict=False)] == costs[:-1]
+    assert emitted[0] == accepted[0] + 3
+    assert emitted == list(range(emitted[0], emitted[0] + 5)) + [
+        accepted[2] + 3, *range(accepted[3] + 3, accepted[3] + 10), *range(accepted[4] + 3, accepted[4] + 8)]
+    assert [e[3] for e in got] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2, 3, 4]
+
+
+def test_config_is_checked():
+    with pytest.raises(ValidationError, match="FanOut.config"):
+        FanOut("icebreaker")
