@@ -24,6 +24,7 @@ from neurofab.hdl.layouts import (
     pack_words,
     pack_words_by_key,
     unpack_words,
+    word_bytes,
     word_lanes,
     words_from_bytes,
     words_to_bytes,
@@ -38,8 +39,9 @@ __all__ = ["MAGIC", "FORMAT_VERSION", "Image", "compile_network", "decode_image"
            "render_report"]
 
 #: first 8 bytes of an image file; the last byte is the format version
-MAGIC = b"NFIMAGE\x01"
-FORMAT_VERSION = 1
+MAGIC = b"NFIMAGE\x02"
+#: 2: each section's words take ``bytes`` bytes (1 stored them as whole 64-bit lanes)
+FORMAT_VERSION = 2
 #: the memories an image stores for every core, in file order
 IMAGE_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Memory.ROUTE,
                   Memory.SYNAPSE_ORDER)
@@ -98,17 +100,30 @@ class Image:
         return unpack_words(layout, self.memories[core][memory])
 
     # -- bytes ----------------------------------------------------------------------
-    def _header(self) -> tuple[dict, list[np.ndarray]]:
+    def stored_bytes(self, memory: Memory) -> int:
+        """Bytes one word of ``memory`` takes in the image file.
+
+        A core memory's word takes ``ceil(size / 8)`` bytes of its layout; the synapse-order
+        index, as many bytes as the largest synapse-order number (``n_synapses - 1``)
+        needs: 1 up to 256 synapses, 2 up to 65,536, 3 up to 16,777,216, 4 beyond.
+        """
+        layout = core_layouts(self.config).for_memory(memory)
+        if memory is Memory.SYNAPSE_ORDER:
+            return max(1, -(-(max(self.n_synapses - 1, 0)).bit_length() // 8))
+        return word_bytes(layout)
+
+    def _header(self) -> tuple[dict, list[tuple[np.ndarray, int]]]:
         layouts = core_layouts(self.config)
         sections, blobs, offset = [], [], 0
+        stored = {memory: self.stored_bytes(memory) for memory in IMAGE_MEMORIES}
         for c, mems in enumerate(self.memories):
             for memory in IMAGE_MEMORIES:
                 words = mems[memory]
                 lanes = word_lanes(layouts.for_memory(memory))
                 sections.append({"core": c, "memory": memory.name, "offset": offset,
-                                 "words": int(words.shape[0]), "lanes": lanes})
-                blobs.append(words)
-                offset += int(words.shape[0]) * lanes * 8
+                                 "words": int(words.shape[0]), "lanes": lanes, "bytes": stored[memory]})
+                blobs.append((words, stored[memory]))
+                offset += int(words.shape[0]) * stored[memory]
         header = {
             "format": FORMAT_VERSION,
             "config": self.config.to_dict(),
@@ -126,7 +141,7 @@ class Image:
         text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
         head = MAGIC + len(text).to_bytes(4, "little") + text
         head += b"\0" * (-len(head) % _ALIGN)
-        return head + b"".join(words_to_bytes(w) for w in blobs)
+        return head + b"".join(words_to_bytes(words, nbytes) for words, nbytes in blobs)
 
     def sha256(self) -> str:
         """Hex SHA-256 of :meth:`to_bytes`: the image's identity for provenance."""
@@ -422,6 +437,7 @@ def decode_image(data: bytes) -> Image:
         raise ValidationError("image", f"header is not valid JSON: {e}") from e
     start = 12 + length
     start += -start % _ALIGN
+    view = memoryview(data)  # sections are read in place, not copied out first
     try:
         config = CoreConfig(**header["config"])
         layouts = core_layouts(config)
@@ -434,11 +450,15 @@ def decode_image(data: bytes) -> Image:
             if s["lanes"] != word_lanes(layout):
                 raise ValidationError("image", f"section {s} has {s['lanes']} lanes; the layout has "
                                       f"{word_lanes(layout)}")
+            nbytes = s["bytes"]
+            if isinstance(nbytes, bool) or not isinstance(nbytes, int) or not 1 <= nbytes <= 8 * s["lanes"]:
+                raise ValidationError("image", f"section {s} stores words in {nbytes!r} bytes; a word of "
+                                      f"{s['lanes']} lanes takes 1 .. {8 * s['lanes']}")
             a = start + s["offset"]
-            b = a + s["words"] * s["lanes"] * 8
+            b = a + s["words"] * nbytes
             if b > len(data):
                 raise ValidationError("image", f"section {s} runs past the end ({len(data)} bytes)")
-            memories[s["core"]][memory] = words_from_bytes(data[a:b], layout, s["words"])
+            memories[s["core"]][memory] = words_from_bytes(view[a:b], layout, s["words"], nbytes)
             end = max(end, b)
         if end != len(data):
             raise ValidationError("image", f"has {len(data) - end} bytes after its last section")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from neurofab.hdl.config import PRESETS
-from neurofab.hdl.layouts import Memory, core_layouts, word_lanes
+from neurofab.hdl.layouts import Memory, core_layouts, word_bytes, word_lanes
 
 from .budget import MAPPINGS, core_memories, device_budget
 from .image import IMAGE_MEMORIES
@@ -80,8 +80,15 @@ def _budgets() -> str:
 
 
 def _image() -> str:
-    rows = [[m.name, m.value, "host only" if m is Memory.SYNAPSE_ORDER else "core"] for m in IMAGE_MEMORIES]
-    return _table(["memory (`Memory`)", "number", "loaded into"], rows)
+    rows = []
+    for m in IMAGE_MEMORIES:
+        if m is Memory.SYNAPSE_ORDER:
+            stored = ["1 .. 4 (the network's)"] * len(PRESETS)
+        else:
+            stored = [str(word_bytes(core_layouts(c).for_memory(m))) for c in PRESETS.values()]
+        rows.append([m.name, m.value, "host only" if m is Memory.SYNAPSE_ORDER else "core"] + stored)
+    return _table(["memory (`Memory`)", "number", "loaded into"] + [f"bytes a word, `{p}`" for p in PRESETS],
+                  rows)
 
 
 SECTIONS = {

@@ -3,9 +3,9 @@
 Each word is an Amaranth :class:`~amaranth.lib.data.StructLayout` whose field widths come
 from a :class:`~neurofab.hdl.config.CoreConfig`. The HDL uses these layouts as views on
 its memories; the compiler, the emulator and the host take every field's offset and
-width from the same objects through :func:`pack_words` and :func:`unpack_words`, which
-work on whole memories at once: numpy arrays, one compiled pass per field (``Layout.const``
-costs about 16 us a word).
+width from the same objects through :func:`pack_words`, :func:`pack_words_by_key` and
+:func:`unpack_words`, which work on whole memories at once: numpy arrays, every field of
+a word packed in one compiled pass (``Layout.const`` costs about 16 us a word).
 docs/memory-map.md is generated from these layouts (``python -m
 neurofab.compiler.memory_map``) and a test keeps it current.
 
@@ -15,7 +15,8 @@ iCE40 keeps synapse bits 0 .. 47 in SPRAM and the rest in EBR, see the memory ma
 
 A packed word is ``lanes`` little-endian 64-bit lanes (``lanes = ceil(size / 64)``,
 at least 1); bit ``k`` of the word is bit ``k % 64`` of lane ``k // 64``. The image
-stores each memory as its used words in address order, ``8 * lanes`` bytes per word.
+stores each memory as its used words in address order, each its low bytes little-endian
+(:func:`word_bytes`: ``ceil(size / 8)``; :func:`words_to_bytes`).
 """
 
 from __future__ import annotations

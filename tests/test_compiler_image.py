@@ -113,7 +113,7 @@ def test_empty_network_parts_compile():
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda b: b"XXXXXXXX" + b[8:], "is not a NeuroFab image"),
-    (lambda b: b[:7] + b"\x02" + b[8:], "has format version 2; this build reads 1"),
+    (lambda b: b[:7] + b"\x01" + b[8:], "has format version 1; this build reads 2"),
     (lambda b: b[:-8], "runs past the end"),
     (lambda b: b + b"\0" * 8, "has 8 bytes after its last section"),
     (lambda b: b[:12] + b"}" + b[13:], "header is not valid JSON"),
