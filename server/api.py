@@ -74,7 +74,10 @@ def _idempotency_key() -> str | None:
     return key
 
 
-def _int_arg(name: str, default: int | None, lo: int, hi: int | None = None) -> int | None:
+_MAX_INT = 2**63 - 1  # SQLite's integers
+
+
+def _int_arg(name: str, default: int | None, lo: int, hi: int = _MAX_INT) -> int | None:
     value = request.args.get(name)
     if value is None or value == "":
         return default
@@ -82,9 +85,8 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int | None = None) -> 
         number = int(value)
     except ValueError:
         raise ApiError(400, f"query parameter {name} must be an integer, not {value!r}") from None
-    if number < lo or (hi is not None and number > hi):
-        bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ApiError(400, f"query parameter {name} must be in {bounds}, not {number}")
+    if not lo <= number <= hi:
+        raise ApiError(400, f"query parameter {name} must be in {lo}..{hi}, not {number}")
     return number
 
 

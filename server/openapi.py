@@ -104,7 +104,13 @@ def _components() -> dict:
                 "required": ["email"],
                 "additionalProperties": False,
                 "properties": {
-                    "email": {"type": "string", "description": "Your email address (one account each)."},
+                    "email": {
+                        "type": "string",
+                        "format": "email",
+                        "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s.]+$",
+                        "maxLength": 254,
+                        "description": "Your email address (one account each; case does not matter).",
+                    },
                     "tier": {
                         "type": ["string", "null"],
                         "enum": [*TIER_NAMES, None],
@@ -354,6 +360,11 @@ def _components() -> dict:
     }
 
 
+def _linked(response: dict, links: dict) -> dict:
+    """A response with OpenAPI links: which later calls take ids from its body."""
+    return {**response, "links": links}
+
+
 def _idempotency_header() -> dict:
     return {
         "name": "Idempotency-Key",
@@ -427,7 +438,23 @@ def _paths() -> dict:
                     "content": {"application/json": {"schema": _ref("Network")}},
                 },
                 "responses": {
-                    "201": _json(_ref("NetworkCreated"), "Stored."),
+                    "201": _linked(
+                        _json(_ref("NetworkCreated"), "Stored."),
+                        {
+                            "getNetwork": {
+                                "operationId": "getNetwork",
+                                "parameters": {"network_id": "$response.body#/network_id"},
+                            },
+                            "getSynapses": {
+                                "operationId": "getSynapses",
+                                "parameters": {"network_id": "$response.body#/network_id"},
+                            },
+                            "submitJob": {
+                                "operationId": "submitJob",
+                                "requestBody": {"network_id": "$response.body#/network_id", "timesteps": 10},
+                            },
+                        },
+                    ),
                     "400": _E400,
                     "401": _E401,
                     "403": _E403,
@@ -453,7 +480,11 @@ def _paths() -> dict:
                 "security": _KEYED,
                 "parameters": [
                     _NETWORK_ID,
-                    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "First synapse."),
+                    _query(
+                        "offset",
+                        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
+                        "First synapse.",
+                    ),
                     _query(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
@@ -486,10 +517,16 @@ def _paths() -> dict:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Job")}}},
                 "responses": {
                     "200": _json(_ref("JobStatus"), "With wait: the job ended within the wait."),
-                    "202": _json(
-                        _ref("JobAccepted"),
-                        "Queued; poll GET /v1/jobs/{job_id}. "
-                        "With wait: the job (as GET shows it) had not ended.",
+                    "202": _linked(
+                        _json(
+                            _ref("JobAccepted"),
+                            "Queued; poll GET /v1/jobs/{job_id}. "
+                            "With wait: the job (as GET shows it) had not ended.",
+                        ),
+                        {
+                            op: {"operationId": op, "parameters": {"job_id": "$response.body#/job_id"}}
+                            for op in ("getJob", "cancelJob", "getSpikes", "getWeights", "getRaster")
+                        },
                     ),
                     "400": _E400,
                     "401": _E401,
@@ -511,7 +548,11 @@ def _paths() -> dict:
                         {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
                         "Page size.",
                     ),
-                    _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page."),
+                    _query(
+                        "cursor",
+                        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                        "next_cursor of the previous page.",
+                    ),
                     _query(
                         "status",
                         {"type": "string", "enum": ["queued", "running", "completed", "failed", "cancelled"]},

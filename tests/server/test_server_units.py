@@ -1,0 +1,301 @@
+"""The queue, the result store and the SDK's retry policy, each on its own."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from neurofab.server import accounts, jobqueue
+from neurofab.server.db import Database
+from neurofab.server.store import INLINE_LIMIT, load_result, pack_result, write_result
+
+import catalyst_cloud as cc
+from neurofab.results import RunResult
+
+# -- the queue --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(str(tmp_path / "q.sqlite3"))
+    database.initialise()
+    account, _ = accounts.create_account(database, "q@example.org", "free")
+    with database.write() as conn:
+        conn.execute(
+            "INSERT INTO networks (id, account_id, document, seed, total_neurons, expected_synapses,"
+            " populations, connections, created_at) VALUES ('net_1', ?, '{}', 1, 1, 0, 1, 0, 0)",
+            (account.id,),
+        )
+    database.account_id = account.id
+    return database
+
+
+def _submit(db, n=1, per_day=None):
+    return [
+        jobqueue.insert_job(
+            db,
+            account_id=db.account_id,
+            jobs_per_day=per_day,
+            network_id="net_1",
+            document="{}",
+            timesteps=1,
+            backend="emulator",
+            runtime_limit=30,
+        )[0]
+        for _ in range(n)
+    ]
+
+
+def _status(db, job_id):
+    return (
+        db.connect()
+        .execute("SELECT status, attempts, error_message FROM jobs WHERE id = ?", (job_id,))
+        .fetchone()
+    )
+
+
+def test_claims_are_exclusive_and_in_order(db):
+    ids = _submit(db, 3)
+    first = jobqueue.claim(db, "w1", ["emulator"], 30)
+    second = jobqueue.claim(db, "w2", ["emulator"], 30)
+    assert (first["id"], second["id"]) == tuple(ids[:2])
+    assert jobqueue.claim(db, "w3", ["board"], 30) is None  # only jobs of the backends a worker serves
+    assert jobqueue.claim(db, "w3", ["emulator"], 30)["id"] == ids[2]
+    assert jobqueue.claim(db, "w4", ["emulator"], 30) is None
+
+
+def test_concurrent_claims_never_share_a_job(db):
+    ids = set(_submit(db, 60))
+    claimed, lock = [], threading.Lock()
+
+    def claimer(name):
+        while (row := jobqueue.claim(db, name, ["emulator"], 30)) is not None:
+            with lock:
+                claimed.append(row["id"])
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_expired_leases_are_requeued_then_failed_after_max_attempts(db):
+    (job_id,) = _submit(db)
+    for attempt in (1, 2):
+        row = jobqueue.claim(db, f"w{attempt}", ["emulator"], 0.01)
+        assert row["id"] == job_id and row["attempts"] == attempt
+        time.sleep(0.02)
+        assert jobqueue.reap_expired(db, max_attempts=3) == (1, 0)
+        assert _status(db, job_id)["status"] == "queued"
+        # The worker that lost its lease can no longer finish the job.
+        assert not jobqueue.complete(
+            db,
+            job_id,
+            f"w{attempt}",
+            result_json="{}",
+            compute_seconds=1,
+            provenance_json="{}",
+            manifest="{}",
+            blob=None,
+        )
+    jobqueue.claim(db, "w3", ["emulator"], 0.01)
+    time.sleep(0.02)
+    assert jobqueue.reap_expired(db, max_attempts=3) == (0, 1)
+    status = _status(db, job_id)
+    assert status["status"] == "failed" and status["attempts"] == 3
+    assert "stopped responding 3 times" in status["error_message"]
+
+
+def test_heartbeat_keeps_a_lease_and_cancel_ends_it(db):
+    (job_id,) = _submit(db)
+    jobqueue.claim(db, "w1", ["emulator"], 0.05)
+    for _ in range(3):
+        time.sleep(0.02)
+        assert jobqueue.heartbeat(db, job_id, "w1", 0.05)
+        assert jobqueue.reap_expired(db, 3) == (0, 0)
+    assert jobqueue.cancel(db, db.account_id, job_id) == "cancelled"
+    assert not jobqueue.heartbeat(db, job_id, "w1", 0.05)
+    assert jobqueue.report_progress(db, job_id, "w1", 0.5) == "cancelled"
+    assert jobqueue.cancel(db, db.account_id + 1, job_id) is None  # another account's: not found
+
+
+def test_release_is_not_an_attempt(db):
+    (job_id,) = _submit(db)
+    jobqueue.claim(db, "w1", ["emulator"], 30)
+    assert jobqueue.release(db, job_id, "w1")
+    assert tuple(_status(db, job_id))[:2] == ("queued", 0)
+
+
+def test_daily_limit_and_idempotency(db):
+    _submit(db, 2, per_day=2)
+    with pytest.raises(Exception) as e:
+        _submit(db, 1, per_day=2)
+    assert e.value.status == 429 and int(e.value.headers["Retry-After"]) > 0
+    again = [
+        jobqueue.insert_job(
+            db,
+            account_id=db.account_id,
+            jobs_per_day=None,
+            network_id="net_1",
+            document="{}",
+            timesteps=1,
+            backend="emulator",
+            runtime_limit=30,
+            idempotency_key="k",
+        )
+        for _ in range(2)
+    ]
+    assert again[0] == (again[1][0], True) and again[1][1] is False
+
+
+def test_utc_days():
+    assert accounts.utc_day(86400 * 365) == "1971-01-01"
+    assert accounts.seconds_to_next_utc_day(86400 * 10 + 3600) == 82800
+    assert accounts.utc_month(86400 * 40) == "1970-02"
+
+
+# -- the result store -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_spikes", [0, 5, 600_000])
+def test_store_round_trip(tmp_path, n_spikes):
+    rng = np.random.default_rng(n_spikes)
+    T, n = 2000, 70_000
+    times = np.sort(rng.integers(0, T, n_spikes)).astype(np.int32)
+    gids = rng.integers(0, n, n_spikes).astype(np.int32)
+    order = np.lexsort((gids, times))
+    result = RunResult(T, times[order], gids[order], rng.integers(-32768, 32768, 1000).astype(np.int32))
+    arrays = pack_result(result, n, [0, 400, 1000])
+    manifest, blob = write_result(str(tmp_path), "job_x", arrays)
+    raw = sum(a.nbytes for a in arrays.values())
+    assert json.loads(manifest)["storage"] == ("inline" if raw <= INLINE_LIMIT else "file")
+    assert (blob is None) == (raw > INLINE_LIMIT)
+    stored = load_result(str(tmp_path), {"manifest": manifest, "data": blob})
+    t, g = stored.spikes()
+    assert np.array_equal(t, result.spike_times) and np.array_equal(g, result.spike_gids)
+    assert np.array_equal(stored.weights(), result.final_weights)
+    assert stored.connection_offsets().tolist() == [0, 400, 1000]
+    t, g = stored.spikes(100, 900)
+    window = (result.spike_times >= 100) & (result.spike_times < 900)
+    assert np.array_equal(t, result.spike_times[window]) and np.array_equal(g, result.spike_gids[window])
+
+
+# -- the SDK's retries ------------------------------------------------------------------------
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """Answers each request with the next scripted (status, headers, body)."""
+
+    script: list = []
+    seen: list = []
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.seen.append((self.command, self.path, dict(self.headers), self.rfile.read(length)))
+        status, headers, body = self.script.pop(0)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        data = json.dumps(body).encode()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Scripted.script, _Scripted.seen = [], []
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Scripted
+    server.shutdown()
+    server.server_close()
+
+
+def test_sdk_retries_5xx_and_429_honouring_retry_after(scripted):
+    url, handler = scripted
+    handler.script = [
+        (503, {}, {"detail": "busy"}),
+        (429, {"Retry-After": "0.2"}, {"detail": "slow down"}),
+        (202, {}, {"job_id": "job_1", "status": "queued"}),
+    ]
+    client = cc.Client("cn_live_x", base_url=url, backoff=0.01)
+    started = time.monotonic()
+    assert client.submit_job("net_1", 10) == {"job_id": "job_1", "status": "queued"}
+    assert time.monotonic() - started >= 0.2  # waited as told
+    keys = {h["Idempotency-Key"] for _, _, h, _ in handler.seen}
+    assert len(handler.seen) == 3 and len(keys) == 1  # one submission, retried under one key
+    assert json.loads(handler.seen[0][3]) == {
+        "network_id": "net_1",
+        "timesteps": 10,
+        "stimuli": [],
+        "rewards": [],
+    }
+
+
+def test_sdk_raises_long_retry_after_and_client_errors_at_once(scripted):
+    url, handler = scripted
+    handler.script = [(429, {"Retry-After": "50000"}, {"detail": "daily job limit reached"})]
+    client = cc.Client("cn_live_x", base_url=url, backoff=0.01)
+    with pytest.raises(cc.CatalystCloudError) as e:
+        client.submit_job("net_1", 10)
+    assert (e.value.status_code, e.value.detail) == (429, "daily job limit reached")
+    handler.script = [(404, {}, {"detail": "job 'job_9' not found"})]
+    with pytest.raises(cc.CatalystCloudError) as e:
+        client.get_job("job_9")
+    assert str(e.value) == "HTTP 404: job 'job_9' not found" and len(handler.seen) == 2
+
+
+def test_sdk_gives_up_after_max_retries(scripted):
+    url, handler = scripted
+    handler.script = [(502, {}, {"detail": "bad gateway"})] * 3
+    client = cc.Client("cn_live_x", base_url=url, max_retries=2, backoff=0.01)
+    with pytest.raises(cc.CatalystCloudError) as e:
+        client.usage()
+    assert e.value.status_code == 502 and len(handler.seen) == 3
+
+
+def test_sdk_retries_connection_errors():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = cc.Client("cn_live_x", base_url=f"http://127.0.0.1:{port}", max_retries=2, backoff=0.01)
+    import requests
+
+    with pytest.raises(requests.ConnectionError):
+        client.usage()
+
+
+def test_sdk_simulate_polls_a_service_without_long_poll(scripted):
+    url, handler = scripted
+    done = {"job_id": "job_1", "status": "completed", "result": {"total_spikes": 3}}
+    handler.script = [
+        (202, {}, {"job_id": "job_1", "status": "queued"}),
+        (200, {}, {"job_id": "job_1", "status": "running", "progress": 0.5}),
+        (200, {}, done),
+    ]
+    client = cc.Client("cn_live_x", base_url=url)
+    assert client.simulate("net_1", 10, poll_interval=0.01) == done
+    assert handler.seen[1][1].startswith("/v1/jobs/job_1")
+    handler.script = [
+        (202, {}, {"job_id": "job_2", "status": "queued"}),
+        (200, {}, {"job_id": "job_2", "status": "failed", "error_message": "boom"}),
+    ]
+    with pytest.raises(cc.JobFailedError) as e:
+        client.simulate("net_1", 10, poll_interval=0.01)
+    assert e.value.detail == "boom" and e.value.job["status"] == "failed"
