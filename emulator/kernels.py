@@ -65,13 +65,14 @@ def _deliver_block(b, slot, ring, planes, n_neurons, group_offsets, group_start,
     """
     ring_b = ring[b]
     n_slots = ring_b.shape[0]
-    base = np.int64(b) * n_neurons
+    n_blocks = spk_cnt.shape[1]
     simple = planes == 1 and not graded
-    for sb in range(spk_cnt.shape[1]):
+    for sb in range(n_blocks):
         for i in range(spk_cnt[prev, sb]):
             s = spk_gid[prev, sb, i]
             g = np.int64(spk_g[prev, sb, i])
-            for group in range(group_offsets[base + s], group_offsets[base + s + 1]):
+            key = np.int64(s) * n_blocks + b
+            for group in range(group_offsets[key], group_offsets[key + 1]):
                 row = slot + np.int64(group_delay[group])
                 if row >= n_slots:
                     row -= n_slots
@@ -241,37 +242,22 @@ def _learn_block(b, p, lo_b, n_neurons, group_offsets, group_start, packed, syn_
     """Weight (and eligibility) updates of step parity ``p`` for synapses into block ``b``."""
     a_plus = flags[_A_PLUS]
     a_minus = flags[_A_MINUS]
-    base = np.int64(b) * n_neurons
+    n_blocks = spk_cnt.shape[1]
     if flags[_THREE_FACTOR]:
         elig_shift = flags[_ELIG_SHIFT]
-        first = group_start[group_offsets[base]]
-        last = group_start[group_offsets[base + n_neurons]]
-        for k in range(first, last):
-            if not syn_plastic[k]:
-                continue
-            pre = syn_src[k]
-            word = np.int64(packed[k])
-            post = lo_b + (word & 0xFFFF)
-            dw = np.int64(0)
-            if spiked[p, post]:
-                dw += (a_plus * np.int64(x[pre])) >> 8
-            if spiked[p, pre]:
-                dw -= (a_minus * np.int64(y[post])) >> 8
-            e = np.int64(elig[k])
-            if e == 0 and dw == 0:
-                continue  # decay keeps 0 at 0 and a reward moves w by (R * 0) >> 8 = 0
-            e = sat(toward_zero(e, elig_shift) + dw, 16)
-            elig[k] = e
-            if has_reward:
-                _set_weight(packed, k, clamp_weight((word >> 16) + ((reward * e) >> 8)))
+        for s in range(n_neurons):
+            key = np.int64(s) * n_blocks + b
+            _three_factor_range(group_start[group_offsets[key]], group_start[group_offsets[key + 1]], p, lo_b,
+                                packed, syn_src, syn_plastic, elig, spiked, x, y, a_plus, a_minus, elig_shift,
+                                has_reward, reward)
         return
     # Pair STDP touches only synapses with a spiking end. A synapse whose ends both
     # spiked is left to the post pass, which applies both terms before one clamp.
-    for sb in range(spk_cnt.shape[1]):
+    for sb in range(n_blocks):
         for i in range(spk_cnt[p, sb]):
-            s = spk_gid[p, sb, i]
-            first = group_start[group_offsets[base + s]]
-            last = group_start[group_offsets[base + s + 1]]
+            key = np.int64(spk_gid[p, sb, i]) * n_blocks + b
+            first = group_start[group_offsets[key]]
+            last = group_start[group_offsets[key + 1]]
             for k in range(first, last):
                 if not syn_plastic[k]:
                     continue
@@ -292,6 +278,30 @@ def _learn_block(b, p, lo_b, n_neurons, group_offsets, group_start, packed, syn_
             if spiked[p, pre]:
                 dw -= (a_minus * y_q) >> 8
             _set_weight(packed, k, clamp_weight((np.int64(packed[k]) >> 16) + dw))
+
+
+@njit(cache=True)
+def _three_factor_range(first, last, p, lo_b, packed, syn_src, syn_plastic, elig, spiked, x, y, a_plus,
+                        a_minus, elig_shift, has_reward, reward):
+    """Three-factor updates of the synapses at layout positions ``first .. last - 1``."""
+    for k in range(first, last):
+        if not syn_plastic[k]:
+            continue
+        pre = syn_src[k]
+        word = np.int64(packed[k])
+        post = lo_b + (word & 0xFFFF)
+        dw = np.int64(0)
+        if spiked[p, post]:
+            dw += (a_plus * np.int64(x[pre])) >> 8
+        if spiked[p, pre]:
+            dw -= (a_minus * np.int64(y[post])) >> 8
+        e = np.int64(elig[k])
+        if e == 0 and dw == 0:
+            continue  # decay keeps 0 at 0 and a reward moves w by (R * 0) >> 8 = 0
+        e = sat(toward_zero(e, elig_shift) + dw, 16)
+        elig[k] = e
+        if has_reward:
+            _set_weight(packed, k, clamp_weight((word >> 16) + ((reward * e) >> 8)))
 
 
 @njit(cache=True)

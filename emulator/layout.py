@@ -1,25 +1,27 @@
 """The emulator's synapse layout: synapses regrouped for cache-friendly, race-free delivery.
 
 Neurons are cut into ``n_blocks`` contiguous *blocks* of at most 65,536 neurons. Every
-synapse is filed under the block of its target, then its source; synapses that tie
-keep synapse order (a stable counting sort). One block's synapses are therefore a
-contiguous range, and inside it the synapses of one source are contiguous:
+synapse is filed under its *key* (source, target block), and within a key sorted by
+delay; synapses that tie keep synapse order (stable counting sorts). A key's
+synapses are cut into *groups* of one delay:
 
-- ``offsets[b * n + s] .. offsets[b * n + s + 1]`` are the synapses from source ``s``
-  into block ``b`` (``offsets`` is flat, length ``n_blocks * n + 1``), so block ``b``
-  owns ``offsets[b * n] .. offsets[(b + 1) * n]``;
+- ``group_offsets[s * n_blocks + b] .. group_offsets[s * n_blocks + b + 1]`` are the
+  groups of source ``s`` into block ``b`` (keys in source-major order, so one
+  source's entries for all blocks share a cache line);
+- ``group_start[g] .. group_start[g + 1]`` are group ``g``'s synapses, all with delay
+  ``group_delay[g]``;
+- ``packed[k] = (w << 16) | local_target``: the weight and the block-local target of
+  synapse ``k`` in one ``int32`` (see :func:`pack_synapse`);
 - ``perm[k]`` (kept only with learning) is the synapse-order index of layout position
   ``k``, to report weights and eligibilities in synapse order.
 
 A thread that delivers into block ``b`` writes only block ``b``'s rows of the ring,
-so blocks run in parallel without locks. Synapse order lists a connection's synapses
-by source, and a connection has one delay unless it is ``explicit``, so one source's
-synapses come out in runs of equal delay: consecutive writes hit one ring row.
+so blocks run in parallel without locks, and each group writes a single ring row.
 Target indices are stored relative to their block, which is why a block holds at
-most 65,536 neurons (``uint16``); weights fit ``int16`` and delays ``uint8``.
+most 65,536 neurons (``uint16``).
 
-The layout is one counting sort (two passes over the synapses, compiled), so laying
-out a network costs a small fraction of simulating it.
+The layout is four compiled passes over the synapses, so laying out a network costs
+a small fraction of simulating it.
 """
 
 import numpy as np
@@ -71,7 +73,7 @@ def build_layout(src, tgt, weight, delay, compartment, plastic, n_neurons, block
     by_delay_start = np.zeros(MAX_DELAY + 2, np.int64)
     for k in range(n_syn):
         j = tgt[k]
-        offsets[block_of[j] * n_neurons + src[k] + 1] += 1
+        offsets[np.int64(src[k]) * n_blocks + block_of[j] + 1] += 1
         per_target[j] += _largest_contribution(weight[k], plastic[k], with_learning, graded)
         by_delay_start[delay[k] + 1] += 1
     for key in range(n_keys):
@@ -88,7 +90,7 @@ def build_layout(src, tgt, weight, delay, compartment, plastic, n_neurons, block
         d = delay[k]
         by_delay[by_delay_start[d]] = k
         by_delay_start[d] += 1
-    # pass 3: that order, stably by (block, source): within a key, ascending delay
+    # pass 3: that order, stably by (source, block): within a key, ascending delay
     fill = offsets[:-1].copy()
     packed = np.empty(n_syn, np.int32)
     syn_d = np.empty(n_syn, np.uint8)
@@ -100,7 +102,7 @@ def build_layout(src, tgt, weight, delay, compartment, plastic, n_neurons, block
         k = by_delay[i]
         j = tgt[k]
         b = block_of[j]
-        key = b * n_neurons + src[k]
+        key = np.int64(src[k]) * n_blocks + b
         pos = fill[key]
         fill[key] = pos + 1
         packed[pos] = pack_synapse(weight[k], j - b * block_len)
