@@ -461,7 +461,8 @@ def check_array(f: Field, value, path: str, each: Callable[[Any, str, int], Any]
     return cleaned
 
 
-def _allowed_with(f: Field, rule, values) -> bool:
+def _rule_holds(rule, values) -> bool:
+    """Whether the sibling named by an ``only_with``/``required_with`` rule has one of its values."""
     control, allowed = rule
     return values.get(control) in allowed
 
@@ -480,10 +481,9 @@ def check_object(doc, table: Table, path: str, *, where: str | None = None, boun
     """
     where = where or path
     if not isinstance(doc, dict):
-        subject = path or where
         if path:
             raise ValidationError(path, f"must be an object, not {describe(doc)}")
-        raise ValidationError("", f"{subject} must be an object, not {describe(doc)}")
+        raise ValidationError("", f"{where} must be an object, not {describe(doc)}")
     known = table.names
     for key in doc:
         if key not in known:
@@ -495,12 +495,12 @@ def check_object(doc, table: Table, path: str, *, where: str | None = None, boun
         if raw is None:
             if f.required:
                 raise ValidationError(fpath, "is required")
-            if f.required_with is not None and _allowed_with(f, f.required_with, values):
+            if f.required_with is not None and _rule_holds(f.required_with, values):
                 control, _ = f.required_with
                 raise ValidationError(fpath, f"is required with {control} {values[control]!r}")
             values[f.name] = f.default if f.has_constant_default else None
             continue
-        if f.only_with is not None and not _allowed_with(f, f.only_with, values):
+        if f.only_with is not None and not _rule_holds(f.only_with, values):
             control, allowed = f.only_with
             raise ValidationError(
                 fpath, f"is only allowed with {control} {', '.join(allowed)}, not with {values[control]!r} "

@@ -477,7 +477,7 @@ def mutated_jobs(draw):
             parent = draw(st.sampled_from([node for _, node in nodes if isinstance(node, dict)]))
             # a stimulus mostly gets the keys whose combinations have rules
             keys = ["times", "start", "stop", "times", "neurons", "junk"] if "current" in parent else ADDED_KEYS
-            parent[draw(st.sampled_from(keys))] = draw(ADDED_VALUES)
+            parent[draw(st.sampled_from(keys))] = copy.deepcopy(draw(ADDED_VALUES))  # sampled lists are shared between cases
             continue
         located = [path for path, _ in nodes if path]
         if not located:
@@ -489,7 +489,7 @@ def mutated_jobs(draw):
         if action == "delete":
             del parent[where[-1]]
         else:
-            parent[where[-1]] = draw(st.one_of(st.sampled_from([0, 1, [0], True]), JSON_VALUES))
+            parent[where[-1]] = copy.deepcopy(draw(st.one_of(st.sampled_from([0, 1, [0], True]), JSON_VALUES)))
     return doc
 
 

@@ -504,11 +504,13 @@ def valid_networks(draw):
         for name, lo, hi, _ in PARAM_RANGES:
             if name == "threshold":
                 continue
+            if name == "resting":
+                hi -= 1  # leave room for a threshold above it
             value = maybe(st.integers(lo, hi))
             if value != "omit":
                 params[name] = value
         resting = params.get("resting") or 0
-        threshold = maybe(st.integers(max(1, resting + 1), 2**23 - 1)) if resting < 2**23 - 1 else "omit"
+        threshold = maybe(st.integers(max(1, resting + 1), 2**23 - 1))
         if threshold != "omit":
             params["threshold"] = threshold
         if resting >= 1000 and params.get("threshold") is None:
@@ -739,7 +741,7 @@ def mutated_networks(draw):
             objects = [doc] + [node for node in _nodes(doc) if isinstance(node, dict)]
             parent = draw(st.sampled_from(objects))
             key = draw(st.sampled_from(["n", "p", "synapses", "label", "size", "junk", "topology", "leak"]))
-            parent[key] = draw(ADDED_VALUES)
+            parent[key] = copy.deepcopy(draw(ADDED_VALUES))  # sampled lists are shared between cases
             continue
         if not locations:
             break
@@ -752,7 +754,7 @@ def mutated_networks(draw):
         elif where[-1] in RANGES_BY_KEY and draw(st.booleans()):
             parent[where[-1]] = draw(near_ends(where[-1]))
         else:
-            parent[where[-1]] = draw(JSON_VALUES)
+            parent[where[-1]] = copy.deepcopy(draw(JSON_VALUES))
     return doc
 
 
