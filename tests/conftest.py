@@ -17,22 +17,9 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-__all__ = ["BACKENDS", "backend_simulate"]
+from backends import BACKENDS, backend_simulate  # noqa: E402 (after the sys.path entry above)
 
-BACKENDS = ("reference", "emulator")
-
-
-def backend_simulate(name: str):
-    """The ``simulate(netlist, job)`` function of a backend, by name."""
-    if name == "reference":
-        from reference import reference_simulate
-
-        return reference_simulate
-    if name == "emulator":
-        from neurofab.emulator import simulate
-
-        return simulate
-    raise ValueError(f"unknown backend {name!r}")
+__all__ = ["simulate"]
 
 
 @pytest.fixture(params=BACKENDS)

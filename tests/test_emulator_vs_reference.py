@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference
-from conftest import backend_simulate
+from backends import backend_simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from netgen import FEATURES, random_case
