@@ -8,15 +8,20 @@ Usage::
 Networks: the emulator benchmark's E/I network (``bench/emulator.py``: 80 synapses per
 neuron, delays 0..20) at each size, and one dense network, a single population of 1,024
 neurons connected all-to-all (1,048,576 synapses, weight 1, driven like the benchmark).
-For each, measured in the same run, in this process, after a JIT warm-up (the emulator's
-and the compiler's), the fastest of ``--repeats`` runs:
+For each, measured in the same run, in this process, the fastest of ``--repeats`` runs.
+Numba's first-call JIT compilation is not timed: a small network is simulated, compiled
+(on one core and on several), encoded and decoded first, so every compiled kernel the
+timed runs use is already loaded (``cache=True`` keeps them on disk between runs).
 
-- ``compile``: ``compile_network(netlist, --core)`` (the network is already expanded:
-  parsing and topology draws are not compilation); ``encode``: ``Image.to_bytes()``;
-- ``image``: the image's size in bytes;
+- ``compile``: ``compile_network(netlist, --core)``: the expanded netlist in, an
+  :class:`Image` out with every core memory packed (profile, neuron, axon, synapse and
+  route words, and the host's synapse-order words): what a board would be loaded with.
+  Parsing and expanding the network document (topology draws) are not compilation;
+- ``encode``: ``Image.to_bytes()``, the image file (header and sections), and
+  ``image``: that file's size;
 - ``emulate``: ``simulate(netlist, job)`` for ``--steps`` steps;
 - ``from image``: ``simulate`` on ``decode_image(bytes).to_netlist(...)``, the way
-  ``neurofab simulate`` runs an image; ``load`` is the decode and rebuild before it.
+  ``neurofab simulate`` runs an image; ``load`` is that decode and rebuild before it.
 
 Targets: compile <= 1/4 of emulate, and emulating from the image no slower than from the
 netlist (``from image`` against ``emulate``; ``load`` is printed beside it). The script
@@ -40,7 +45,7 @@ from neurofab.emulator import simulate
 from neurofab.job import bind_job, parse_job
 from neurofab.network import expand, parse_network
 
-__all__ = ["dense_documents", "measure", "main"]
+__all__ = ["COLUMNS", "dense_documents", "measure", "main"]
 
 HERE = Path(__file__).resolve().parent
 COMPILE_SHARE = 0.25
@@ -82,7 +87,7 @@ def _best(fn, repeats: int):
     return best, result
 
 
-def measure(label: str, network_doc: dict, job_doc: dict, core: str, repeats: int = 3) -> dict:
+def measure(label: str, network_doc: dict, job_doc: dict, core: str, repeats: int = 5) -> dict:
     netlist, job = _build(network_doc, job_doc)
     compile_s, image = _best(lambda: compile_network(netlist, core), repeats)
     encode_s, data = _best(image.to_bytes, repeats)
@@ -107,6 +112,19 @@ def measure(label: str, network_doc: dict, job_doc: dict, core: str, repeats: in
     }
 
 
+#: what each column of the table measures, printed under it
+COLUMNS = (
+    "  compile s     compile_network(netlist, core): placement and every core memory packed into an Image",
+    "  encode s      Image.to_bytes(): the image file",
+    "  image MB      the image file's size (10^6 bytes)",
+    "  emulate s     simulate(netlist, job) for the job's steps",
+    "  from image s  simulate(decode_image(file).to_netlist(populations), job): the image's own netlist",
+    "  load s        decode_image(file).to_netlist(populations), before that run",
+    "  compile/emu   compile s / emulate s (target <= 0.25)",
+    "  same          spikes and final weights identical from the netlist and from the image",
+)
+
+
 def _table(rows: list[dict]) -> list[str]:
     head = (f"{'network':>14} {'neurons':>8} {'synapses':>10} {'compile s':>10} {'encode s':>9} "
             f"{'image MB':>9} {'emulate s':>10} {'from image s':>13} {'load s':>7} {'compile/emu':>12} "
@@ -127,11 +145,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=1000, help="emulated steps (default 1000)")
     parser.add_argument("--core", default="sim", help="core preset to compile for (default sim)")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense 1,024 x 1,024 network")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the fastest counts")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs of each measurement (compile, encode, load and both emulations alike); "
+                        "the fastest counts (default 5)")
     args = parser.parse_args(argv)
     bench = _emulator_bench()
 
-    # JIT warm-up, not timed
+    # JIT warm-up, not timed: every compiled kernel the timed runs use is called once here
     warm = bench.WARMUP_SIZE
     warm_net, warm_job = _build(bench.network_document(warm), bench.job_document(warm, 20))
     simulate(warm_net, warm_job)
@@ -146,8 +166,11 @@ def main(argv=None) -> int:
     if not args.no_dense:
         rows.append(measure("dense 1K x 1K", *dense_documents(1024, args.steps), args.core, args.repeats))
 
-    print(f"compile and emulation ({args.steps:,} steps, core preset {args.core}):")
+    print(f"compile and emulation ({args.steps:,} steps, core preset {args.core}; fastest of "
+          f"{args.repeats} runs each; JIT compilation warmed up on a {warm:,}-neuron network, not timed):")
     for line in _table(rows):
+        print(line)
+    for line in COLUMNS:
         print(line)
     compile_ok = all(r["compile_s"] <= COMPILE_SHARE * r["emulate_netlist_s"] for r in rows)
     image_ok = all(r["emulate_image_s"] <= r["emulate_netlist_s"] * 1.05 for r in rows)
