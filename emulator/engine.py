@@ -9,6 +9,7 @@ when it runs low) and turns the final state into a :class:`neurofab.results.RunR
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numba
@@ -341,6 +342,8 @@ class _KernelChooser:
     work on the same state, so the choice is free to change between chunks. Each is
     timed per unit of work (neuron-steps plus synaptic events); the faster runs; the
     slower is re-measured on a probe of a few steps every ``REPROBE_EVERY`` chunks.
+    The parallel kernel is probed only while the load average says the other cores
+    are free (:func:`_cores_look_free`).
     Chunks last about ``CHUNK_SECONDS`` at the chosen kernel's measured speed; the
     first chunk after a switch is a quarter of that, in case the probe flattered it.
     """
@@ -379,11 +382,13 @@ class _KernelChooser:
         self.chunks += 1
         if not self.allowed:
             return False, self._steps_for(False)
+        if True not in self.cost and not _cores_look_free():
+            self.cost[True] = math.inf  # busy: not worth a probe now; asked again at re-probe time
         for parallel in (True, False):
             if parallel not in self.cost:
                 return parallel, min(self.probe, self._steps_for(parallel))
         best = min(self.cost, key=self.cost.get)
-        if self.chunks % self.REPROBE_EVERY == 0:
+        if self.chunks % self.REPROBE_EVERY == 0 and (best or _cores_look_free()):
             return not best, self.probe
         return best, self._steps_for(best)
 
@@ -393,6 +398,20 @@ class _KernelChooser:
         self.work_per_step = work / steps
         self.last = parallel
         self.steps[parallel] += steps
+
+
+def _cores_look_free() -> bool:
+    """Whether the 1-minute load average leaves room for our threads beside this one.
+
+    A parallel probe on a busy machine can cost far more than the chunk it measures
+    (each step waits for the scheduler), so the parallel kernel is only tried when the
+    load suggests the other cores are idle; the measurement then decides.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform: let the measurement decide
+        return True
+    return load < numba.get_num_threads() - 0.5
 
 
 def _grown(buffer: np.ndarray, capacity: int, used: int) -> np.ndarray:

@@ -357,6 +357,7 @@ def test_blocks_and_kernels_agree(mode, monkeypatch):
     if mode == "parallel":  # every chunk (of 7 steps) on the parallel kernel
         monkeypatch.setattr(emulator_engine._KernelChooser, "next", lambda self: (True, 7))
     if mode == "alternating":
+        monkeypatch.setattr(emulator_engine, "_cores_look_free", lambda: True)  # whatever the load
         monkeypatch.setattr(emulator_engine, "CHUNK_SECONDS", 0.0)  # short chunks
         monkeypatch.setattr(emulator_engine._KernelChooser, "REPROBE_EVERY", 2)
         monkeypatch.setattr(emulator_engine._KernelChooser, "FIRST_PROBE", 1)
@@ -415,3 +416,21 @@ def test_ring_type_is_the_narrowest_exact_one(weight, graded, ring):
     assert result.extra["ring_dtype"] == ring
     g = 128  # v hits threshold exactly: payload 128, so (w * 128) >> 7 = w
     assert result.final_state["v"][2] == 2 * weight if not graded else 2 * ((weight * g) >> 7)
+
+
+def test_kernel_chooser_runs_the_faster_kernel_and_spares_a_busy_machine(monkeypatch):
+    chooser_type = emulator_engine._KernelChooser
+    monkeypatch.setattr(emulator_engine, "_cores_look_free", lambda: False)
+    busy = chooser_type(True, 1000, 80_000, 10_000)
+    assert [busy.next()[0] for _ in range(40)] == [False] * 40  # never a parallel probe
+    monkeypatch.setattr(emulator_engine, "_cores_look_free", lambda: True)
+    chooser = chooser_type(True, 1000, 80_000, 10_000)
+    parallel, steps = chooser.next()
+    assert parallel and steps == chooser.probe == 50
+    chooser.record(True, 0.001, steps, 0)
+    parallel, steps = chooser.next()
+    assert not parallel and steps == 50
+    chooser.record(False, 0.004, steps, 0)
+    choices = [chooser.next()[0] for _ in range(30)]
+    assert choices.count(True) > choices.count(False) >= 1  # faster one, with re-probes
+    assert not chooser_type(False, 1000, 0, 10).next()[0]
