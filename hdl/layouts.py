@@ -575,6 +575,28 @@ def word_bytes(layout: data.StructLayout) -> int:
     return max(1, -(-layout.size // 8))
 
 
+@njit(cache=True, nogil=True)
+def _narrow(raw, nbytes):
+    """The first ``nbytes`` of each row of ``raw`` (``uint8``), and whether the rest are all zero."""
+    out = np.empty(raw.shape[0] * nbytes, np.uint8)
+    spill = np.uint8(0)
+    for i in range(raw.shape[0]):
+        for b in range(nbytes):
+            out[i * nbytes + b] = raw[i, b]
+        for b in range(nbytes, raw.shape[1]):
+            spill |= raw[i, b]
+    return out, spill == 0
+
+
+@njit(cache=True, nogil=True)
+def _widen(raw, count, nbytes, full):
+    out = np.zeros((count, full), np.uint8)
+    for i in range(count):
+        for b in range(nbytes):
+            out[i, b] = raw[i * nbytes + b]
+    return out
+
+
 def words_to_bytes(words: np.ndarray, nbytes: int | None = None) -> bytes:
     """Packed words as stored in an image: each word's low ``nbytes`` bytes, little-endian.
 
@@ -591,9 +613,10 @@ def words_to_bytes(words: np.ndarray, nbytes: int | None = None) -> bytes:
     raw = words.view(np.uint8).reshape(count, full)
     if nbytes == full:
         return raw.tobytes()
-    if raw[:, nbytes:].any():
+    out, fits = _narrow(raw, nbytes)
+    if not fits:
         raise ValueError(f"words do not fit {nbytes} bytes")
-    return np.ascontiguousarray(raw[:, :nbytes]).tobytes()
+    return out.tobytes()
 
 
 def words_from_bytes(buffer: bytes, layout: data.StructLayout, count: int,
@@ -606,9 +629,7 @@ def words_from_bytes(buffer: bytes, layout: data.StructLayout, count: int,
         raise ValueError(f"a word of {lanes} lanes is stored in 1 .. {full} bytes, not {nbytes}")
     if len(buffer) != count * nbytes:
         raise ValueError(f"{count} words of {nbytes} bytes need {count * nbytes} bytes, not {len(buffer)}")
-    raw = np.frombuffer(buffer, dtype=np.uint8).reshape(count, nbytes)
+    raw = np.frombuffer(buffer, dtype=np.uint8)
     if nbytes == full:
         return raw.view("<u8").astype(np.uint64).reshape(count, lanes)
-    wide = np.zeros((count, full), np.uint8)
-    wide[:, :nbytes] = raw
-    return wide.view("<u8").astype(np.uint64).reshape(count, lanes)
+    return _widen(raw, count, nbytes, full).view("<u8").astype(np.uint64, copy=False).reshape(count, lanes)
