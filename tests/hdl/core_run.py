@@ -1,0 +1,176 @@
+"""``rtl_run(image, job)``: a compiled single-core image run on ``Core`` in the Amaranth simulator.
+
+The host's side of a run, as a board's host link will do it, through the core's host
+port only: load the profile, neuron, axon and synapse memories from the image (the
+neuron words with ``lfsr`` set for the job's seed), then for every step write the
+stimulus sums that change at that step (``neurofab.job.stimulus_schedule``), pulse
+``step`` and collect the step's spikes; at the end read every neuron word back.
+Returns the emulator's :class:`~neurofab.results.RunResult` (spikes sorted by time then
+gid, ``final_state`` ``v``, ``r``, ``lfsr``) with the per-step figures in ``extra``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import namedtuple
+
+import numpy as np
+from amaranth.sim import Simulator
+from neurofab.compiler.image import initial_lfsr
+from neurofab.hdl.core import Core, HostMemory
+from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words
+
+from neurofab.job import stimulus_schedule
+from neurofab.results import RunResult
+
+__all__ = ["rtl_run", "events_held_per_step"]
+
+_Population = namedtuple("_Population", "label size offset")
+
+
+def _as_int(word: np.ndarray) -> int:
+    return sum(int(lane) << (64 * i) for i, lane in enumerate(word))
+
+
+def _populations(image):
+    out, offset = [], 0
+    for label, size in image.populations:
+        out.append(_Population(label, size, offset))
+        offset += size
+    return out
+
+
+def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
+    """Run ``job`` on ``image`` (one core, no learning) on ``Core``; see the module doc.
+
+    ``p_ready`` is the chance per clock that the host takes a spike (backpressure on the
+    spike stream); ``seed`` draws that.
+    """
+    config = image.config
+    if image.n_cores != 1:
+        raise ValueError(f"rtl_run runs single-core images, not {image.n_cores} cores")
+    if job.learning.enabled:
+        raise ValueError("rtl_run has no learning sweep yet")
+    layouts = core_layouts(config)
+    n = image.n_neurons
+    T = job.timesteps
+    rng = random.Random(seed)
+
+    neuron = image.fields(0, Memory.NEURON)
+    neuron["lfsr"] = initial_lfsr(job.seed, np.arange(n))
+    loads = [
+        (HostMemory.PROFILE, image.memories[0][Memory.PROFILE]),
+        (HostMemory.NEURON, pack_words(layouts.neuron, neuron, n)),
+        (HostMemory.AXON, image.memories[0][Memory.AXON]),
+        (HostMemory.SYNAPSE, image.memories[0][Memory.SYNAPSE]),
+    ]
+    st_t, st_gid, st_delta = stimulus_schedule(job, _populations(image))
+    core = Core(config)
+    out = {"times": [], "gids": [], "cycles": [], "drain_cycles": [], "held": [], "words": None,
+           "errors": None, "load_clocks": 0}
+
+    async def write(ctx, which, address, value):
+        ctx.set(core.host_memory, which)
+        ctx.set(core.host_addr, address)
+        ctx.set(core.host_wdata, value)
+        ctx.set(core.host_we, 1)
+        await ctx.tick()
+        ctx.set(core.host_we, 0)
+
+    async def read(ctx, which, address):
+        ctx.set(core.host_memory, which)
+        ctx.set(core.host_addr, address)
+        ctx.set(core.host_re, 1)
+        await ctx.tick()
+        ctx.set(core.host_re, 0)
+        return ctx.get(core.host_rdata)
+
+    async def testbench(ctx):
+        for which, words in loads:
+            for address, word in enumerate(words):
+                await write(ctx, which, address, _as_int(word))
+                out["load_clocks"] += 1
+        ctx.set(core.count, n)
+        ctx.set(core.timesteps, T)
+        ctx.set(core.dendritic, job.learning.dendritic)
+        ctx.set(core.noise, job.learning.noise)
+        ctx.set(core.graded, job.learning.graded)
+        ctx.set(core.clear, 1)
+        await ctx.tick()
+        ctx.set(core.clear, 0)
+        await ctx.tick().until(core.done)
+
+        stimulus = [0] * n
+        k = 0
+        for t in range(T):
+            changed = set()
+            while k < len(st_t) and st_t[k] == t:
+                stimulus[st_gid[k]] += int(st_delta[k])
+                changed.add(int(st_gid[k]))
+                k += 1
+            for gid in sorted(changed):
+                await write(ctx, HostMemory.STIMULUS, gid, stimulus[gid])
+            ctx.set(core.step, 1)
+            ctx.set(core.spikes.ready, rng.random() < p_ready)
+            await ctx.tick()
+            ctx.set(core.step, 0)
+            clocks = 1
+            while True:
+                ctx.set(core.spikes.ready, rng.random() < p_ready)
+                _, _, done, valid, ready, spike = await ctx.tick().sample(
+                    core.done, core.spikes.valid, core.spikes.ready, core.spikes.payload)
+                clocks += 1
+                if valid and ready:
+                    out["times"].append(t)
+                    out["gids"].append(spike.neuron)
+                if done:
+                    break
+                assert clocks < 100_000, f"step {t} never finished"
+            assert ctx.get(core.t) == t + 1
+            out["cycles"].append(ctx.get(core.cycles))
+            out["drain_cycles"].append(ctx.get(core.drain_cycles))
+            out["held"].append(ctx.get(core.events_held))
+            assert out["cycles"][-1] == clocks, f"step {t}: cycles {out['cycles'][-1]}, counted {clocks}"
+        out["errors"] = {name: ctx.get(getattr(core, name)) for name in (
+            "queue_overflow", "queue_overflow_step", "acc_overflow", "acc_overflow_step")}
+        words = []
+        for address in range(n):
+            words.append(await read(ctx, HostMemory.NEURON, address))
+        out["words"] = words
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+    raw = np.array([[(w >> (64 * i)) & ((1 << 64) - 1) for i in range(max(1, -(-layouts.neuron.size // 64)))]
+                    for w in out["words"]], dtype=np.uint64)
+    state = unpack_words(layouts.neuron, raw)
+    times = np.array(out["times"], np.int32)
+    gids = np.array(out["gids"], np.int32)
+    order = np.lexsort((gids, times))
+    return RunResult(
+        timesteps=T, spike_times=times[order], spike_gids=gids[order],
+        final_weights=np.zeros(0, np.int32),
+        final_state={name: state[name] for name in ("v", "r", "lfsr")},
+        extra={"cycles": out["cycles"], "drain_cycles": out["drain_cycles"], "events_held": out["held"],
+               "errors": out["errors"], "load_clocks": out["load_clocks"]},
+    )
+
+
+def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int) -> np.ndarray:
+    """Events in flight after the fan-out of each step, from a run's spikes (the config's rule).
+
+    A spike at ``s`` over a synapse with delay ``d`` is held from the fan-out of ``s``
+    until the drain of ``s + 1 + d``, and not at all when that is ``>= T``.
+    """
+    change = np.zeros(timesteps + 1, np.int64)
+    by_source = {}
+    for src, d in zip(np.asarray(netlist.src).tolist(), np.asarray(netlist.delay).tolist(), strict=True):
+        by_source.setdefault(src, []).append(d)
+    for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
+        for d in by_source.get(gid, ()):
+            if s + 1 + d < timesteps:
+                change[s] += 1
+                change[s + 1 + d] -= 1
+    return np.cumsum(change)[:timesteps]

@@ -1,0 +1,165 @@
+# amaranth: UnusedElaboratable=no
+"""The whole core against the emulator: compiled images, every step's spikes, the final state.
+
+Each case is a small random network and job drawn from its seed (in the test id):
+``compile_network(netlist, config)`` makes the image, ``core_run.rtl_run`` loads it
+through the core's host port and runs it step by step on ``Core`` in the Amaranth
+simulator, and ``neurofab.emulator.simulate`` runs the netlist. Compared: every spike
+(step and neuron), the final ``v``, ``r``, ``lfsr`` of every neuron, and the events in
+flight after every step against the count the queue's rule gives from the emulator's
+spikes. Features are forced per case so that delays 0 and 63, graded spikes, dendritic
+gating, noise and stimuli (windows and listed times) all occur.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import unsigned
+from core_run import events_held_per_step, rtl_run
+from netgen import SynapseSpec, netlist_from_synapses
+from neurofab.compiler import compile_network
+from neurofab.emulator import simulate
+from neurofab.hdl.config import CoreConfig
+from neurofab.hdl.core import Core, HostMemory
+
+from neurofab.errors import ValidationError
+from neurofab.job import Job, Learning, Stimulus
+from neurofab.network import NeuronParams
+
+#: the core the cases are compiled for: small memories, a queue that never fills
+RTL_CORE = CoreConfig(
+    name="rtl-test", max_cores=1, neurons=24, compartments=4, profiles=8, synapse_words=512, axons=24,
+    route_words=0, delay_slots=64, event_queue=512, acc_bits=32)
+
+
+def small_case(seed: int, *, delays: bool, graded: bool, dendritic: bool, noise: bool, steps=None):
+    """A random network of at most ``RTL_CORE.neurons`` neurons and a job, drawn from ``seed``."""
+    rng = random.Random(seed)
+    populations, offset = [], 0
+    for index in range(rng.randint(1, 3)):
+        size = rng.randint(1, RTL_CORE.neurons // 3)
+        resting = rng.choice([0, 0, -200, rng.randint(-2000, 500)])
+        params = NeuronParams(
+            threshold=max(1, resting + rng.choice([300, 1000, rng.randint(1, 3000)])),
+            leak=rng.choice([0, 3, 50, rng.randint(0, 400)]),
+            resting=resting,
+            refrac=rng.choice([0, 1, 3, rng.randint(0, 6)]),
+            dend_threshold=rng.choice([0, 150, 500, rng.randint(0, 2000)]),
+        )
+        populations.append((f"p{index}", size, params))
+        offset += size
+    bounds = np.cumsum([0] + [size for _, size, _ in populations])
+    connections, sources = [], []
+    for _ in range(rng.randint(1, 4)):
+        s, t = rng.randrange(len(populations)), rng.randrange(len(populations))
+        sources.append(populations[s])
+        p = rng.choice([0.2, 0.5, 1.0]) if connections else 1.0
+        weight = rng.choice([200, 600, -400, rng.randint(-3000, 3000), 32767, -32768])
+        compartment = rng.randrange(4)
+        synapses = []
+        for i in range(bounds[s], bounds[s + 1]):
+            for j in range(bounds[t], bounds[t + 1]):
+                if rng.random() < p:
+                    w = weight if rng.random() < 0.7 else rng.randint(-2000, 3000)
+                    d = rng.choice([0, 63, rng.randint(0, 63), rng.randint(0, 4)]) if delays else 0
+                    synapses.append(SynapseSpec(int(i), int(j), w, d, compartment, plastic=False))
+        connections.append(synapses)
+    netlist = netlist_from_synapses(populations, connections, seed=rng.getrandbits(32))
+
+    T = steps or (rng.randint(66, 80) if delays else rng.randint(20, 40))
+    # the first connection's source is driven above threshold for a while: spikes travel
+    label, size, params = sources[0]
+    start = rng.randrange(T // 3)
+    stimuli = [Stimulus(label, params.threshold - params.resting + params.leak + rng.randint(1, 400),
+                        start=start, stop=rng.randint(start + T // 2, T))]
+    for _ in range(rng.randint(0, 2)):
+        # mostly on a connection's source, so that spikes travel
+        label, size, _ = rng.choice(sources if rng.random() < 0.8 else populations)
+        neurons = None if rng.random() < 0.5 else tuple(sorted(rng.sample(range(size), rng.randint(1, size))))
+        current = rng.choice([400, 1200, rng.randint(-500, 3000), (1 << 23) - 1])
+        if rng.random() < 0.3:
+            times = tuple(sorted(rng.sample(range(T), rng.randint(1, min(8, T)))))
+            stimuli.append(Stimulus(label, current, neurons, times=times))
+        else:
+            start = rng.randrange(T)
+            stimuli.append(Stimulus(label, current, neurons, start=start, stop=rng.randint(start + 1, T)))
+    job = Job(timesteps=T, stimuli=tuple(stimuli),
+              learning=Learning(graded=graded, dendritic=dendritic, noise=noise),
+              seed=rng.getrandbits(32))
+    return netlist, job
+
+
+def check_against_emulator(netlist, job, *, p_ready=1.0, seed=0):
+    image = compile_network(netlist, RTL_CORE)
+    rtl = rtl_run(image, job, p_ready=p_ready, seed=seed)
+    emu = simulate(netlist, job)
+    assert rtl.extra["errors"] == {"queue_overflow": 0, "queue_overflow_step": 0, "acc_overflow": 0,
+                                   "acc_overflow_step": 0}
+    for t in range(job.timesteps):
+        want = emu.spike_gids[emu.spike_times == t].tolist()
+        got = rtl.spike_gids[rtl.spike_times == t].tolist()
+        assert got == want, f"step {t}: spikes"
+    for name in ("v", "r", "lfsr"):
+        assert rtl.final_state[name].tolist() == np.asarray(emu.final_state[name]).tolist(), name
+    held = events_held_per_step(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
+    assert rtl.extra["events_held"] == held.tolist()
+    return rtl, emu
+
+
+FEATURES = ("delays", "graded", "dendritic", "noise")
+CASES = [  # (seed, features on): every feature alone, all together, none
+    (101, ()), (102, ("delays",)), (103, ("graded",)), (104, ("dendritic",)), (105, ("noise",)),
+    (106, FEATURES), (107, ("delays", "graded")), (116, ("delays", "dendritic", "noise")),
+]
+
+
+@pytest.mark.parametrize("seed,features", CASES, ids=[f"seed={s}-{'+'.join(f) or 'plain'}" for s, f in CASES])
+def test_core_matches_emulator(seed, features):
+    netlist, job = small_case(seed, **{name: name in features for name in FEATURES})
+    rtl, emu = check_against_emulator(netlist, job)
+    print(f"seed={seed} neurons={netlist.n_neurons} synapses={netlist.n_synapses} T={job.timesteps} "
+          f"spikes={emu.total_spikes} cycles/step max={max(rtl.extra['cycles'])}")
+    assert emu.total_spikes > 0, f"seed={seed}: nothing fired, the case tests too little"
+    assert max(rtl.extra["events_held"]) > 0, f"seed={seed}: no spike went anywhere"
+    if "delays" in features:
+        assert {0, 63} <= set(netlist.delay.tolist()), f"seed={seed}: delays 0 and 63 not both drawn"
+
+
+@pytest.mark.parametrize("seed", [120, 121, 122, 123])
+def test_core_matches_emulator_random_features(seed):
+    """Features drawn from the seed too (logged in the id and the output)."""
+    rng = random.Random(seed)
+    features = {name: rng.random() < 0.5 for name in FEATURES}
+    netlist, job = small_case(seed, **features)
+    rtl, emu = check_against_emulator(netlist, job)
+    print(f"seed={seed} {features} neurons={netlist.n_neurons} synapses={netlist.n_synapses} "
+          f"T={job.timesteps} spikes={emu.total_spikes}")
+
+
+def test_spike_stream_backpressure():
+    """A host that takes spikes 30% of the time slows the step down but changes nothing."""
+    netlist, job = small_case(110, delays=True, graded=True, dendritic=False, noise=False, steps=40)
+    check_against_emulator(netlist, job, p_ready=0.3, seed=110)
+
+
+def test_step_cycles_follow_the_budget():
+    """A step with nothing in flight: drain (2) + pass ((3 + c) n + 5) clocks."""
+    netlist, job = small_case(111, delays=False, graded=False, dendritic=False, noise=False, steps=3)
+    image = compile_network(netlist, RTL_CORE)
+    rtl = rtl_run(image, Job(timesteps=3, stimuli=(), seed=1))
+    n = netlist.n_neurons
+    assert rtl.total_spikes == 0
+    assert rtl.extra["cycles"] == [2 + (3 + RTL_CORE.compartments) * n + 5] * 3
+    assert rtl.extra["drain_cycles"] == [2] * 3
+
+
+def test_core_config_is_checked():
+    with pytest.raises(ValidationError, match="Core.config"):
+        Core(CoreConfig(name="two", max_cores=2, neurons=4, compartments=1, profiles=1, synapse_words=4,
+                        axons=4, route_words=2, delay_slots=64, event_queue=8, acc_bits=32))
+    with pytest.raises(ValidationError, match="Core.stimulus_width"):
+        Core(RTL_CORE, stimulus_width=16)
+    assert HostMemory.STIMULUS.value == 6 and HostMemory.as_shape() == unsigned(3)
