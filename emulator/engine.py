@@ -282,6 +282,8 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
                   ev_delta, rw_t, rw_v)
     learn_args = (counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions)
     chooser = _KernelChooser(parallel, n, packed.shape[0], T)
+    if force is not None:
+        chooser.only = parallel  # the warm-up compiles exactly the kernel it is asked for
     if parallel:
         # the cost of a call that runs no step, so that short probe chunks compare fairly
         began = time.perf_counter()
@@ -369,6 +371,8 @@ class _KernelChooser:
         self.chunks = 0
         self.last = None
         self.steps = {True: 0, False: 0}
+        #: run only this kernel (``True``/``False``), or choose (``None``)
+        self.only = None
 
     def _steps_for(self, parallel: bool) -> int:
         seconds_per_step = self.cost.get(parallel, 1.0 / self.GUESS_SPEED) * self.work_per_step
@@ -380,6 +384,8 @@ class _KernelChooser:
     def next(self) -> tuple[bool, int]:
         """``(parallel, steps)`` for the next chunk."""
         self.chunks += 1
+        if self.only is not None:
+            return self.only, self._steps_for(self.only)
         if not self.allowed:
             return False, self._steps_for(False)
         if True not in self.cost and not _cores_look_free():
