@@ -19,8 +19,10 @@ Order of work (equivalent to docs/model.md, step by step):
 
 The ring has one plane (``I`` is just the sum of the four compartments) or, with
 ``dendritic``, four interleaved planes (``ring[b, slot, 4 * local + c]``). Its integer
-type is ``int32`` when :func:`neurofab.emulator.layout.input_bound` proves that no
-neuron's input can reach 2^31, else ``int64``; sums are exact either way.
+type is the narrowest of ``int16``, ``int32``, ``int64`` that the per-neuron input
+bound (:func:`neurofab.emulator.layout.input_bound`) proves exact; sums are exact
+either way. Synapses are read through the layout of :mod:`neurofab.emulator.layout`
+(groups of one delay per source and block, packed ``(weight, target)`` words).
 
 ``run_chunk_parallel`` and ``run_chunk_serial`` are the same loop, the first over
 blocks with ``prange``. They are two functions (not one compiled twice) because
