@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 from neurofab.hdl.config import get_preset
+from neurofab.hdl.event_queue import EventQueue
+from neurofab.hdl.fanout import FanOut
 from neurofab.hdl.neuron import NeuronUpdate
 from neurofab.hdl.neuron_pass import NeuronPass
 from neurofab.hdl.synthesis import place_and_route_ice40, synthesize
@@ -49,3 +51,17 @@ def test_pipeline_closes_timing_on_up5k(record_property):
     report = place_and_route_ice40(icebreaker_pipeline(), top="neuron_update_harness")
     record_property("place_and_route", report.summary())
     assert report.fmax_mhz >= ICEBREAKER_MHZ, report.summary()
+
+
+def test_fanout_and_event_queue_synthesise_within_budget(record_property):
+    """The event side at icebreaker size: the fan-out is logic only (its 16 x 8 product in
+    LUTs on the iCE40), the queue's pool and arrival lists take the 12 EBRs the memory map
+    gives them (docs/memory-map.md: 10 + 2)."""
+    config = get_preset("icebreaker")
+    fanout = synthesize(FanOut(config), family="ice40", top="fanout")
+    queue = synthesize(EventQueue(config), family="ice40", top="event_queue")
+    record_property("synthesis", f"{fanout.summary()}; {queue.summary()}")
+    assert 100 < fanout.luts < UP5K_CELLS // 10, fanout.summary()
+    assert fanout.brams == 0 and fanout.ffs < 150, fanout.summary()
+    assert queue.brams == 12, queue.summary()
+    assert queue.luts < UP5K_CELLS // 10 and queue.ffs < 500, queue.summary()
