@@ -38,7 +38,8 @@ def test_docs_page_runs_a_request_from_the_page(browser, service, http):
     browser.wait_for(f"!!{block}.querySelector('.execute')")
     browser.click(f"{block}.querySelector('.execute')")
     status = browser.wait_for(
-        f"(() => {{ const s = {block}.querySelector('.live-responses-table tr.response .response-col_status');"
+        f"(() => {{ const s = {block}"
+        ".querySelector('.live-responses-table tr.response .response-col_status');"
         " return s && s.textContent.trim(); })()"
     )
     body = browser.wait_for(
