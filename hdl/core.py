@@ -310,8 +310,9 @@ class Core(wiring.Component):
             self.acc_overflow_step.eq(queue.acc_overflow_step),
         ]
         # events arriving at t + 1 + delay >= T are not queued: delay < T - 1 - t
-        ahead = Signal(signed(STEP_BITS + 2))
+        ahead = Signal(STEP_BITS)  # T - 1 - t, where t < T
         m.d.comb += ahead.eq(self.timesteps - 1 - self.t)
+        last_step = self.t + 1 >= self.timesteps  # no event of this step arrives before T
         m.d.sync += cycles.eq(cycles + 1)
 
         with m.FSM():
@@ -326,7 +327,7 @@ class Core(wiring.Component):
                         cycles.eq(1),
                         count.eq(self.count),
                         flags.eq(Cat(self.dendritic, self.noise, self.graded)),
-                        horizon.eq(Mux(ahead < 0, 0,
+                        horizon.eq(Mux(last_step, 0,
                                        Mux(ahead > config.delay_slots, config.delay_slots, ahead))),
                     ]
                     m.next = "DRAIN"
