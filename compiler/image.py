@@ -164,23 +164,35 @@ class Image:
                                   f"must be the image's {list(self.populations)}, not {list(got)}")
         n, m = self.n_neurons, self.n_synapses
         params = {k: np.zeros(n, np.int32) for k in PARAM_NAMES}
-        src = np.full(m, -1, np.int64)
+        src = np.full(m, -1, np.int32)
         tgt = np.zeros(m, np.int32)
         weight = np.zeros(m, np.int32)
         delay = np.zeros(m, np.uint8)
         compartment = np.zeros(m, np.uint8)
         plastic = np.zeros(m, bool)
 
-        # remote axons' sources: every route entry (core, axon) names a neuron of its core
-        remote_source: dict[tuple[int, int], int] = {}
+        # remote axons' sources: every route entry (core, axon) names a neuron of its core;
+        # axons numbered core after core, so one array maps them all
+        n_axons = np.array([self.memories[c][Memory.AXON].shape[0] for c in range(self.n_cores)], np.int64)
+        axon_base = np.concatenate([[0], np.cumsum(n_axons)]).astype(np.int64)
+        axon_source = np.full(int(axon_base[-1]), -1, np.int64)
         for c in range(self.n_cores):
             neuron = self.fields(c, Memory.NEURON)
             route = self.fields(c, Memory.ROUTE)
             counts = neuron["route_count"]
             owner = self.bounds[c] + np.repeat(np.arange(counts.size), counts)
             pos = _ranges(neuron["route_base"], counts)
-            for gid, k in zip(owner.tolist(), pos.tolist(), strict=True):
-                remote_source[(int(route["core"][k]), int(route["axon"][k]))] = gid
+            if pos.size and pos.max() >= route["core"].size:
+                raise ValidationError("image", f"core {c} routes reach entry {int(pos.max())} of "
+                                      f"{route['core'].size}")
+            dest_core, dest_axon = route["core"][pos], route["axon"][pos]
+            wrong = dest_core >= self.n_cores
+            wrong[~wrong] = dest_axon[~wrong] >= n_axons[dest_core[~wrong]]
+            if wrong.any():
+                k = int(np.argmax(wrong))
+                raise ValidationError("image", f"core {c} has a route to core {int(dest_core[k])} axon "
+                                      f"{int(dest_axon[k])}, which does not exist")
+            axon_source[axon_base[dest_core] + dest_axon] = owner
 
         for c in range(self.n_cores):
             first = int(self.bounds[c])
@@ -193,13 +205,11 @@ class Image:
             for k in PARAM_NAMES:
                 params[k][first:first + n_local] = profile[k][neuron["profile"]]
             axon = self.fields(c, Memory.AXON)
-            n_axons = axon["syn_base"].size
-            axon_src = np.empty(n_axons, np.int64)
+            axon_src = axon_source[axon_base[c]:axon_base[c + 1]].copy()
             axon_src[:n_local] = first + np.arange(n_local)
-            for a in range(n_local, n_axons):
-                if (c, a) not in remote_source:
-                    raise ValidationError("image", f"core {c} axon {a} is named by no route entry")
-                axon_src[a] = remote_source[(c, a)]
+            if (axon_src < 0).any():
+                raise ValidationError("image", f"core {c} axon {int(np.argmax(axon_src < 0))} is named by no "
+                                      "route entry")
             syn = self.fields(c, Memory.SYNAPSE)
             order = self.fields(c, Memory.SYNAPSE_ORDER)["index"]
             word_src = np.full(syn["weight"].size, -1, np.int64)
@@ -219,7 +229,7 @@ class Image:
             raise ValidationError("image",
                                   f"synapse {int(np.argmax(src < 0))} is in no core's synapse memory")
         return Netlist(
-            populations=populations, src=src.astype(np.int32), tgt=tgt, weight=weight, delay=delay,
+            populations=populations, src=src, tgt=tgt, weight=weight, delay=delay,
             compartment=compartment, plastic=plastic,
             connection_offsets=np.asarray(self.connection_offsets, dtype=np.int64).copy(),
             seed=int(self.seed), **params,

@@ -276,3 +276,15 @@ def test_multi_core_keys_and_targets_pack_as_on_one_core():
             expected = dict(by_synapse[int(k)])
             expected["target"] -= first
             assert {f: int(v[i]) for f, v in fields.items()} == expected
+
+
+def test_rebuilding_refuses_routes_to_axons_that_do_not_exist():
+    net = random_case(4).netlist
+    image = compile_network(net, "sim", max_neurons_per_core=2)
+    core = next(c for c in range(image.n_cores) if image.memories[c][Memory.ROUTE].shape[0])
+    route = image.fields(core, Memory.ROUTE)
+    route["axon"][0] = 999
+    layout = core_layouts(image.config).route
+    image.memories[core][Memory.ROUTE] = pack_words(layout, route, route["axon"].size)
+    with pytest.raises(ValidationError, match=rf"core {core} has a route to core \d+ axon 999, which does"):
+        image.to_netlist(net.populations)
