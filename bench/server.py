@@ -1,0 +1,367 @@
+"""The service end to end against the bare emulator, in the same run on the same machine.
+
+Usage::
+
+    .venv/bin/python bench/server.py                 # starts `neurofab serve` itself
+    .venv/bin/python bench/server.py --quick         # fewer jobs (a smoke run)
+
+It starts the production service (gunicorn and ``--workers`` job workers) on a free
+loopback port with a fresh data directory, then measures:
+
+1. **Small-job throughput.** The API reference's quickstart job (125 neurons, 1,000
+   steps) through the SDK's ``Client.simulate`` (submit and long poll), completed jobs
+   per second with 1, 4 and 16 concurrent clients (threads, one ``Client`` each),
+   against the bare emulator running the same job back to back in this process
+   (``parse_job`` + ``bind_job`` + ``simulate`` + ``result_document`` on an expanded
+   network, i.e. what the service must do per job, minus everything a service adds).
+2. **Submit latency.** p50 and p99 of ``POST /v1/jobs`` (``submit_job``, no wait) with
+   16 clients, each submitting and then waiting for its job.
+3. **A large job.** 16,384 neurons x 1,000 steps (the E/I network of
+   bench/emulator.py) on a researcher account: wall time from ``create_network`` to the
+   completed job (the worker parses, expands, runs, stores the result), against the
+   bare emulator doing the same (``parse_network`` + ``expand`` + ``simulate`` +
+   ``result_document``). Both sides are warmed up first (JIT compilation) and take
+   turns ``--repeats`` times; each side's fastest run counts (the machine is shared, as
+   in bench/emulator.py, so a burst of load elsewhere does not decide the ratio).
+
+Targets (printed with the figures): service throughput at 16 clients >= 0.5 x the bare
+emulator's; large job within 10% of the bare emulator; p99 submit latency < 50 ms.
+The last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from neurofab.emulator import simulate  # noqa: E402
+
+import catalyst_cloud as cc  # noqa: E402
+from neurofab.job import bind_job, parse_job  # noqa: E402
+from neurofab.network import expand, parse_network  # noqa: E402
+from neurofab.results import result_document  # noqa: E402
+
+__all__ = ["main"]
+
+ADMIN_TOKEN = "nf_admin_bench-" + uuid.uuid4().hex
+QUICKSTART_NETWORK = json.loads((ROOT / "examples/quickstart/network.json").read_text())
+QUICKSTART_JOB = json.loads((ROOT / "examples/quickstart/job.json").read_text())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """``neurofab serve`` in a subprocess, stopped with SIGTERM."""
+
+    def __init__(self, workers: int, http_workers: int, threads: int):
+        self.data = tempfile.mkdtemp(prefix="neurofab-bench-")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        env = dict(os.environ, NEUROFAB_ADMIN_TOKEN=ADMIN_TOKEN)
+        self.log = open(os.path.join(self.data, "serve.log"), "wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "neurofab",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data",
+                self.data,
+                "--workers",
+                str(workers),
+                "--http-workers",
+                str(http_workers),
+                "--threads",
+                str(threads),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the service exited ({self.process.returncode}); see {self.data}/serve.log"
+                )
+            try:
+                if requests.get(self.url + "/health", timeout=2).json()["workers"] >= self.workers:
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("the service did not become ready")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+def _signup(url: str, tier: str) -> str:
+    return cc.Client.signup(
+        f"bench-{uuid.uuid4().hex[:10]}@example.org", tier, base_url=url, admin_token=ADMIN_TOKEN
+    )["api_key"]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# -- the bare emulator -----------------------------------------------------------------------
+
+
+def bare_small_jobs(n_jobs: int) -> float:
+    """Quickstart jobs per second, back to back, on an already expanded network."""
+    network = parse_network(QUICKSTART_NETWORK)
+    netlist = expand(network)
+    for _ in range(20):  # warm-up: JIT compilation, caches
+        simulate(netlist, parse_job(QUICKSTART_JOB))
+    started = time.perf_counter()
+    for _ in range(n_jobs):
+        job = parse_job(QUICKSTART_JOB)
+        bind_job(job, network.populations)
+        json.dumps(result_document(simulate(netlist, job), network.populations))
+    return n_jobs / (time.perf_counter() - started)
+
+
+def bare_large_job(network_doc: dict, job_doc: dict) -> tuple[float, dict]:
+    started = time.perf_counter()
+    network = parse_network(network_doc)
+    job = parse_job(job_doc)
+    bind_job(job, network.populations)
+    result = simulate(expand(network), job)
+    document = result_document(result, network.populations)
+    json.dumps(document)
+    return time.perf_counter() - started, document["result"]
+
+
+# -- the service -------------------------------------------------------------------------------
+
+
+def service_throughput(url: str, key: str, network_id: str, clients: int, n_jobs: int) -> float:
+    """Completed quickstart jobs per second with ``clients`` concurrent SDK clients (threads)."""
+    remaining = [n_jobs]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def client_loop():
+        client = cc.Client(key, base_url=url)
+        try:
+            while True:
+                with lock:
+                    if remaining[0] == 0:
+                        return
+                    remaining[0] -= 1
+                job = client.simulate(network_id, QUICKSTART_JOB["timesteps"], QUICKSTART_JOB["stimuli"])
+                assert job["status"] == "completed", job
+        except BaseException as e:  # reported by the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return n_jobs / elapsed
+
+
+def submit_latencies(url: str, key: str, network_id: str, clients: int, n_jobs: int) -> list[float]:
+    """Seconds each ``POST /v1/jobs`` took, with ``clients`` clients submitting and waiting."""
+    latencies: list[float] = []
+    remaining = [n_jobs]
+    lock = threading.Lock()
+
+    def client_loop():
+        client = cc.Client(key, base_url=url)
+        while True:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            began = time.perf_counter()
+            job_id = client.submit_job(network_id, QUICKSTART_JOB["timesteps"], QUICKSTART_JOB["stimuli"])[
+                "job_id"
+            ]
+            took = time.perf_counter() - began
+            with lock:
+                latencies.append(took)
+            while client.get_job(job_id, wait=30)["status"] not in ("completed", "failed", "cancelled"):
+                pass
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
+
+
+def service_large_job(url: str, key: str, network_doc: dict, job_doc: dict) -> tuple[float, dict]:
+    client = cc.Client(key, base_url=url, timeout=120)
+    started = time.perf_counter()
+    net = client.create_network(
+        network_doc["populations"], network_doc["connections"], seed=network_doc["seed"]
+    )
+    job = client.simulate(
+        net["network_id"], job_doc["timesteps"], job_doc["stimuli"], seed=job_doc["seed"], max_wait=600
+    )
+    return time.perf_counter() - started, job["result"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="job workers of the service (default 2)")
+    parser.add_argument("--http-workers", type=int, default=2, help="gunicorn processes (default 2)")
+    parser.add_argument("--threads", type=int, default=32, help="threads per gunicorn process (default 32)")
+    parser.add_argument("--neurons", type=int, default=16_384, help="size of the large job (default 16384)")
+    parser.add_argument("--steps", type=int, default=1_000, help="steps of the large job (default 1000)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of the large job (default 5)")
+    parser.add_argument("--quick", action="store_true", help="fewer jobs: a smoke run")
+    args = parser.parse_args(argv)
+    # The clients are threads of this process: let one whose response arrived take the
+    # interpreter lock promptly (the default 5 ms switch interval would throttle them).
+    sys.setswitchinterval(0.0005)
+    scale = 0.25 if args.quick else 1.0
+    jobs_at = {1: int(200 * scale), 4: int(400 * scale), 16: int(800 * scale)}
+
+    from emulator import job_document, network_document  # bench/emulator.py: the same E/I network
+
+    large_network = network_document(args.neurons)
+    large_job = job_document(args.neurons, args.steps)
+
+    print(f"bare emulator: {int(1000 * scale)} quickstart jobs back to back ...", file=sys.stderr)
+    bare_rate = bare_small_jobs(int(1000 * scale))
+
+    service = Service(args.workers, args.http_workers, args.threads)
+    try:
+        service.wait_ready()
+        url = service.url
+        small_key = _signup(url, "enterprise")  # no daily limit
+        client = cc.Client(small_key, base_url=url)
+        net = client.create_network(
+            QUICKSTART_NETWORK["populations"],
+            QUICKSTART_NETWORK["connections"],
+            seed=QUICKSTART_NETWORK["seed"],
+        )
+        service_throughput(url, small_key, net["network_id"], 4, 40)  # warm-up
+        rates = {}
+        for clients, n_jobs in jobs_at.items():
+            print(f"service: {n_jobs} jobs with {clients} client(s) ...", file=sys.stderr)
+            rates[clients] = service_throughput(url, small_key, net["network_id"], clients, n_jobs)
+        print("service: submit latency with 16 clients ...", file=sys.stderr)
+        latencies = submit_latencies(url, small_key, net["network_id"], 16, int(800 * scale))
+
+        print(f"large job: {args.neurons} neurons x {args.steps} steps ...", file=sys.stderr)
+        big_key = _signup(url, "researcher")
+        # Warm-up on both sides: every job worker and this process compile their kernels.
+        warm = [
+            threading.Thread(target=service_large_job, args=(url, big_key, large_network, large_job))
+            for _ in range(args.workers)
+        ]
+        for t in warm:
+            t.start()
+        bare_large_job(large_network, large_job)
+        for t in warm:
+            t.join()
+        service_times, bare_times = [], []
+        for _ in range(args.repeats):
+            seconds, service_result = service_large_job(url, big_key, large_network, large_job)
+            service_times.append(seconds)
+            seconds, bare_result = bare_large_job(large_network, large_job)
+            bare_times.append(seconds)
+            assert service_result == bare_result, "the service and the emulator disagree"
+    finally:
+        service.stop()
+
+    p50, p99 = _percentile(latencies, 50) * 1e3, _percentile(latencies, 99) * 1e3
+    service_large, bare_large = min(service_times), min(bare_times)
+    ratio_small = rates[16] / bare_rate
+    ratio_large = service_large / bare_large
+    print()
+    print("| measurement | value |")
+    print("| --- | --- |")
+    print(f"| bare emulator, quickstart jobs back to back | {bare_rate:.1f} jobs/s |")
+    for clients, rate in rates.items():
+        print(f"| service, {clients:>2} client(s) | {rate:.1f} jobs/s ({rate / bare_rate:.2f} x bare) |")
+    print(
+        f"| POST /v1/jobs latency, 16 clients | p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        f"({len(latencies)} submits) |"
+    )
+    print(
+        f"| {args.neurons} x {args.steps} job, bare emulator (fastest of {args.repeats}) "
+        f"| {bare_large:.3f} s |"
+    )
+    print(
+        f"| {args.neurons} x {args.steps} job, service end to end | {service_large:.3f} s "
+        f"({(ratio_large - 1) * 100:+.1f}%) |"
+    )
+    print()
+    print(
+        f"target: 16-client throughput >= 0.5 x bare: {ratio_small:.2f} x -> "
+        f"{'met' if ratio_small >= 0.5 else 'MISSED'}"
+    )
+    print(
+        f"target: large job within 10% of bare: {(ratio_large - 1) * 100:+.1f}% -> "
+        f"{'met' if ratio_large <= 1.10 else 'MISSED'}"
+    )
+    print(f"target: p99 submit latency < 50 ms: {p99:.1f} ms -> {'met' if p99 < 50 else 'MISSED'}")
+    print(
+        json.dumps(
+            {
+                "bare_jobs_per_s": round(bare_rate, 2),
+                "service_jobs_per_s": {str(k): round(v, 2) for k, v in rates.items()},
+                "throughput_ratio_16": round(ratio_small, 3),
+                "submit_p50_ms": round(p50, 2),
+                "submit_p99_ms": round(p99, 2),
+                "large_job": {
+                    "neurons": args.neurons,
+                    "steps": args.steps,
+                    "bare_s": round(bare_large, 4),
+                    "service_s": round(service_large, 4),
+                    "ratio": round(ratio_large, 4),
+                    "bare_runs_s": [round(t, 4) for t in bare_times],
+                    "service_runs_s": [round(t, 4) for t in service_times],
+                },
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
