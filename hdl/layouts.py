@@ -293,8 +293,11 @@ def _pack_fused(words, order, keys, index, n_keys, table, c0, c1, c2, c3, c4, c5
     if keys.shape[0] > 0:
         # counting sort: start[k] is the next free place of key k
         start = np.zeros(n_keys + 1, np.int64)
+        ordered = True  # keys already sorted (one connection, source-major): no scatter
         for i in range(count):
             start[keys[i] + 1] += 1
+            if i and keys[i] < keys[i - 1]:
+                ordered = False
         counts = start[1:].copy()
         for k in range(n_keys):
             start[k + 1] += start[k]
@@ -302,7 +305,11 @@ def _pack_fused(words, order, keys, index, n_keys, table, c0, c1, c2, c3, c4, c5
         # places: keep the run's place in a register, not a store and reload per element
         prev = keys[0]
         p = start[prev] - 1
-        if not two:  # the synapse memory's case; its own loop keeps it lean
+        if ordered and not two:  # element i is word i: a plain sequential loop
+            for i in range(count):
+                index[i] = i
+                words[i, 0] = word(i, False)[0]
+        elif not two:  # the synapse memory's case; its own loop keeps it lean
             for i in range(count):
                 key = keys[i]
                 if key == prev:
