@@ -545,15 +545,6 @@ def _parse_neurons(value: str, size: int, label: str) -> np.ndarray:
     return np.array(sorted(picked), dtype=np.int64)
 
 
-def _neuron_major(times: np.ndarray, gids: np.ndarray, lo: int, hi: int):
-    """Spikes of neurons ``[lo, hi)`` as per-neuron offsets and times (each list ascending)."""
-    mine = (gids >= lo) & (gids < hi)
-    local = gids[mine] - lo
-    order = np.argsort(local, kind="stable")  # stable keeps each neuron's times ascending
-    counts = np.bincount(local, minlength=hi - lo)
-    return np.concatenate(([0], np.cumsum(counts))), times[mine][order]
-
-
 @api.get("/v1/jobs/<job_id>/spikes")
 def get_spikes(job_id: str):
     account = current_account()
@@ -583,13 +574,15 @@ def get_spikes(job_id: str):
     if start > stop:
         raise ApiError(400, f"query parameter start ({start}) must not be after stop ({stop})")
 
+    service_data_dir = service().settings.data_dir
+
     def generate():
         buffer = ['{"spike_trains":{']
         size = 0
         first_population = True
-        times, gids = stored.spikes(start, stop)
+        scratch = os.path.join(service_data_dir, "scratch")
         for pop in selected:
-            offsets, pop_times = _neuron_major(times, gids, pop.offset, pop.offset + pop.size)
+            offsets, pop_times = stored.neuron_major(start, stop, pop.offset, pop.offset + pop.size, scratch)
             counts = np.diff(offsets)
             spiking = np.flatnonzero(counts)
             if neurons is not None:

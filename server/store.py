@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zlib
 
 import numpy as np
@@ -24,6 +25,8 @@ import numpy as np
 __all__ = ["INLINE_LIMIT", "StoredResult", "pack_result", "write_result", "load_result", "delete_result"]
 
 INLINE_LIMIT = 1 << 20
+#: spikes handled at once when regrouping them by neuron
+SORT_CHUNK = 1 << 22
 _ALIGN = 64
 
 
@@ -133,6 +136,48 @@ class StoredResult:
         times = np.repeat(np.arange(start, stop, dtype=np.int32), counts)
         gids = np.asarray(self.array("gids")[cum[start] : cum[stop]]).astype(np.int32)
         return times, gids
+
+    def neuron_major(self, start: int, stop: int, lo: int, hi: int, scratch_dir: str | None = None):
+        """The spikes of neurons ``[lo, hi)`` in steps ``[start, stop)``, grouped by neuron.
+
+        Returns ``(offsets, times)``: neuron ``lo + i``'s spike times are
+        ``times[offsets[i]:offsets[i + 1]]``, ascending. A counting sort in chunks of
+        :data:`SORT_CHUNK` spikes: one pass counts each neuron's spikes, a second drops
+        every spike into its neuron's slot. Memory stays bounded by the chunk (plus the
+        output, which goes to a scratch file under ``scratch_dir`` when it is large), so
+        a run with billions of spikes streams without loading them.
+        """
+        cum = self.step_offsets()
+        first, last = int(cum[start]), int(cum[stop])
+        gids = self.array("gids")
+        counts = np.zeros(hi - lo, np.int64)
+        for a in range(first, last, SORT_CHUNK):
+            chunk = np.asarray(gids[a : min(last, a + SORT_CHUNK)])
+            mine = chunk[(chunk >= lo) & (chunk < hi)].astype(np.int64) - lo
+            counts += np.bincount(mine, minlength=hi - lo)
+        offsets = np.concatenate(([0], np.cumsum(counts)))
+        total = int(offsets[-1])
+        if scratch_dir is not None and total * 4 > INLINE_LIMIT * 16:
+            os.makedirs(scratch_dir, exist_ok=True)
+            handle = tempfile.TemporaryFile(dir=scratch_dir)  # gone when closed, even on a crash
+            times = np.memmap(handle, dtype=np.int32, mode="w+", shape=(total,))
+        else:
+            times = np.empty(total, np.int32)
+        cursor = offsets[:-1].copy()
+        for a in range(first, last, SORT_CHUNK):
+            b = min(last, a + SORT_CHUNK)
+            chunk = np.asarray(gids[a:b]).astype(np.int64)
+            # the steps of spikes a..b-1: search the cumulative counts
+            chunk_times = (np.searchsorted(cum, np.arange(a, b), side="right") - 1).astype(np.int32)
+            keep = (chunk >= lo) & (chunk < hi)
+            local, chunk_times = chunk[keep] - lo, chunk_times[keep]
+            order = np.argsort(local, kind="stable")  # stable: each neuron's times stay ascending
+            local, chunk_times = local[order], chunk_times[order]
+            group_start = np.flatnonzero(np.r_[True, local[1:] != local[:-1]]) if local.size else local
+            rank = np.arange(local.size) - np.repeat(group_start, np.diff(np.r_[group_start, local.size]))
+            times[cursor[local] + rank] = chunk_times
+            cursor += np.bincount(local, minlength=hi - lo)
+        return offsets, times
 
     def weights(self) -> np.ndarray:
         return self.array("weights")

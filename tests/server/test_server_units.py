@@ -186,6 +186,29 @@ def test_store_round_trip(tmp_path, n_spikes):
     assert np.array_equal(t, result.spike_times[window]) and np.array_equal(g, result.spike_gids[window])
 
 
+@pytest.mark.parametrize("to_scratch", [False, True])
+def test_neuron_major_regrouping_in_chunks(tmp_path, monkeypatch, to_scratch):
+    from neurofab.server import store
+
+    rng = np.random.default_rng(3)
+    T, n, n_spikes = 500, 300, 20_000
+    times = np.sort(rng.integers(0, T, n_spikes)).astype(np.int32)
+    gids = rng.integers(0, n, n_spikes).astype(np.int32)
+    order = np.lexsort((gids, times))
+    times, gids = times[order], gids[order]
+    result = RunResult(T, times, gids, np.zeros(0, np.int32))
+    manifest, blob = write_result(str(tmp_path), "job_y", pack_result(result, n, [0]))
+    stored = load_result(str(tmp_path), {"manifest": manifest, "data": blob})
+    monkeypatch.setattr(store, "SORT_CHUNK", 777)  # many chunks
+    if to_scratch:
+        monkeypatch.setattr(store, "INLINE_LIMIT", 1)  # the output goes to a scratch file
+    offsets, grouped = stored.neuron_major(100, 400, 50, 250, str(tmp_path / "scratch"))
+    assert isinstance(grouped, np.memmap) == to_scratch
+    for i in range(200):
+        mine = (gids == 50 + i) & (times >= 100) & (times < 400)
+        assert grouped[offsets[i] : offsets[i + 1]].tolist() == times[mine].tolist()
+
+
 # -- the SDK's retries ------------------------------------------------------------------------
 
 
