@@ -16,10 +16,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servicekit import RunningService  # noqa: E402
-
-RUNTIME_LIMITED_TIER = "startup"
-SHARED_TIERS = {RUNTIME_LIMITED_TIER: {"max_runtime_seconds": 1.0}}
+from servicekit import SHARED_TIERS, RunningService  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,10 @@ __all__ = [
 ]
 
 ADMIN_TOKEN = "nf_admin_test-token"
+#: the shared test service's tiers.json: the startup tier gets a 1-second runtime limit,
+#: so tests can make a job outrun its tier (no other test uses that tier)
+RUNTIME_LIMITED_TIER = "startup"
+SHARED_TIERS = {RUNTIME_LIMITED_TIER: {"max_runtime_seconds": 1.0}}
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import RUNTIME_LIMITED_TIER
-from servicekit import quickstart_job, quickstart_network
+from servicekit import RUNTIME_LIMITED_TIER, quickstart_job, quickstart_network
 
 import catalyst_cloud as cc
 from neurofab.network import parse_network
