@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -119,6 +120,56 @@ def _run_emulator(netlist, job, progress):
 
 
 register_backend(Backend(name="emulator", run=_run_emulator, priority=0, image_hash=netlist_hash))
+
+
+#: The core preset the ``rtl`` backend compiles for (``NEUROFAB_RTL_PRESET``).
+RTL_PRESET = os.environ.get("NEUROFAB_RTL_PRESET", "icebreaker")
+_compiled: dict[int, tuple] = {}
+
+
+def _rtl_image(netlist):
+    """The netlist compiled for :data:`RTL_PRESET` (kept while the netlist lives)."""
+    from neurofab.compiler import compile_network
+
+    entry = _compiled.get(id(netlist))
+    if entry is None or entry[0] is not netlist:
+        _compiled.clear()  # one network at a time: images can be large
+        entry = (netlist, compile_network(netlist, RTL_PRESET))
+        _compiled[id(netlist)] = entry
+    return entry[1]
+
+
+def _rtl_fits(network, job) -> str | None:
+    from neurofab.hdl.config import get_preset
+
+    if job.learning.enabled:
+        return "learning is not built in the core yet"
+    preset = get_preset(RTL_PRESET)
+    capacity = preset.neurons * preset.max_cores
+    if network.total_neurons > capacity:
+        return f"{network.total_neurons} neurons exceed the {RTL_PRESET} preset's {capacity}"
+    return None
+
+
+def _run_rtl(netlist, job, progress):
+    from neurofab.host.rtl import rtl_run
+
+    return rtl_run(_rtl_image(netlist), job, populations=netlist.populations, progress=progress)
+
+
+# The core's own Verilog under Verilator: opt-in (NEUROFAB_BACKENDS=emulator,rtl), slow,
+# for jobs that must run exactly as a board would. Preferred over the emulator when
+# enabled and the job fits the preset (a compile that still does not fit fails the job).
+register_backend(
+    Backend(
+        name="rtl",
+        run=_run_rtl,
+        fits=_rtl_fits,
+        priority=5,
+        core_preset=lambda: RTL_PRESET,
+        image_hash=lambda nl: "sha256:" + _rtl_image(nl).sha256(),
+    )
+)
 
 
 def load_backend_modules(modules) -> None:

@@ -50,6 +50,8 @@ class Supervisor:
         self.options = options
         self.settings = Settings.load({"DATA_DIR": options.data_dir})
         self.env = dict(os.environ, NEUROFAB_DATA=self.settings.data_dir)
+        if options.backends:  # the web app routes jobs only to backends that have workers
+            self.env["NEUROFAB_BACKENDS"] = ",".join(options.backends)
         self.http: subprocess.Popen | None = None
         self.workers: dict[int, subprocess.Popen] = {}
         self._restarts: dict[int, list[float]] = {}
