@@ -68,35 +68,15 @@ def insert_job(
     """
     now = time.time() if now is None else now
     day = utc_day(now)
+    job_id = new_job_id()
+    # Two statements on the common path, so the write lock is held briefly: the job goes
+    # in first (a repeated Idempotency-Key inserts nothing), then the day's count goes up
+    # and says whether the job fits; if not, the transaction is rolled back.
     with db.write() as conn:
-        if idempotency_key is not None:
-            row = conn.execute(
-                "SELECT id FROM jobs WHERE account_id = ? AND idempotency_key = ?",
-                (account_id, idempotency_key),
-            ).fetchone()
-            if row is not None:
-                return row["id"], False
-        row = conn.execute(
-            "SELECT jobs FROM daily_usage WHERE account_id = ? AND day = ?", (account_id, day)
-        ).fetchone()
-        used = row["jobs"] if row else 0
-        if jobs_per_day is not None and used >= jobs_per_day:
-            wait = seconds_to_next_utc_day(now)
-            raise ApiError(
-                429,
-                f"daily job limit reached: {used} of {jobs_per_day} jobs today (UTC); "
-                f"the limit resets in {wait} s, or upgrade your tier",
-                {"Retry-After": str(wait)},
-            )
-        conn.execute(
-            "INSERT INTO daily_usage (account_id, day, jobs) VALUES (?, ?, 1)"
-            " ON CONFLICT (account_id, day) DO UPDATE SET jobs = jobs + 1",
-            (account_id, day),
-        )
-        job_id = new_job_id()
-        conn.execute(
+        inserted = conn.execute(
             "INSERT INTO jobs (id, account_id, network_id, document, timesteps, backend, status,"
-            " runtime_limit, created_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            " runtime_limit, created_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"
+            " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
             (
                 job_id,
                 account_id,
@@ -108,7 +88,26 @@ def insert_job(
                 now,
                 idempotency_key,
             ),
-        )
+        ).rowcount
+        if not inserted:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE account_id = ? AND idempotency_key = ?",
+                (account_id, idempotency_key),
+            ).fetchone()
+            return row["id"], False
+        used = conn.execute(
+            "INSERT INTO daily_usage (account_id, day, jobs) VALUES (?, ?, 1)"
+            " ON CONFLICT (account_id, day) DO UPDATE SET jobs = jobs + 1 RETURNING jobs",
+            (account_id, day),
+        ).fetchone()[0]
+        if jobs_per_day is not None and used > jobs_per_day:
+            wait = seconds_to_next_utc_day(now)
+            raise ApiError(  # db.write rolls the job and the count back
+                429,
+                f"daily job limit reached: {used - 1} of {jobs_per_day} jobs today (UTC); "
+                f"the limit resets in {wait} s, or upgrade your tier",
+                {"Retry-After": str(wait)},
+            )
     return job_id, True
 
 
@@ -127,13 +126,20 @@ def claim(db, worker_id: str, backends, lease_seconds: float, now: float | None 
     ):
         return None
     with db.write() as conn:
-        return conn.execute(
-            "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires = ?, attempts = attempts + 1,"
-            " started_at = ?, progress = 0.0"
-            " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' AND backend IN"
-            f" ({marks}) ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING *",
-            (worker_id, now + lease_seconds, now, *backends),
-        ).fetchone()
+        return _claim_in(conn, worker_id, backends, lease_seconds, now)
+
+
+def _claim_in(conn, worker_id: str, backends, lease_seconds: float, now: float) -> sqlite3.Row | None:
+    """The claiming UPDATE, inside the caller's write transaction."""
+    backends = list(backends)
+    marks = ",".join("?" * len(backends))
+    return conn.execute(
+        "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires = ?, attempts = attempts + 1,"
+        " started_at = ?, progress = 0.0"
+        " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' AND backend IN"
+        f" ({marks}) ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING *",
+        (worker_id, now + lease_seconds, now, *backends),
+    ).fetchone()
 
 
 def heartbeat(db, job_id: str, worker_id: str, lease_seconds: float) -> bool:
@@ -181,9 +187,17 @@ def complete(
     provenance_json: str,
     manifest: str,
     blob: bytes | None,
-) -> bool:
-    """Store the result and mark the job completed, if it is still this worker's."""
+    claim_next=None,
+    lease_seconds: float = 30.0,
+) -> tuple[bool, sqlite3.Row | None]:
+    """Store the result and mark the job completed, if it is still this worker's.
+
+    Returns ``(completed, next_job)``. With ``claim_next`` (the worker's backends) the
+    same transaction also claims the worker's next job, as :func:`claim` would: a busy
+    worker then takes the write lock once per job instead of twice.
+    """
     now = time.time()
+    next_job = None
     with db.write() as conn:
         done = (
             conn.execute(
@@ -200,7 +214,9 @@ def complete(
                 "INSERT OR REPLACE INTO results (job_id, manifest, data) VALUES (?, ?, ?)",
                 (job_id, manifest, blob),
             )
-    return done
+        if claim_next:
+            next_job = _claim_in(conn, worker_id, claim_next, lease_seconds, now)
+    return done, next_job
 
 
 def fail(db, job_id: str, worker_id: str, message: str, compute_seconds: float | None) -> bool:

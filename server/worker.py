@@ -198,16 +198,22 @@ class Worker:
         return True
 
     def run_one(self) -> bool:
-        """Claim and run one job; false when the queue had none for this worker."""
+        """Claim and run jobs while there are any; false when the queue had none for this worker."""
         row = jobqueue.claim(self.db, self.worker_id, self.backends, self.settings.lease_seconds)
         if row is None:
             return False
-        self.execute(row)
+        while row is not None:
+            row = self.execute(row)  # the next job, claimed as this one completed
+            if row is not None and self.stop.is_set():
+                jobqueue.release(self.db, row["id"], self.worker_id)
+                row = None
+            self.housekeeping()
         return True
 
     # -- one job ----------------------------------------------------------------------
 
-    def execute(self, row) -> None:
+    def execute(self, row):
+        """Run one claimed job and record how it ended; returns the next claimed job, if any."""
         from neurofab.job import parse_job
         from neurofab.results import result_document
 
@@ -242,7 +248,7 @@ class Worker:
                 "job_seed": job.seed,
                 "attempt": row["attempts"],
             }
-            done = jobqueue.complete(
+            done, next_job = jobqueue.complete(
                 self.db,
                 job_id,
                 self.worker_id,
@@ -251,10 +257,13 @@ class Worker:
                 provenance_json=json.dumps(provenance, separators=(",", ":")),
                 manifest=manifest,
                 blob=blob,
+                claim_next=None if self.stop.is_set() else self.backends,
+                lease_seconds=self.settings.lease_seconds,
             )
             if not done:  # cancelled, or our lease was taken over: the other outcome stands
                 delete_result(self.settings.data_dir, manifest)
                 jobqueue.add_compute(self.db, job_id, self.worker_id, document["compute_seconds"])
+            return next_job
         except _Stop as stop:
             ran = time.monotonic() - started
             if stop.reason == "limit":
@@ -279,6 +288,7 @@ class Worker:
             )
         finally:
             heartbeat.watch(None)
+        return None
 
     def _tier_of(self, account_id: int) -> str:
         row = self.db.connect().execute("SELECT tier FROM accounts WHERE id = ?", (account_id,)).fetchone()

@@ -94,7 +94,7 @@ def test_expired_leases_are_requeued_then_failed_after_max_attempts(db):
         assert jobqueue.reap_expired(db, max_attempts=3) == (1, 0)
         assert _status(db, job_id)["status"] == "queued"
         # The worker that lost its lease can no longer finish the job.
-        assert not jobqueue.complete(
+        assert jobqueue.complete(
             db,
             job_id,
             f"w{attempt}",
@@ -103,13 +103,42 @@ def test_expired_leases_are_requeued_then_failed_after_max_attempts(db):
             provenance_json="{}",
             manifest="{}",
             blob=None,
-        )
+        ) == (False, None)
     jobqueue.claim(db, "w3", ["emulator"], 0.01)
     time.sleep(0.02)
     assert jobqueue.reap_expired(db, max_attempts=3) == (0, 1)
     status = _status(db, job_id)
     assert status["status"] == "failed" and status["attempts"] == 3
     assert "stopped responding 3 times" in status["error_message"]
+
+
+def test_completing_a_job_claims_the_next_in_the_same_transaction(db):
+    first, second = _submit(db, 2)
+    assert jobqueue.claim(db, "w1", ["emulator"], 30)["id"] == first
+    done, following = jobqueue.complete(
+        db,
+        first,
+        "w1",
+        result_json="{}",
+        compute_seconds=0.5,
+        provenance_json="{}",
+        manifest="{}",
+        blob=None,
+        claim_next=["emulator"],
+    )
+    assert done and following["id"] == second and following["lease_owner"] == "w1"
+    assert _status(db, first)["status"] == "completed" and _status(db, second)["status"] == "running"
+    assert jobqueue.complete(
+        db,
+        second,
+        "w1",
+        result_json="{}",
+        compute_seconds=0.5,
+        provenance_json="{}",
+        manifest="{}",
+        blob=None,
+        claim_next=["emulator"],
+    ) == (True, None)
 
 
 def test_heartbeat_keeps_a_lease_and_cancel_ends_it(db):
