@@ -18,13 +18,10 @@ the worker imports (``--backend-module`` on ``neurofab worker``)::
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 __all__ = [
     "Backend",
@@ -32,7 +29,6 @@ __all__ = [
     "get_backend",
     "registered_backends",
     "choose_backend",
-    "netlist_hash",
     "load_backend_modules",
 ]
 
@@ -55,7 +51,9 @@ class Backend:
     priority: int = 0
     #: the core configuration the backend runs (``None`` where there is none, as in the emulator)
     core_preset: Callable[[], str | None] = _no_preset
-    #: ``image_hash(netlist) -> str``: what exactly ran (the compiled image, or the netlist)
+    #: ``image_hash(netlist) -> str``: what exactly ran (the compiled image). ``None``: the
+    #: backend runs the expanded network itself, which the stored network document
+    #: (defaults filled in, seed included) determines exactly, so its SHA-256 is used
     image_hash: Callable | None = None
 
 
@@ -90,36 +88,13 @@ def choose_backend(network, job, enabled) -> str:
     raise LookupError("no enabled backend can run this job (" + "; ".join(reasons) + ")")
 
 
-def netlist_hash(netlist) -> str:
-    """SHA-256 over the arrays of an expanded network: the emulator's "image"."""
-    digest = hashlib.sha256()
-    for name in (
-        "threshold",
-        "leak",
-        "resting",
-        "refrac",
-        "dend_threshold",
-        "src",
-        "tgt",
-        "weight",
-        "delay",
-        "compartment",
-        "plastic",
-        "connection_offsets",
-    ):
-        array = np.ascontiguousarray(getattr(netlist, name))
-        digest.update(f"{name}:{array.dtype.str}:{array.shape[0]};".encode())
-        digest.update(memoryview(array).cast("B"))
-    return "sha256:" + digest.hexdigest()
-
-
 def _run_emulator(netlist, job, progress):
     from neurofab.emulator import simulate
 
     return simulate(netlist, job, progress=progress)
 
 
-register_backend(Backend(name="emulator", run=_run_emulator, priority=0, image_hash=netlist_hash))
+register_backend(Backend(name="emulator", run=_run_emulator, priority=0))
 
 
 #: The core preset the ``rtl`` backend compiles for (``NEUROFAB_RTL_PRESET``).

@@ -36,20 +36,26 @@ def _gid_dtype(n_neurons: int):
     return np.uint32
 
 
-def pack_result(result, n_neurons: int, connection_offsets) -> dict[str, np.ndarray]:
-    """The arrays to store for a :class:`neurofab.results.RunResult`."""
+def pack_result(result, n_neurons: int, connection_offsets, *, weights: bool = True) -> dict[str, np.ndarray]:
+    """The arrays to store for a :class:`neurofab.results.RunResult`.
+
+    ``weights=False`` leaves the final weights out: without learning they are the
+    network's initial weights, which the expanded network already holds.
+    """
     times = np.asarray(result.spike_times)
     counts = (
         np.bincount(times, minlength=result.timesteps).astype(np.uint32)
         if times.size
         else (np.zeros(result.timesteps, np.uint32))
     )
-    return {
+    arrays = {
         "counts": counts,
         "gids": np.asarray(result.spike_gids).astype(_gid_dtype(n_neurons), copy=False),
-        "weights": np.asarray(result.final_weights).astype(np.int16, copy=False),
         "connection_offsets": np.asarray(connection_offsets, dtype=np.int64),
     }
+    if weights:
+        arrays["weights"] = np.asarray(result.final_weights).astype(np.int16, copy=False)
+    return arrays
 
 
 def write_result(data_dir: str, job_id: str, arrays: dict[str, np.ndarray]) -> tuple[str, bytes | None]:
@@ -179,8 +185,9 @@ class StoredResult:
             cursor += np.bincount(local, minlength=hi - lo)
         return offsets, times
 
-    def weights(self) -> np.ndarray:
-        return self.array("weights")
+    def weights(self) -> np.ndarray | None:
+        """The final weights, or ``None`` where they were not stored (no learning: the initial ones)."""
+        return self.array("weights") if "weights" in self.manifest["arrays"] else None
 
     def connection_offsets(self) -> np.ndarray:
         return self.array("connection_offsets")

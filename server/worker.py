@@ -14,6 +14,7 @@ Run one worker in the foreground with ``python -m neurofab.server.worker --data 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import neurofab
 from neurofab.errors import ValidationError
 
 from . import jobqueue
-from .backends import get_backend, load_backend_modules, netlist_hash
+from .backends import get_backend, load_backend_modules
 from .config import Settings
 from .store import delete_result, pack_result, write_result
 
@@ -61,7 +62,7 @@ class NetworkCache:
         self._entries: OrderedDict[str, tuple] = OrderedDict()
 
     def get(self, network_id: str):
-        """``(network, netlist, image_hash)`` for a stored network."""
+        """``(network, netlist, document_hash)`` for a stored network."""
         from neurofab.network import expand, parse_network
 
         entry = self._entries.get(network_id)
@@ -75,7 +76,10 @@ class NetworkCache:
             raise LookupError(f"network {network_id} no longer exists")
         network = parse_network(json.loads(row["document"]))
         netlist = expand(network)
-        entry = (network, netlist, netlist_hash(netlist))
+        # The stored document is canonical JSON (defaults filled in, seed included), so it
+        # identifies the expansion exactly: hashing it costs microseconds, not a pass over
+        # every synapse.
+        entry = (network, netlist, "sha256:" + hashlib.sha256(row["document"].encode()).hexdigest())
         self._entries[network_id] = entry
         total = sum(e[1].n_synapses for e in self._entries.values())
         while len(self._entries) > 1 and total > self.max_synapses:
@@ -133,7 +137,7 @@ class Worker:
         backends=None,
         worker_id: str | None = None,
         poll_interval: float = 0.001,
-        idle_poll_interval: float = 0.02,
+        idle_poll_interval: float = 0.005,
         housekeeping_interval: float | None = None,
     ):
         self.settings = settings
@@ -233,7 +237,9 @@ class Worker:
             ran = max(time.monotonic() - started, result.compute_seconds)
             if ran > limit:  # a backend that reports progress rarely can overshoot
                 raise _Stop("limit", _limit_message(tier, limit, ran))
-            arrays = pack_result(result, netlist.n_neurons, netlist.connection_offsets)
+            arrays = pack_result(
+                result, netlist.n_neurons, netlist.connection_offsets, weights=job.learning.enabled
+            )
             manifest, blob = write_result(self.settings.data_dir, job_id, arrays)
             document = result_document(result, network.populations)
             provenance = {
@@ -241,9 +247,7 @@ class Worker:
                 "package_version": neurofab.__version__,
                 "backend": backend_name,
                 "core_preset": backend.core_preset(),
-                "image_hash": backend.image_hash(netlist)
-                if backend.image_hash is not netlist_hash
-                else image_hash,
+                "image_hash": image_hash if backend.image_hash is None else backend.image_hash(netlist),
                 "network_seed": network.seed,
                 "job_seed": job.seed,
                 "attempt": row["attempts"],
