@@ -1,0 +1,253 @@
+"""The whole core as Verilog under Verilator (``neurofab.host.rtl``) against the emulator.
+
+Random networks and jobs (``netgen.random_case`` with learning off: delays 0 .. 63,
+compartments, dendritic gating, noise, graded spikes, stimulus windows, listed times and
+neuron subsets, job seeds, extreme parameters) are compiled for the ``icebreaker``
+preset and run by ``rtl_run_many`` (one simulator launch per batch, one Verilator build
+for all), and by ``neurofab.emulator.simulate``. ``core_checks.mismatches`` compares
+every step's spikes, the final state of every neuron, the weights, the events in flight
+and the cycle counters. A case whose spikes put more events in flight than the preset's
+queue holds must fail with ``RtlOverflowError`` at exactly the step the queue's rule
+gives. Each case's seed is in the test id (``seeds=A..B``), in its output line and in
+every assertion message.
+
+The long run is 1,024 neurons for 1,000 steps, the whole icebreaker core.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import pytest
+from core_checks import first_overflow_step, mismatches
+from core_run import events_held_per_step
+from netgen import FEATURES, SynapseSpec, netlist_from_synapses, random_case
+from neurofab.compiler import CapacityError, compile_network
+from neurofab.emulator import simulate
+from neurofab.hdl.config import PRESETS, CoreConfig
+from neurofab.host.rtl import RtlOverflowError, rtl_run, rtl_run_many
+
+from neurofab.errors import ValidationError
+from neurofab.job import Job, Learning, Stimulus
+from neurofab.network import NeuronParams
+
+CORE = PRESETS["icebreaker"]
+FIRST_SEED = 7000
+BATCHES = 6
+PER_BATCH = 10
+#: a batch may lose a case or two to the queue (checked as an overflow instead), no more
+MIN_COMPARED = PER_BATCH - 2
+NO_LEARNING = {"stdp": False, "three_factor": False}
+
+
+def batch_seeds(batch: int) -> list[int]:
+    return list(range(FIRST_SEED + batch * PER_BATCH, FIRST_SEED + (batch + 1) * PER_BATCH))
+
+
+def draw(seed: int):
+    """A random non-learning case (through the API parser, as the CLI reads documents)."""
+    return random_case(seed, force=NO_LEARNING, via="parser")
+
+
+@pytest.mark.parametrize("batch", range(BATCHES),
+                         ids=[f"seeds={batch_seeds(b)[0]}..{batch_seeds(b)[-1]}" for b in range(BATCHES)])
+def test_random_networks_match_the_emulator(batch):
+    cases, runs, expected = [], [], []
+    for seed in batch_seeds(batch):
+        case = draw(seed)
+        assert not case.job.learning.enabled, f"seed={seed}: the generator drew a learning job"
+        try:
+            image = compile_network(case.netlist, CORE)
+        except CapacityError as error:  # beyond the preset: the compiler refuses, the core never sees it
+            print(f"seed={seed}: does not fit {CORE.name}: {error}")
+            continue
+        emu = simulate(case.netlist, case.job)
+        held = events_held_per_step(case.netlist, emu.spike_times, emu.spike_gids, case.job.timesteps)
+        cases.append(case)
+        runs.append((image, case.job, case.netlist.populations))
+        expected.append((emu, first_overflow_step(held, CORE.event_queue)))
+
+    started = time.perf_counter()
+    results = rtl_run_many(runs, return_errors=True)
+    seconds = time.perf_counter() - started
+
+    failures, compared = [], 0
+    for case, rtl, (emu, overflow) in zip(cases, results, expected, strict=True):
+        label = f"seed={case.seed}"
+        print(f"{case.describe()} spikes={emu.total_spikes} overflow_step={overflow} "
+              f"cycles/step={getattr(rtl, 'extra', {}).get('cycles_per_step')}")
+        if overflow is not None:
+            if not isinstance(rtl, RtlOverflowError) or rtl.kind != "queue_overflow" or rtl.step != overflow:
+                failures.append(f"{label}: the queue must overflow at step {overflow}, got {rtl!r}")
+            elif f"step {overflow}:" not in str(rtl):
+                failures.append(f"{label}: the error does not name step {overflow}: {rtl}")
+            continue
+        if isinstance(rtl, Exception):
+            failures.append(f"{label}: {rtl}")
+            continue
+        compared += 1
+        failures += mismatches(label, case.netlist, case.job, rtl, emu, compartments=CORE.compartments)
+    print(f"batch {batch}: {compared} cases compared, {len(cases) - compared} overflows checked, "
+          f"rtl {seconds:.1f} s")
+    assert not failures, "\n".join(failures)
+    assert compared >= MIN_COMPARED, f"seeds {batch_seeds(batch)}: only {compared} cases compared"
+
+
+def test_random_cases_cover_every_feature():
+    """The seeds of the batches draw every feature the brief lists (checked on the draws)."""
+    cases = [draw(seed) for b in range(BATCHES) for seed in batch_seeds(b)]
+    delays = set().union(*(set(c.netlist.delay.tolist()) for c in cases))
+    compartments = set().union(*(set(c.netlist.compartment.tolist()) for c in cases))
+    assert {0, 63} <= delays and len(delays) > 30, sorted(delays)
+    assert compartments == {0, 1, 2, 3}
+    for name in ("dendritic", "noise", "graded"):
+        assert sum(getattr(c.job.learning, name) for c in cases) >= 10, name
+    stimuli = [s for c in cases for s in c.job.stimuli]
+    assert any(s.times for s in stimuli), "no listed stimulus times"
+    assert any(s.start or s.stop for s in stimuli), "no stimulus windows"
+    assert any(s.neurons is not None for s in stimuli), "no neuron subsets"
+    assert len({c.job.seed for c in cases}) > 10, "job seeds"
+    assert all(name in FEATURES for name in NO_LEARNING)
+
+
+# --- one long run: the whole icebreaker core ---------------------------------------------------
+
+
+def long_case(seed: int, *, neurons: int = 1024, timesteps: int = 1000, fan_out: int = 2):
+    """1,024 neurons (a fifth inhibitory), ``fan_out`` random synapses each, about 1.6% active.
+
+    Delays mostly 0 .. 7 with a fifth up to 63, every compartment, dendritic gating,
+    noise and graded spikes; background stimuli on neuron subsets over windows and a
+    burst at listed times. Sized so the events in flight stay under the preset's 1,024.
+    """
+    rng = random.Random(seed)
+    n_inh = neurons // 5
+    excitatory = NeuronParams(threshold=1000, leak=25, resting=0, refrac=3, dend_threshold=300)
+    inhibitory = NeuronParams(threshold=800, leak=40, resting=-100, refrac=2, dend_threshold=0)
+    populations = [("exc", neurons - n_inh, excitatory), ("inh", n_inh, inhibitory)]
+    synapses = []
+    for src in range(neurons):
+        excitatory = src < neurons - n_inh
+        for tgt in sorted(rng.sample(range(neurons), fan_out)):
+            weight = rng.randint(100, 500) if excitatory else -rng.randint(200, 800)
+            delay = rng.randint(0, 7) if rng.random() < 0.8 else rng.randint(0, 63)
+            synapses.append(SynapseSpec(src, tgt, weight, delay, rng.randrange(4), plastic=False))
+    netlist = netlist_from_synapses(populations, [synapses], seed=rng.getrandbits(32))
+    stimuli = []
+    for k in range(8):
+        label, size = ("exc", neurons - n_inh) if k < 6 else ("inh", n_inh)
+        start = rng.randrange(timesteps // 2)
+        subset = tuple(sorted(rng.sample(range(size), size // 10)))
+        stimuli.append(Stimulus(label, rng.randint(60, 160), subset, start=start,
+                                stop=rng.randint(start + 100, timesteps)))
+    burst = tuple(sorted(rng.sample(range(timesteps), 30)))
+    stimuli.append(Stimulus("exc", 900, tuple(range(40)), times=burst))
+    job = Job(timesteps=timesteps, stimuli=tuple(stimuli),
+              learning=Learning(graded=True, dendritic=True, noise=True), seed=rng.getrandbits(32))
+    return netlist, job
+
+
+def test_long_run_whole_core():
+    seed = 1
+    netlist, job = long_case(seed)
+    emu = simulate(netlist, job)
+    held = events_held_per_step(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
+    assert held.max() <= CORE.event_queue, f"seed={seed}: the case overfills the queue ({held.max()})"
+    assert emu.total_spikes > 10_000, f"seed={seed}: too quiet ({emu.total_spikes} spikes)"
+    image = compile_network(netlist, CORE)
+    started = time.perf_counter()
+    rtl = rtl_run(image, job, populations=netlist.populations)
+    seconds = time.perf_counter() - started
+    print(f"long run seed={seed}: {netlist.n_neurons} neurons, {netlist.n_synapses} synapses, "
+          f"{job.timesteps} steps, {emu.total_spikes} spikes, max {held.max()} events held; "
+          f"rtl {seconds:.1f} s (simulation {rtl.compute_seconds:.1f} s), "
+          f"cycles/step {rtl.extra['cycles_per_step']}")
+    failures = mismatches(f"long seed={seed}", netlist, job, rtl, emu, compartments=CORE.compartments)
+    assert not failures, "\n".join(failures)
+
+
+# --- errors: overflow, learning, shapes the backend cannot run -----------------------------------
+
+
+def burst_case(*, sources: int, targets: int, weight: int, delay: int, burst_step: int, timesteps: int):
+    """``sources`` neurons driven to spike at ``burst_step`` only, all-to-all onto ``targets``."""
+    params = NeuronParams(threshold=1000, leak=0, resting=0, refrac=0, dend_threshold=0)
+    populations = [("src", sources, params), ("tgt", targets, params)]
+    synapses = [SynapseSpec(i, sources + j, weight, delay, 0, plastic=False)
+                for i in range(sources) for j in range(targets)]
+    netlist = netlist_from_synapses(populations, [synapses], seed=3)
+    job = Job(timesteps=timesteps, stimuli=(Stimulus("src", 1000, times=(burst_step,)),), seed=5)
+    return netlist, job
+
+
+def test_queue_overflow_fails_the_job_at_its_step():
+    # 33 spikes x 32 synapses = 1,056 events in flight after the fan-out of step 4 > 1,024
+    netlist, job = burst_case(sources=33, targets=32, weight=1, delay=5, burst_step=4, timesteps=20)
+    image = compile_network(netlist, CORE)
+    message = r"the event queue overflowed at step 4: more than 1,024 events"
+    with pytest.raises(RtlOverflowError, match=message) as error:
+        rtl_run(image, job, populations=netlist.populations)
+    assert (error.value.kind, error.value.step) == ("queue_overflow", 4)
+    assert isinstance(error.value, ValidationError)
+
+
+#: a narrow core whose 18-bit accumulators five full-weight events overflow
+NARROW = CoreConfig(name="rtl-narrow", max_cores=1, neurons=8, compartments=1, profiles=2, synapse_words=16,
+                    axons=8, route_words=0, delay_slots=64, event_queue=16, acc_bits=18)
+
+
+def test_accumulator_overflow_fails_the_job_at_its_step():
+    # five spikes at step 2 over weight 32,767 arrive at step 3: 163,835 > 2^17 - 1
+    netlist, job = burst_case(sources=5, targets=1, weight=32767, delay=0, burst_step=2, timesteps=6)
+    image = compile_network(netlist, NARROW)
+    message = r"an accumulator overflowed at step 3: .* signed 18-bit"
+    with pytest.raises(RtlOverflowError, match=message) as error:
+        rtl_run(image, job, populations=netlist.populations)
+    assert (error.value.kind, error.value.step) == ("acc_overflow", 3)
+    # four fit: the same core runs them exactly as the emulator does
+    netlist, job = burst_case(sources=4, targets=1, weight=32767, delay=0, burst_step=2, timesteps=6)
+    rtl = rtl_run(compile_network(netlist, NARROW), job, populations=netlist.populations)
+    emu = simulate(netlist, job)
+    assert not mismatches("narrow, four sources", netlist, job, rtl, emu, compartments=1)
+    assert rtl.total_spikes == 4 + 1
+
+
+def test_learning_jobs_are_refused():
+    netlist, job = burst_case(sources=2, targets=2, weight=100, delay=0, burst_step=1, timesteps=4)
+    job = Job(timesteps=4, stimuli=job.stimuli, learning=Learning(enabled=True), seed=1)
+    with pytest.raises(ValidationError, match="learning is not supported on the rtl backend yet"):
+        rtl_run(compile_network(netlist, CORE), job, populations=netlist.populations)
+
+
+def test_multi_core_presets_are_refused():
+    netlist, job = burst_case(sources=2, targets=2, weight=100, delay=0, burst_step=1, timesteps=4)
+    with pytest.raises(CapacityError, match="single-core presets; 'sim' has max_cores 65,536"):
+        rtl_run(compile_network(netlist, "sim"), job, populations=netlist.populations)
+
+
+def test_populations_must_be_the_images():
+    netlist, job = burst_case(sources=2, targets=2, weight=100, delay=0, burst_step=1, timesteps=4)
+    other, _ = burst_case(sources=3, targets=2, weight=100, delay=0, burst_step=1, timesteps=4)
+    with pytest.raises(ValidationError, match="populations must be the image's"):
+        rtl_run(compile_network(netlist, CORE), job, populations=other.populations)
+
+
+def test_stimulus_sums_beyond_the_core_are_refused():
+    netlist, _ = burst_case(sources=1, targets=1, weight=100, delay=0, burst_step=1, timesteps=4)
+    big = (1 << 23) - 1
+    job = Job(timesteps=4, stimuli=tuple(Stimulus("src", big) for _ in range(300)), seed=1)
+    with pytest.raises(ValidationError, match=r"stimuli sum to 2516582100 on neuron 0 at step 0, outside"):
+        rtl_run(compile_network(netlist, CORE), job, populations=netlist.populations)
+
+
+def test_results_have_the_emulators_shape():
+    netlist, job = burst_case(sources=3, targets=2, weight=600, delay=2, burst_step=1, timesteps=8)
+    rtl = rtl_run(compile_network(netlist, CORE), job, populations=netlist.populations)
+    emu = simulate(netlist, job)
+    assert rtl.spike_times.dtype == np.int32 and rtl.spike_gids.dtype == np.int32
+    assert rtl.final_weights.dtype == np.int32 and rtl.final_weights.tolist() == [600] * 6
+    assert rtl.spike_times.tolist() == emu.spike_times.tolist() == [1, 1, 1, 4, 4]
+    assert rtl.extra["backend"] == "rtl" and rtl.extra["core"] == "icebreaker"
+    assert len(rtl.extra["cycles"]) == job.timesteps
