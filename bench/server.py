@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -124,6 +125,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.log.close()
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 def _signup(url: str, tier: str) -> str:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -272,10 +271,3 @@ def register(subparsers) -> None:
     p.add_argument("--spikes", help="write the spike trains here")
     p.add_argument("--raster", help="write the raster PNG here")
     p.set_defaults(func=cmd_remote)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    parser = argparse.ArgumentParser(prog="neurofab")
-    register(parser.add_subparsers(dest="command", required=True))
-    ns = parser.parse_args()
-    sys.exit(ns.func(ns))
