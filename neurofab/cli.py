@@ -10,9 +10,13 @@ import time
 from .compiler.cli import add_core_options
 from .compiler.cli import register as register_compile_commands
 from .errors import ValidationError
+from .hdl.config import PRESETS
 from .server.cli import register as register_server_commands
 
 __all__ = ["main", "build_parser"]
+
+#: the preset ``neurofab simulate`` compiles for, by backend, when ``--core`` is not given
+_DEFAULT_CORE = {"emulator": "sim", "rtl": "icebreaker"}
 
 
 def _load_json(path: str, what: str):
@@ -73,20 +77,31 @@ def cmd_simulate(args) -> int:
     from .compiler import compile_network, decode_image
     from .emulator import simulate
 
+    core = args.core or _DEFAULT_CORE[args.backend]
     # The emulator runs what the hardware would run: the network compiled for the
     # chosen core preset, encoded to an image, decoded and rebuilt from its memories.
     image = decode_image(
-        compile_network(netlist, args.core, max_neurons_per_core=args.max_neurons_per_core).to_bytes()
+        compile_network(netlist, core, max_neurons_per_core=args.max_neurons_per_core).to_bytes()
     )
     netlist = image.to_netlist(network.populations)
 
     bar = _ProgressBar()
     try:
-        result = simulate(netlist, job, progress=bar)
+        if args.backend == "rtl":
+            from .host.rtl import rtl_run
+
+            result = rtl_run(image, job, populations=network.populations, progress=bar)
+        else:
+            result = simulate(netlist, job, progress=bar)
     finally:
         bar.close()
 
     doc = result_document(result, network.populations)
+    if args.backend == "rtl":
+        cycles = result.extra["cycles_per_step"]
+        doc["rtl"] = {"core": core, "cycles_per_step": cycles, "cycles": result.extra["cycles"]}
+        print(f"neurofab: rtl: {core} core, {cycles['mean']:.1f} cycles per step on average, "
+              f"{cycles['max']} at most", file=sys.stderr)
     if args.output:
         _write_json(args.output, doc)
     else:
@@ -114,8 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spikes", help="write the spike trains (the body of GET /v1/jobs/{id}/spikes) here")
     p.add_argument("--weights", help="write the final weights, one list per connection, here")
     p.add_argument("--raster", help="write a raster plot with a population-rate panel (PNG) here")
+    p.add_argument("--backend", choices=tuple(_DEFAULT_CORE), default="emulator",
+                   help="emulator (default), or rtl: the core's Verilog under Verilator (single-core "
+                        "presets, no learning yet); RESULT then holds an 'rtl' object with the core and "
+                        "the clock cycles of every step (cycles, cycles_per_step mean and max)")
     add_core_options(p, "sim")
-    p.set_defaults(func=cmd_simulate)
+    # the default preset follows the backend
+    p.set_defaults(func=cmd_simulate, core=None)
+    for action in p._actions:
+        if action.dest == "core":
+            action.help = (f"core preset: {', '.join(PRESETS)} (default "
+                           f"{' / '.join(f'{c} with {b}' for b, c in _DEFAULT_CORE.items())})")
 
     register_compile_commands(sub)
     register_server_commands(sub)
