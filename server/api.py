@@ -232,6 +232,8 @@ def create_network():
                     idempotency_key,
                 ),
             )
+    if replay is None:
+        svc.remember_network(account.id, network_id, network)
     return json_response(body, 201, {"Location": f"/v1/networks/{network_id}"})
 
 

@@ -123,6 +123,13 @@ class Service:
     def tiers(self):
         return self.settings.tiers
 
+    def remember_network(self, account_id: int, network_id: str, network) -> None:
+        """Cache a network just stored (its first job usually follows at once)."""
+        with self._lock:
+            self._networks[(account_id, network_id)] = network
+            while len(self._networks) > 64:
+                self._networks.popitem(last=False)
+
     def network(self, account_id: int, network_id: str):
         """The parsed :class:`neurofab.network.Network` of one of this account's networks.
 
@@ -146,10 +153,7 @@ class Service:
         if row is None:
             raise ApiError(404, f"network {network_id!r} not found")
         network = parse_network(json.loads(row["document"]))
-        with self._lock:
-            self._networks[key] = network
-            while len(self._networks) > 64:
-                self._networks.popitem(last=False)
+        self.remember_network(account_id, network_id, network)
         return network
 
 

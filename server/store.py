@@ -24,7 +24,9 @@ import numpy as np
 
 __all__ = ["INLINE_LIMIT", "StoredResult", "pack_result", "write_result", "load_result", "delete_result"]
 
-INLINE_LIMIT = 1 << 20
+#: runs up to this many raw bytes go (compressed) into the database; larger ones to a file
+#: (uncompressed: written at disk speed, and memory-mapped to stream slices)
+INLINE_LIMIT = 1 << 18
 #: spikes handled at once when regrouping them by neuron
 SORT_CHUNK = 1 << 22
 _ALIGN = 64
