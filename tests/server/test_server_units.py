@@ -12,8 +12,10 @@ import pytest
 from neurofab.server import accounts, jobqueue
 from neurofab.server.db import Database
 from neurofab.server.store import INLINE_LIMIT, load_result, pack_result, write_result
+from neurofab.server.worker import stored_job
 
 import catalyst_cloud as cc
+from neurofab.job import parse_job
 from neurofab.results import RunResult
 
 # -- the queue --------------------------------------------------------------------------------
@@ -187,6 +189,30 @@ def test_utc_days():
     assert accounts.utc_day(86400 * 365) == "1971-01-01"
     assert accounts.seconds_to_next_utc_day(86400 * 10 + 3600) == 82800
     assert accounts.utc_month(86400 * 40) == "1970-02"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"network_id": "net_1", "timesteps": 50},
+        {
+            "network_id": "net_1",
+            "timesteps": 100,
+            "seed": 7,
+            "stimuli": [
+                {"population": "a", "current": 5, "neurons": [3, 1]},
+                {"population": "b", "current": -2, "times": [4, 9]},
+                {"population": "a", "current": 1, "start": 10, "stop": 20},
+            ],
+            "learning": {"enabled": True, "three_factor": True, "a_plus": 3},
+            "rewards": [{"timestep": 5, "value": -4}, {"timestep": 5, "value": 2}],
+        },
+    ],
+)
+def test_stored_job_equals_the_parsed_job(doc):
+    parsed = parse_job(doc, require_network_id=True)
+    stored = json.loads(json.dumps(parsed.to_document()))  # as the database keeps it
+    assert stored_job(stored) == parsed == parse_job(stored, require_network_id=True)
 
 
 # -- the result store -------------------------------------------------------------------------
