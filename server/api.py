@@ -25,6 +25,7 @@ from .app import json_response, service
 from .backends import choose_backend
 from .config import MAX_WAIT_SECONDS
 from .errors import ApiError
+from .runner import INLINE_BACKENDS, inline_cost
 from .store import load_result
 from .tiers import TIER_NAMES
 
@@ -233,7 +234,7 @@ def create_network():
                 ),
             )
     if replay is None:
-        svc.remember_network(account.id, network_id, network)
+        svc.remember_network(account.id, network_id, network, synapses)
     return json_response(body, 201, {"Location": f"/v1/networks/{network_id}"})
 
 
@@ -401,7 +402,7 @@ def submit_job():
     idempotency_key = _idempotency_key()
     wait = _wait_arg()
     job = parse_job(doc, require_network_id=True)
-    network = svc.network(account.id, job.network_id)
+    network, synapses = svc.network_entry(account.id, job.network_id)
     bind_job(job, network.populations)
     tier = svc.tiers[account.tier]
     if job.timesteps > tier.max_timesteps:
@@ -414,18 +415,42 @@ def submit_job():
         backend = choose_backend(network, job, svc.settings.backends)
     except LookupError as e:
         raise ApiError(503, str(e)) from None
+    # A small emulator job whose client waits anyway runs here, in this request, rather
+    # than through a worker: no hand-over, no wake-up, no second process touching it.
+    # It goes in claimed by this process, with a lease, so it is recorded, billed,
+    # cancellable and recoverable exactly like a worker's job (see .runner).
+    inline = (
+        wait > 0
+        and backend in INLINE_BACKENDS
+        and inline_cost(job.timesteps, network.total_neurons, synapses) <= svc.settings.inline_max_cost
+        and svc.inline is not None
+    )
+    document = json.dumps(job.to_document(), separators=(",", ":"))
     job_id, created = jobqueue.insert_job(
         svc.db,
         account_id=account.id,
         jobs_per_day=tier.jobs_per_day,
         network_id=job.network_id,
-        document=json.dumps(job.to_document(), separators=(",", ":")),
+        document=document,
         timesteps=job.timesteps,
         backend=backend,
         runtime_limit=tier.max_runtime_seconds,
         idempotency_key=idempotency_key,
+        claimed_by=svc.inline.owner if inline else None,
+        lease_seconds=svc.settings.lease_seconds,
     )
     headers = {"Location": f"/v1/jobs/{job_id}"}
+    if inline and created:
+        claimed = {
+            "id": job_id,
+            "account_id": account.id,
+            "network_id": job.network_id,
+            "document": document,
+            "backend": backend,
+            "runtime_limit": tier.max_runtime_seconds,
+            "attempts": 1,
+        }
+        svc.inline.execute(claimed, network=network, job=job, tier=account.tier)
     if wait > 0:  # submit and long-poll in one round trip (an extension; see docs/api.md)
         row = _long_poll(svc, account, job_id, _job_row(account, job_id), time.monotonic() + wait)
         return json_response(job_document(row), 200 if row["status"] in jobqueue.TERMINAL else 202, headers)

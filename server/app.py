@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -116,22 +118,50 @@ class Service:
         self.db.initialise()
         self.db.start_checkpointer()
         self.watcher = JobWatcher(self.db)
-        self._networks: OrderedDict[tuple[int, str], object] = OrderedDict()
+        # (account, network) -> (parsed network, expected synapses)
+        self._networks: OrderedDict[tuple[int, str], tuple] = OrderedDict()
         self._lock = threading.Lock()
+        self._inline = None
+        self._inline_lock = threading.Lock()
 
     @property
     def tiers(self):
         return self.settings.tiers
 
-    def remember_network(self, account_id: int, network_id: str, network) -> None:
+    @property
+    def inline(self):
+        """This process's :class:`.runner.JobRunner` for inline jobs (``None`` when disabled).
+
+        Made on first use, after gunicorn has forked, so that its heartbeat thread lives
+        in the process that runs the jobs. Its owner id has the worker's form
+        (``host:pid:web-...``), so operators and tests find the process by its pid.
+        """
+        if self._inline is None and self.settings.inline_max_cost > 0:
+            with self._inline_lock:
+                if self._inline is None:
+                    from .runner import JobRunner
+
+                    owner = f"{socket.gethostname()}:{os.getpid()}:web-{os.urandom(3).hex()}"
+                    # Inline jobs are small by construction: a small expansion cache.
+                    self._inline = JobRunner(self.settings, self.db, owner, max_synapses=4_000_000)
+        return self._inline
+
+    def warm_up_inline(self) -> None:
+        """Load the emulator's compiled kernels in the background, before the first inline job."""
+        if self.settings.inline_max_cost > 0 and "emulator" in self.settings.backends:
+            threading.Thread(
+                target=lambda: self.inline.warm_up(["emulator"]), name="inline-warm-up", daemon=True
+            ).start()
+
+    def remember_network(self, account_id: int, network_id: str, network, synapses: float) -> None:
         """Cache a network just stored (its first job usually follows at once)."""
         with self._lock:
-            self._networks[(account_id, network_id)] = network
+            self._networks[(account_id, network_id)] = (network, synapses)
             while len(self._networks) > 64:
                 self._networks.popitem(last=False)
 
-    def network(self, account_id: int, network_id: str):
-        """The parsed :class:`neurofab.network.Network` of one of this account's networks.
+    def network_entry(self, account_id: int, network_id: str) -> tuple:
+        """``(network, expected_synapses)`` of one of this account's networks (404 if none).
 
         Networks never change once stored, so the parse is cached (jobs on one network
         are the common case, and a large network takes long to parse).
@@ -146,15 +176,20 @@ class Service:
         row = (
             self.db.connect()
             .execute(
-                "SELECT document FROM networks WHERE id = ? AND account_id = ?", (network_id, account_id)
+                "SELECT document, expected_synapses FROM networks WHERE id = ? AND account_id = ?",
+                (network_id, account_id),
             )
             .fetchone()
         )
         if row is None:
             raise ApiError(404, f"network {network_id!r} not found")
         network = parse_network(json.loads(row["document"]))
-        self.remember_network(account_id, network_id, network)
-        return network
+        self.remember_network(account_id, network_id, network, row["expected_synapses"])
+        return network, row["expected_synapses"]
+
+    def network(self, account_id: int, network_id: str):
+        """The parsed :class:`neurofab.network.Network` of one of this account's networks."""
+        return self.network_entry(account_id, network_id)[0]
 
 
 def service() -> Service:
@@ -177,6 +212,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["neurofab"] = Service(settings)
+    app.extensions["neurofab"].warm_up_inline()
 
     from .api import api
     from .docs import docs

@@ -11,6 +11,7 @@ from its environment variable, else its default:
 | ``LEASE_SECONDS`` | ``NEUROFAB_LEASE_SECONDS`` | 30 |
 | ``MAX_ATTEMPTS`` | ``NEUROFAB_MAX_ATTEMPTS`` | 3 |
 | ``MAX_BODY_BYTES`` | ``NEUROFAB_MAX_BODY_BYTES`` | 32 MiB |
+| ``INLINE_MAX_COST`` | ``NEUROFAB_INLINE_MAX_COST`` | 2e7 (0: never run a job inline) |
 | ``TIERS`` | (``DATA/tiers.json``) | :data:`neurofab.server.tiers.DEFAULT_TIERS` |
 """
 
@@ -23,10 +24,15 @@ from dataclasses import dataclass, field
 from .db import Database
 from .tiers import Tier, load_tiers
 
-__all__ = ["Settings", "MAX_WAIT_SECONDS"]
+__all__ = ["Settings", "MAX_WAIT_SECONDS", "DEFAULT_INLINE_MAX_COST"]
 
 #: The longest ``GET /v1/jobs/{id}?wait=S`` may hold a request.
 MAX_WAIT_SECONDS = 30.0
+#: ``POST /v1/jobs?wait=S`` runs an emulator job in the web process when its predicted
+#: cost (:func:`neurofab.server.runner.inline_cost`, neuron-and-synapse steps) is at most
+#: this: about 6 quickstart jobs, a few milliseconds of emulator time, short enough not
+#: to hold up the web process's other requests for long.
+DEFAULT_INLINE_MAX_COST = 2e7
 
 
 def _setting(config: dict, key: str, env: str, default, convert=str):
@@ -51,6 +57,7 @@ class Settings:
     lease_seconds: float
     max_attempts: int
     max_body_bytes: int
+    inline_max_cost: float = DEFAULT_INLINE_MAX_COST
     tiers: dict[str, Tier] = field(default_factory=dict)
 
     @classmethod
@@ -66,10 +73,15 @@ class Settings:
             lease_seconds=_setting(config, "LEASE_SECONDS", "NEUROFAB_LEASE_SECONDS", 30.0, float),
             max_attempts=_setting(config, "MAX_ATTEMPTS", "NEUROFAB_MAX_ATTEMPTS", 3, int),
             max_body_bytes=_setting(config, "MAX_BODY_BYTES", "NEUROFAB_MAX_BODY_BYTES", 32 << 20, int),
+            inline_max_cost=_setting(
+                config, "INLINE_MAX_COST", "NEUROFAB_INLINE_MAX_COST", DEFAULT_INLINE_MAX_COST, float
+            ),
         )
         settings.tiers = load_tiers(data_dir, config.get("TIERS"))
         if settings.lease_seconds <= 0 or settings.max_attempts < 1:
             raise ValueError("LEASE_SECONDS must be > 0 and MAX_ATTEMPTS >= 1")
+        if not settings.inline_max_cost >= 0:  # also refuses nan
+            raise ValueError(f"INLINE_MAX_COST must be >= 0, not {settings.inline_max_cost}")
         return settings
 
     @property

@@ -58,6 +58,8 @@ def insert_job(
     backend: str,
     runtime_limit: float,
     idempotency_key: str | None = None,
+    claimed_by: str | None = None,
+    lease_seconds: float = 30.0,
     now: float | None = None,
 ) -> tuple[str, bool]:
     """Queue a job; returns ``(job_id, created)``.
@@ -65,17 +67,29 @@ def insert_job(
     Counts it towards today's jobs and refuses it with 429 when the day's limit is
     reached (only accepted jobs count). With an ``idempotency_key`` the first job
     submitted under it is returned again (``created`` false) and nothing is counted.
+
+    With ``claimed_by`` the job goes in already claimed by that owner, exactly as
+    :func:`claim` would leave it (``running``, first attempt, a lease of
+    ``lease_seconds``): the web process's inline path runs it at once, and if that
+    process dies the lease runs out and a worker takes the job over. A replayed job
+    (``created`` false) is never claimed here.
     """
     now = time.time() if now is None else now
     day = utc_day(now)
     job_id = new_job_id()
+    # (status, lease_owner, lease_expires, attempts, started_at, progress)
+    if claimed_by is None:
+        state = ("queued", None, None, 0, None, None)
+    else:  # what _claim_in sets
+        state = ("running", claimed_by, now + lease_seconds, 1, now, 0.0)
     # Two statements on the common path, so the write lock is held briefly: the job goes
     # in first (a repeated Idempotency-Key inserts nothing), then the day's count goes up
     # and says whether the job fits; if not, the transaction is rolled back.
     with db.write() as conn:
         inserted = conn.execute(
             "INSERT INTO jobs (id, account_id, network_id, document, timesteps, backend, status,"
-            " runtime_limit, created_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"
+            " runtime_limit, created_at, idempotency_key, lease_owner, lease_expires, attempts, started_at,"
+            " progress) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
             (
                 job_id,
@@ -84,9 +98,11 @@ def insert_job(
                 document,
                 timesteps,
                 backend,
+                state[0],
                 runtime_limit,
                 now,
                 idempotency_key,
+                *state[1:],
             ),
         ).rowcount
         if not inserted:

@@ -8,9 +8,12 @@ range ``[a, b)`` are the slice ``gids[cum[a]:cum[b]]``, no search needed. Final 
 are ``int16`` (the model's weight width).
 
 Small runs (under :data:`INLINE_LIMIT` raw bytes) go into the ``results`` row as one
-zlib-compressed BLOB. Larger ones go to ``DATA/results/<job>.bin`` uncompressed, each
-array at a fixed offset, so the API memory-maps them and streams slices without
-reading the whole file; a manifest (JSON in the row) says where everything is.
+BLOB: the arrays as they are (little-endian) up to :data:`RAW_LIMIT` bytes, where
+compressing would cost more time than the bytes it saves, zlib-compressed above
+(``"codec"`` in the manifest; manifests without it are zlib). Larger ones go to
+``DATA/results/<job>.bin`` uncompressed, each array at a fixed offset, so the API
+memory-maps them and streams slices without reading the whole file; a manifest (JSON in
+the row) says where everything is.
 """
 
 from __future__ import annotations
@@ -22,17 +25,29 @@ import zlib
 
 import numpy as np
 
-__all__ = ["INLINE_LIMIT", "StoredResult", "pack_result", "write_result", "load_result", "delete_result"]
+__all__ = [
+    "INLINE_LIMIT",
+    "RAW_LIMIT",
+    "StoredResult",
+    "pack_result",
+    "write_result",
+    "load_result",
+    "delete_result",
+]
 
 #: runs up to this many raw bytes go (compressed) into the database; larger ones to a file
 #: (uncompressed: written at disk speed, and memory-mapped to stream slices)
 INLINE_LIMIT = 1 << 18
+#: inline runs up to this many raw bytes are stored uncompressed
+RAW_LIMIT = 1 << 15
 #: spikes handled at once when regrouping them by neuron
 SORT_CHUNK = 1 << 22
 _ALIGN = 64
 
 
 def _gid_dtype(n_neurons: int):
+    if n_neurons <= 1 << 8:
+        return np.uint8
     if n_neurons <= 1 << 16:
         return np.uint16
     return np.uint32
@@ -46,10 +61,12 @@ def pack_result(result, n_neurons: int, connection_offsets, *, weights: bool = T
     """
     times = np.asarray(result.spike_times)
     counts = (
-        np.bincount(times, minlength=result.timesteps).astype(np.uint32)
+        np.bincount(times, minlength=result.timesteps)
         if times.size
         else (np.zeros(result.timesteps, np.uint32))
     )
+    # the narrowest type that holds the busiest step's count (readers take the manifest's)
+    counts = counts.astype(np.uint16 if counts.size == 0 or counts.max() <= 0xFFFF else np.uint32)
     arrays = {
         "counts": counts,
         "gids": np.asarray(result.spike_gids).astype(_gid_dtype(n_neurons), copy=False),
@@ -62,12 +79,16 @@ def pack_result(result, n_neurons: int, connection_offsets, *, weights: bool = T
 
 def write_result(data_dir: str, job_id: str, arrays: dict[str, np.ndarray]) -> tuple[str, bytes | None]:
     """Store the arrays; returns the manifest (JSON) and the inline BLOB (or ``None``)."""
+    # stored little-endian whatever the machine (a no-op on x86 and ARM)
+    arrays = {name: a.astype(a.dtype.newbyteorder("<"), copy=False) for name, a in arrays.items()}
     raw_bytes = sum(a.nbytes for a in arrays.values())
     entries = {}
     if raw_bytes <= INLINE_LIMIT:
+        codec = "raw" if raw_bytes <= RAW_LIMIT else "zlib"
         parts, offset = [], 0
         for name, array in arrays.items():
-            packed = zlib.compress(np.ascontiguousarray(array).tobytes(), 1)
+            data = np.ascontiguousarray(array).tobytes()
+            packed = data if codec == "raw" else zlib.compress(data, 1)
             entries[name] = {
                 "dtype": array.dtype.str,
                 "length": int(array.shape[0]),
@@ -76,7 +97,7 @@ def write_result(data_dir: str, job_id: str, arrays: dict[str, np.ndarray]) -> t
             }
             parts.append(packed)
             offset += len(packed)
-        return json.dumps({"storage": "inline", "arrays": entries}), b"".join(parts)
+        return json.dumps({"storage": "inline", "codec": codec, "arrays": entries}), b"".join(parts)
 
     directory = os.path.join(data_dir, "results")
     os.makedirs(directory, exist_ok=True)
@@ -117,7 +138,9 @@ class StoredResult:
         dtype = np.dtype(entry["dtype"])
         if self.manifest["storage"] == "inline":
             chunk = self._blob[entry["offset"] : entry["offset"] + entry["nbytes"]]
-            array = np.frombuffer(zlib.decompress(chunk), dtype=dtype)
+            if self.manifest.get("codec", "zlib") == "zlib":
+                chunk = zlib.decompress(chunk)
+            array = np.frombuffer(chunk, dtype=dtype)
         elif entry["length"] == 0:
             array = np.zeros(0, dtype)
         else:

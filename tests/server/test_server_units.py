@@ -218,10 +218,19 @@ def test_stored_job_equals_the_parsed_job(doc):
 # -- the result store -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n_spikes", [0, 5, 600_000])
-def test_store_round_trip(tmp_path, n_spikes):
+@pytest.mark.parametrize(
+    ("n_spikes", "n", "codec"),
+    [
+        (0, 70_000, "raw"),
+        (5, 70_000, "raw"),
+        (40, 200, "raw"),
+        (20_000, 70_000, "zlib"),
+        (600_000, 70_000, None),  # a file
+    ],
+)
+def test_store_round_trip(tmp_path, n_spikes, n, codec):
     rng = np.random.default_rng(n_spikes)
-    T, n = 2000, 70_000
+    T = 2000
     times = np.sort(rng.integers(0, T, n_spikes)).astype(np.int32)
     gids = rng.integers(0, n, n_spikes).astype(np.int32)
     order = np.lexsort((gids, times))
@@ -231,6 +240,10 @@ def test_store_round_trip(tmp_path, n_spikes):
     raw = sum(a.nbytes for a in arrays.values())
     assert json.loads(manifest)["storage"] == ("inline" if raw <= INLINE_LIMIT else "file")
     assert (blob is None) == (raw > INLINE_LIMIT)
+    assert json.loads(manifest).get("codec") == codec
+    assert arrays["gids"].dtype == (np.uint8 if n <= 256 else np.uint32)
+    if codec == "raw":  # uncompressed: the blob is the arrays' bytes
+        assert len(blob) == raw
     stored = load_result(str(tmp_path), {"manifest": manifest, "data": blob})
     t, g = stored.spikes()
     assert np.array_equal(t, result.spike_times) and np.array_equal(g, result.spike_gids)
@@ -239,6 +252,23 @@ def test_store_round_trip(tmp_path, n_spikes):
     t, g = stored.spikes(100, 900)
     window = (result.spike_times >= 100) & (result.spike_times < 900)
     assert np.array_equal(t, result.spike_times[window]) and np.array_equal(g, result.spike_gids[window])
+
+
+def test_store_reads_results_stored_before_codecs(tmp_path):
+    """Inline results written before the ``codec`` field existed are zlib: still readable."""
+    import zlib
+
+    counts = np.array([2, 0, 1], np.uint32)
+    gids = np.array([3, 7, 1], np.uint16)
+    parts = [zlib.compress(counts.tobytes(), 1), zlib.compress(gids.tobytes(), 1)]
+    arrays = {
+        "counts": {"dtype": "<u4", "length": 3, "offset": 0, "nbytes": len(parts[0])},
+        "gids": {"dtype": "<u2", "length": 3, "offset": len(parts[0]), "nbytes": len(parts[1])},
+    }
+    manifest = json.dumps({"storage": "inline", "arrays": arrays})
+    stored = load_result(str(tmp_path), {"manifest": manifest, "data": b"".join(parts)})
+    t, g = stored.spikes()
+    assert t.tolist() == [0, 0, 2] and g.tolist() == [3, 7, 1]
 
 
 @pytest.mark.parametrize("to_scratch", [False, True])
