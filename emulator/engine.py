@@ -23,6 +23,8 @@ from neurofab.results import RunResult
 
 from . import kernels
 from .arith import lfsr_seed
+from .capacity import QueueCapacity
+from .capacity import warm_up as _warm_up_capacity
 from .layout import MAX_BLOCK, block_bounds, build_layout, incoming_index
 
 __all__ = ["simulate", "PARALLEL_MIN_NEURONS", "CHUNK_SECONDS"]
@@ -35,7 +37,8 @@ _INT16_MAX = (1 << 15) - 1
 _INT32_MAX = (1 << 31) - 1
 
 
-def simulate(netlist: Netlist, job: Job, *, progress=None) -> RunResult:
+def simulate(netlist: Netlist, job: Job, *, progress=None,
+             capacity: QueueCapacity | None = None) -> RunResult:
     """Run ``job`` on ``netlist`` exactly as docs/model.md defines it.
 
     ``progress(done_steps, total_steps)`` is called between chunks (about every
@@ -43,13 +46,24 @@ def simulate(netlist: Netlist, job: Job, *, progress=None) -> RunResult:
     outside the model's ranges. ``compute_seconds`` is the wall time of the whole
     call (checks, layout, run, result) less the time spent compiling or loading
     compiled kernels on a process's first runs.
+
+    With ``capacity`` (a :class:`~neurofab.emulator.capacity.QueueCapacity`, usually
+    ``QueueCapacity.from_image(image)`` of the image the netlist was rebuilt from), the
+    run also counts the events each core's queue holds, exactly as the hardware does,
+    and raises :class:`~neurofab.emulator.capacity.CapacityExceeded` at the step where a
+    core would overflow; ``extra["queue_peak"]`` and ``extra["queue_peak_step"]`` then
+    give each core's most events in flight and the first step it held them. Without
+    it the run is exactly as before (the counting is not compiled into the kernels).
     """
     started = time.perf_counter()
     # compile or load the checks, the layout and the narrowest ring's kernels first
     compile_seconds = _warm_up(np.int16, _wants_parallel(netlist.n_neurons))
     arrays = _checked_netlist(netlist)
     _check_job(job, netlist.n_neurons)
-    result, more_compile_seconds = _run(netlist, arrays, job, progress)
+    if capacity is not None:
+        _check_capacity(capacity, netlist.n_neurons)
+        compile_seconds += _warm_up_capacity()
+    result, more_compile_seconds = _run(netlist, arrays, job, progress, capacity=capacity)
     result.compute_seconds = time.perf_counter() - started - compile_seconds - more_compile_seconds
     return result
 
@@ -140,6 +154,14 @@ def _check_job(job: Job, n_neurons: int) -> None:
         _check_int(f"stimuli[{i}].current", stim.current, -(1 << 23), (1 << 23) - 1)
 
 
+def _check_capacity(capacity, n_neurons: int) -> None:
+    if not isinstance(capacity, QueueCapacity):
+        raise ValidationError("capacity", f"must be a QueueCapacity or None, not {capacity!r}")
+    if capacity.core_of_gid.shape != (n_neurons,):
+        raise ValidationError("capacity.core_of_gid", f"must name the core of each of the netlist's "
+                              f"{n_neurons} neurons, not shape {capacity.core_of_gid.shape}")
+
+
 # ---------------------------------------------------------------------------- plan
 
 def _blocks(n: int, parallel: bool) -> int:
@@ -213,9 +235,10 @@ def _initial_lfsr(seed, n):
     return out
 
 
-def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
+def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacity=None):
     """``(result, compile_seconds)``; ``force = (parallel, ring_dtype)`` overrides the plan
-    (the warm-up uses it to compile a given variant on a tiny network)."""
+    (the warm-up uses it to compile a given variant on a tiny network). ``capacity``
+    counts the events in flight after every chunk (see :mod:`.capacity`)."""
     n = netlist.n_neurons
     T = job.timesteps
     lr = job.learning
@@ -273,14 +296,15 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
     flags = np.array([lr.graded, lr.noise, learning, three_factor, lr.a_plus, lr.a_minus, lr.trace_shift,
                       lr.elig_shift], np.int64)
     counters = np.zeros(3, np.int64)
-    capacity = n + min(n * T, 1 << 20)
-    out_t = np.empty(capacity, np.int32)
-    out_g = np.empty(capacity, np.int32)
+    spike_room = n + min(n * T, 1 << 20)
+    out_t = np.empty(spike_room, np.int32)
+    out_g = np.empty(spike_room, np.int32)
 
     chunk_args = (ring, planes, bounds, group_offsets, group_start, group_delay, packed, syn_c, v, r, lfsr,
                   stim, params, spk_gid, spk_g, spk_cnt, spiked, spiked_words, payload, ev_t, ev_gid,
                   ev_delta, rw_t, rw_v)
     learn_args = (counters, flags, x, y, syn_src, syn_plastic, elig, in_offsets, in_positions)
+    queue = None if capacity is None else capacity.counter(syn["src"], syn["tgt"], syn["delay"], T)
     chooser = _KernelChooser(parallel, n, packed.shape[0], T)
     if force is not None:
         chooser.only = parallel  # the warm-up compiles exactly the kernel it is asked for
@@ -301,9 +325,13 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
         if reached > t:
             chooser.record(parallel, elapsed, reached - t, int(counters[0]) - spikes_before)
         if reached < stop:  # the spike buffer could not take another step's worst case
-            capacity = max(2 * capacity, int(counters[0]) + 2 * n)
-            out_t = _grown(out_t, capacity, int(counters[0]))
-            out_g = _grown(out_g, capacity, int(counters[0]))
+            spike_room = max(2 * spike_room, int(counters[0]) + 2 * n)
+            out_t = _grown(out_t, spike_room, int(counters[0]))
+            out_g = _grown(out_g, spike_room, int(counters[0]))
+        if queue is not None:
+            # raises at the first step a core overflows; the chunk may have run past it,
+            # but nothing of the run is returned then
+            queue.advance(t, reached, out_t, out_g, int(counters[0]))
         t = reached
         if progress is not None:
             progress(t, T)
@@ -332,6 +360,9 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None):
                "serial_steps": chooser.steps[False], "threads": numba.get_num_threads(),
                "blocks": n_blocks, "ring_slots": n_slots, "ring_dtype": np.dtype(ring_dtype).name},
     )
+    if queue is not None:
+        result.extra["queue_peak"] = queue.peak.tolist()
+        result.extra["queue_peak_step"] = queue.peak_step.tolist()
     return result, compile_seconds
 
 
