@@ -1,0 +1,390 @@
+"""The emulator's model of the cores' event queues: the same overflow, at the same step.
+
+hdl/config.py: after the fan-out of step ``s`` a core holds the events with arrival
+``> s`` (and ``< T``) whose target is one of its neurons, at most ``event_queue`` of
+them; one more and the core overflows at step ``s``. ``simulate(..., capacity=)`` must
+raise :class:`CapacityExceeded` at exactly that step, never earlier, never later, and
+change nothing else. Checked on hand-worked networks (the expected counts derived in
+the comments), against a naive count written straight from the rule on seeded random
+runs, and against the core's own Verilog (``neurofab.host.rtl.rtl_run_many``, one
+launch for all the RTL cases).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+from netgen import SynapseSpec, netlist_from_synapses
+from netgen import random_case as random_netgen_case
+from neurofab.compiler import compile_network
+from neurofab.emulator import CapacityExceeded, QueueCapacity, simulate
+from neurofab.emulator.arith import graded_contribution
+from neurofab.emulator.capacity import MAX_EVENT_MAGNITUDE
+from neurofab.hdl.config import PRESETS
+
+from neurofab.errors import ValidationError
+from neurofab.job import Job, Stimulus
+from neurofab.network import NeuronParams
+
+#: fires at every step it is driven with 1,000 (no leak, no refractory period)
+EVERY_STEP = NeuronParams(threshold=1000, leak=0, resting=0, refrac=0, dend_threshold=0)
+
+
+def core(event_queue: int, base: str = "icebreaker", name: str = "tiny"):
+    """A preset with a smaller event queue (everything else, acc_bits 32 included, as ``base``)."""
+    return dataclasses.replace(PRESETS[base], name=name, event_queue=event_queue)
+
+
+def single_core(config, netlist) -> QueueCapacity:
+    return QueueCapacity(config, np.zeros(netlist.n_neurons, np.int64))
+
+
+def fan_case(k: int, d: int, timesteps: int, sources: int = 1, stimulus_times=None):
+    """``sources`` neurons spiking at every step (or at ``stimulus_times``), each into ``k``
+    targets of weight 0 (the targets never spike) with delay ``d``."""
+    synapses = [SynapseSpec(i, sources + j, 0, d, j % 4, plastic=False)
+                for i in range(sources) for j in range(k)]
+    netlist = netlist_from_synapses([("src", sources, EVERY_STEP), ("tgt", k, EVERY_STEP)], [synapses],
+                                    seed=1)
+    drive = Stimulus("src", 1000, times=stimulus_times) if stimulus_times else Stimulus("src", 1000)
+    return netlist, Job(timesteps=timesteps, stimuli=(drive,))
+
+
+def naive_held(netlist, spike_times, spike_gids, timesteps, core_of_gid) -> np.ndarray:
+    """``held[c, s]``: events on core ``c`` after the fan-out of ``s``, one synapse at a time.
+
+    A spike at ``s`` over a synapse with delay ``d`` is held by its target's core from the
+    fan-out of ``s`` until the drain of ``s + 1 + d``, and never when that is ``>= T``.
+    """
+    n_cores = int(np.max(core_of_gid)) + 1
+    change = np.zeros((n_cores, timesteps + 1), np.int64)
+    out = {}
+    for src, tgt, d in zip(netlist.src.tolist(), netlist.tgt.tolist(), netlist.delay.tolist(), strict=True):
+        out.setdefault(src, []).append((int(core_of_gid[tgt]), d))
+    for s, gid in zip(spike_times.tolist(), spike_gids.tolist(), strict=True):
+        for c, d in out.get(gid, ()):
+            if s + 1 + d < timesteps:
+                change[c, s] += 1
+                change[c, s + 1 + d] -= 1
+    return np.cumsum(change, axis=1)[:, :timesteps]
+
+
+def overflow_of(netlist, job, capacity) -> CapacityExceeded:
+    with pytest.raises(CapacityExceeded) as error:
+        simulate(netlist, job, capacity=capacity)
+    return error.value
+
+
+# --- hand-worked networks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k, d", [(2, 0), (3, 4), (7, 1), (5, 63)])
+def test_one_neuron_every_step_holds_k_times_d_plus_1(k, d):
+    # The source spikes at every step s. Its spike of step s' is held after the fan-out of
+    # s for s' <= s < s' + 1 + d, so after step s the queue holds the spikes of steps
+    # max(0, s - d) .. s: k * min(s + 1, d + 1) events, k * (d + 1) from step d on, as long
+    # as those spikes' events arrive before T (the last that does is at T - 2 - d >= d).
+    T = 2 * d + 40
+    netlist, job = fan_case(k, d, T)
+    peak = k * (d + 1)
+    result = simulate(netlist, job, capacity=single_core(core(peak), netlist))
+    assert result.extra["queue_peak"] == [peak]
+    assert result.extra["queue_peak_step"] == [d]
+    assert result.spike_times.tolist() == list(range(T)) and set(result.spike_gids.tolist()) == {0}
+
+    error = overflow_of(netlist, job, single_core(core(peak - 1), netlist))
+    assert (error.kind, error.step, error.core, error.in_flight, error.capacity) == (
+        "queue_overflow", d, 0, peak, peak - 1)
+    assert str(error) == (f"the event queue overflowed at step {d}: more than {peak - 1:,} events in flight "
+                          f"on core 0 (preset tiny); use a larger preset, fewer synapses, lower activity or "
+                          f"shorter delays")
+    assert isinstance(error, ValidationError)
+
+
+@pytest.mark.parametrize("capacity", [1, 4, 5, 9, 10, 14])
+def test_the_first_step_above_capacity(capacity):
+    # k = 5, d = 2: k * (s + 1) held after step s = 0, 1, then 15 from step 2 on, so a
+    # queue of c < 15 overflows at the first s with 5 * (s + 1) > c: s = c // 5.
+    netlist, job = fan_case(5, 2, 30)
+    error = overflow_of(netlist, job, single_core(core(capacity), netlist))
+    assert (error.step, error.in_flight) == (capacity // 5, 5 * (capacity // 5 + 1))
+
+
+def test_at_capacity_passes_and_one_more_fails():
+    # 41 sources spiking once, at step 4, into 25 targets each with delay 5: 1,025 events,
+    # held from the fan-out of step 4 to the drain of step 10. 1,025 fit a queue of 1,025
+    # and overflow one of 1,024 at step 4, not before (nothing is held before) and not
+    # after (the number only falls).
+    netlist, job = fan_case(25, 5, 20, sources=41, stimulus_times=(4,))
+    result = simulate(netlist, job, capacity=single_core(core(1025), netlist))
+    assert (result.extra["queue_peak"], result.extra["queue_peak_step"]) == ([1025], [4])
+    error = overflow_of(netlist, job, single_core(PRESETS["icebreaker"], netlist))
+    assert (error.step, error.in_flight, error.preset) == (4, 1025, "icebreaker")
+    assert "more than 1,024 events in flight on core 0 (preset icebreaker)" in str(error)
+
+
+@pytest.mark.parametrize("d", [0, 9, 63])
+def test_arrivals_at_or_after_T_are_not_held(d):
+    # A spike at s arrives at s + 1 + d; with T = d + 1 every arrival is >= T, so a source
+    # spiking at every step holds nothing and a queue of one never overflows.
+    k = 6
+    netlist, job = fan_case(k, d, d + 1)
+    result = simulate(netlist, job, capacity=single_core(core(1), netlist))
+    assert result.extra["queue_peak"] == [0]
+    assert result.total_spikes == d + 1
+    # T = d + 2: only the spike of step 0 arrives in time (at d + 1 = T - 1): k held over
+    # steps 0 .. d, so k - 1 overflows at step 0 and k does not.
+    netlist, job = fan_case(k, d, d + 2)
+    assert simulate(netlist, job, capacity=single_core(core(k), netlist)).extra["queue_peak"] == [k]
+    assert overflow_of(netlist, job, single_core(core(k - 1), netlist)).step == 0
+
+
+def test_a_burst_in_the_last_steps_is_not_held():
+    # 41 x 25 = 1,025 events at step 18 with delay 1 arrive at 20 = T: none is held, so
+    # the icebreaker queue (1,024) does not overflow; one step earlier they arrive at 19.
+    netlist, job = fan_case(25, 1, 20, sources=41, stimulus_times=(18,))
+    result = simulate(netlist, job, capacity=single_core(PRESETS["icebreaker"], netlist))
+    assert result.extra["queue_peak"] == [0]
+    netlist, job = fan_case(25, 1, 20, sources=41, stimulus_times=(17,))
+    assert overflow_of(netlist, job, single_core(PRESETS["icebreaker"], netlist)).step == 17
+
+
+def test_drain_frees_before_the_fan_out():
+    # delay 0: a spike of step s arrives at s + 1, drained at the start of s + 1 before that
+    # step's fan-out, so a source spiking every step into k targets holds exactly k.
+    netlist, job = fan_case(9, 0, 50)
+    result = simulate(netlist, job, capacity=single_core(core(9), netlist))
+    assert result.extra["queue_peak"] == [9]
+    assert overflow_of(netlist, job, single_core(core(8), netlist)).step == 0
+
+
+def test_zero_weight_and_every_compartment_count():
+    # Every synapse of a spiking neuron is one event: weights 0, +1, -1 on all four
+    # compartments, and several synapses onto the same target, each one.
+    synapses = [SynapseSpec(0, 1 + (j % 2), w, 3, j % 4, plastic=False)
+                for j, w in enumerate([0, 1, -1, 0, 0, 1, -1, 0])]
+    netlist = netlist_from_synapses([("src", 1, EVERY_STEP), ("tgt", 2, EVERY_STEP)], [synapses], seed=1)
+    job = Job(timesteps=30, stimuli=(Stimulus("src", 1000),))
+    # 8 synapses x (3 + 1) steps in flight = 32 from step 3
+    assert simulate(netlist, job, capacity=single_core(core(32), netlist)).extra["queue_peak"] == [32]
+    assert overflow_of(netlist, job, single_core(core(31), netlist)).step == 3
+
+
+# --- several cores: an event lives on its target's core ------------------------------------------
+
+
+def test_events_are_held_by_the_target_core():
+    # One source on core 0 spiking every step; 2 targets on core 0 and 3 on core 1, delay 2.
+    # Core 0 holds 2 * 3 = 6, core 1 holds 3 * 3 = 9 from step 2 on.
+    synapses = [SynapseSpec(0, 1 + j, 0, 2, 0, plastic=False) for j in range(5)]
+    netlist = netlist_from_synapses([("src", 1, EVERY_STEP), ("tgt", 5, EVERY_STEP)], [synapses], seed=1)
+    job = Job(timesteps=20, stimuli=(Stimulus("src", 1000),))
+    two = core(9, base="sim", name="two-cores")
+    cores = np.array([0, 0, 0, 1, 1, 1])
+    result = simulate(netlist, job, capacity=QueueCapacity(two, cores))
+    assert (result.extra["queue_peak"], result.extra["queue_peak_step"]) == ([6, 9], [2, 2])
+    error = overflow_of(netlist, job, QueueCapacity(core(8, base="sim", name="two-cores"), cores))
+    assert (error.core, error.step, error.in_flight) == (1, 2, 9)
+    assert "on core 1 (preset two-cores)" in str(error)
+    # both cores over at once (4 > 3 and 6 > 3 after step 1): the lower-numbered is named
+    error = overflow_of(netlist, job, QueueCapacity(core(3, base="sim", name="two-cores"), cores))
+    assert (error.core, error.step, error.in_flight) == (0, 1, 4)
+
+
+def test_from_image_follows_the_placement():
+    # 12 sources on core 0 (4 neurons a core) spike at every step into the 4 neurons of
+    # core 2 only, delay 1: remote events, held by core 2, 12 * 4 * 2 = 96 from step 1.
+    synapses = [SynapseSpec(i, 8 + j, 0, 1, 0, plastic=False) for i in range(4) for j in range(4)]
+    synapses += [SynapseSpec(4 + i, 8 + j, 0, 1, 0, plastic=False) for i in range(4) for j in range(4)]
+    synapses += [SynapseSpec(i, 8 + j, 0, 1, 1, plastic=False) for i in range(4) for j in range(4)]
+    netlist = netlist_from_synapses([("src", 8, EVERY_STEP), ("tgt", 4, EVERY_STEP)], [synapses], seed=1)
+    job = Job(timesteps=10, stimuli=(Stimulus("src", 1000),))
+    image = compile_network(netlist, core(96, base="sim", name="sim-96"), max_neurons_per_core=4)
+    capacity = QueueCapacity.from_image(image)
+    assert image.n_cores == 3 and capacity.core_of_gid.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    rebuilt = image.to_netlist(netlist.populations)
+    result = simulate(rebuilt, job, capacity=capacity)
+    assert result.extra["queue_peak"] == [0, 0, 96]
+    small = compile_network(netlist, core(95, base="sim", name="sim-95"), max_neurons_per_core=4)
+    error = overflow_of(rebuilt, job, QueueCapacity.from_image(small))
+    assert (error.core, error.step, error.in_flight) == (2, 1, 96)
+
+
+# --- against a naive count, on seeded random runs ------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_runs_match_the_naive_count(seed):
+    learning = {"stdp": seed % 3 == 0, "three_factor": seed % 6 == 0}
+    case = random_netgen_case(1000 + seed, force=learning)
+    netlist, job = case.netlist, case.job
+    rng = np.random.default_rng(seed)
+    n_cores = int(rng.integers(1, 4))
+    cores = np.sort(rng.integers(0, n_cores, netlist.n_neurons))
+    free = simulate(netlist, job)
+    held = naive_held(netlist, free.spike_times, free.spike_gids, job.timesteps, cores)
+    peak = held.max(axis=1)
+    label = f"seed={seed} {case.describe()}"
+    big = core(max(1, int(peak.max())), base="sim", name="random")
+    counted = simulate(netlist, job, capacity=QueueCapacity(big, cores))
+    assert counted.extra["queue_peak"][:len(peak)] == peak.tolist(), label
+    assert counted.extra["queue_peak_step"][:len(peak)] == np.argmax(held, axis=1).tolist(), label
+    if peak.max() > 1:
+        capacity = int(rng.integers(1, peak.max()))
+        over = held > capacity
+        step = int(np.flatnonzero(over.any(axis=0))[0])
+        c = int(np.flatnonzero(over[:, step])[0])
+        error = overflow_of(netlist, job, QueueCapacity(core(capacity, base="sim", name="random"), cores))
+        assert (error.step, error.core, error.in_flight) == (step, c, int(held[c, step])), label
+
+
+def test_without_capacity_nothing_changes():
+    # the same runs with no capacity, with one that never fills, and the extra keys only then
+    for seed in (3, 4, 5, 6):
+        case = random_netgen_case(2000 + seed, force={"stdp": seed % 2 == 0})
+        plain = simulate(case.netlist, case.job)
+        roomy = simulate(case.netlist, case.job,
+                         capacity=single_core(PRESETS["sim"], case.netlist))
+        label = f"seed={2000 + seed}"
+        assert "queue_peak" not in plain.extra, label
+        assert np.array_equal(plain.spike_times, roomy.spike_times), label
+        assert np.array_equal(plain.spike_gids, roomy.spike_gids), label
+        assert np.array_equal(plain.final_weights, roomy.final_weights), label
+        for name, values in plain.final_state.items():
+            assert np.array_equal(values, roomy.final_state[name]), f"{label}: {name}"
+
+
+def test_a_long_run_overflows_late():
+    # Chunks of steps are counted as they finish: an overflow thousands of steps in is
+    # found at its step. The source is driven only from step 5,000 on (delay 7, 3 targets:
+    # 3 * 8 = 24 held from step 5,007).
+    netlist, _ = fan_case(3, 7, 20_000)
+    job = Job(timesteps=20_000, stimuli=(Stimulus("src", 1000, start=5000),))
+    error = overflow_of(netlist, job, single_core(core(23), netlist))
+    assert (error.step, error.in_flight) == (5007, 24)
+
+
+# --- accumulators ---------------------------------------------------------------------------------
+
+
+def test_event_magnitude_is_the_largest_contribution():
+    assert MAX_EVENT_MAGNITUDE == 65280
+    assert MAX_EVENT_MAGNITUDE == max(abs(graded_contribution(w, 255)) for w in (-32768, 32767))
+    assert MAX_EVENT_MAGNITUDE > 32768  # larger than any plain weight
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_no_preset_can_overflow_an_accumulator(name):
+    # The events drained into one accumulator at a step were all held at once: at most
+    # event_queue of them, each of magnitude <= 65,280, into an accumulator cleared every
+    # step. Every preset's signed acc_bits range holds that sum, so on a preset only the
+    # queue can overflow, and the capacity model (which follows no adding order) is exact.
+    config = PRESETS[name]
+    assert config.event_queue * MAX_EVENT_MAGNITUDE <= (1 << (config.acc_bits - 1)) - 1
+    QueueCapacity(config, np.zeros(3, np.int64))
+
+
+def test_a_core_whose_accumulators_could_overflow_is_refused():
+    narrow = dataclasses.replace(PRESETS["icebreaker"], name="narrow", event_queue=16, acc_bits=18)
+    # 16 x 65,280 = 1,044,480 < 2^20: 21 bits would do
+    with pytest.raises(ValidationError, match=r"capacity.config.acc_bits of preset narrow is 18: 16 "
+                                              r"events of up to 65,280 can overflow an accumulator .* least "
+                                              r"21 bits"):
+        QueueCapacity(narrow, np.zeros(3, np.int64))
+    # the bound is exact: 32,896 x 65,280 = 2,147,450,880 fits signed 32 bits, 32,897 x 65,280
+    # = 2,147,516,160 does not
+    QueueCapacity(dataclasses.replace(narrow, event_queue=32_896, acc_bits=32), np.zeros(1, np.int64))
+    with pytest.raises(ValidationError, match="at least 33 bits"):
+        QueueCapacity(dataclasses.replace(narrow, event_queue=32_897, acc_bits=32), np.zeros(1, np.int64))
+
+
+# --- bad input, and the error itself --------------------------------------------------------------
+
+
+def test_bad_capacities_are_refused():
+    netlist, job = fan_case(2, 1, 10)
+    with pytest.raises(ValidationError, match=r"^capacity must be a QueueCapacity or None, not 1024$"):
+        simulate(netlist, job, capacity=1024)
+    with pytest.raises(ValidationError, match=r"capacity.core_of_gid must name the core of each of the "
+                                              r"netlist's 3 neurons, not shape \(2,\)"):
+        simulate(netlist, job, capacity=QueueCapacity(PRESETS["icebreaker"], np.zeros(2, np.int64)))
+    with pytest.raises(ValidationError, match=r"capacity.core_of_gid\[1\] must be a core of 0 .. 0 "
+                                              r"\(preset icebreaker\), not 1"):
+        QueueCapacity(PRESETS["icebreaker"], np.array([0, 1, 0]))
+    with pytest.raises(ValidationError,
+                       match="capacity.core_of_gid must be a 1-D array of integers, not float64"):
+        QueueCapacity(PRESETS["icebreaker"], np.zeros(3))
+    with pytest.raises(ValidationError, match="capacity.config must be a CoreConfig, not 'icebreaker'"):
+        QueueCapacity("icebreaker", np.zeros(3, np.int64))
+    short = dataclasses.replace(PRESETS["icebreaker"], name="short", delay_slots=2)
+    netlist, job = fan_case(2, 5, 10)
+    with pytest.raises(ValidationError, match=r"netlist.delay\[0\] must be below the short core's 2 delay "
+                                              r"slots, not 5"):
+        simulate(netlist, job, capacity=single_core(short, netlist))
+
+
+def test_the_error_survives_pickling_and_names_accumulators():
+    error = CapacityExceeded("queue_overflow", 12, PRESETS["icebreaker"], core=0, in_flight=1310)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is CapacityExceeded and str(copy) == str(error)
+    assert (copy.kind, copy.step, copy.core, copy.in_flight, copy.capacity, copy.preset) == (
+        "queue_overflow", 12, 0, 1310, 1024, "icebreaker")
+    acc = CapacityExceeded("acc_overflow", 3, dataclasses.replace(PRESETS["icebreaker"], acc_bits=18))
+    assert str(acc) == ("an accumulator overflowed at step 3: an input sum left the signed 18-bit range on "
+                        "core 0 (preset icebreaker)")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        CapacityExceeded("full", 1, PRESETS["icebreaker"])
+
+
+# --- against the core's Verilog ---------------------------------------------------------------------
+
+
+def test_the_rtl_core_fails_at_the_same_step_with_the_same_message():
+    """Four tiny icebreaker cases in one simulator launch, each also run by the emulator."""
+    from neurofab.host.rtl import rtl_run_many
+
+    icebreaker = PRESETS["icebreaker"]
+    cases = {
+        # 41 x 25 = 1,025 events at step 4 (delay 5): one over, at step 4
+        "one over": (fan_case(25, 5, 20, sources=41, stimulus_times=(4,)), 4),
+        # 32 x 32 = 1,024: exactly full, runs to the end
+        "exactly full": (fan_case(32, 5, 20, sources=32, stimulus_times=(4,)), None),
+        # 9 sources every step into 16 targets, delay 10: 144 * (s + 1) after step s,
+        # 1,008 after step 6, 1,152 after step 7
+        "filling up": (fan_case(16, 10, 30, sources=9), 7),
+        # 41 x 25 at step 18 with delay 1 arrive at T = 20: never held
+        "past T": (fan_case(25, 1, 20, sources=41, stimulus_times=(18,)), None),
+    }
+    runs, emulated = [], []
+    for netlist, job in (case for case, _ in cases.values()):
+        image = compile_network(netlist, icebreaker)
+        runs.append((image, job, netlist.populations))
+        rebuilt = image.to_netlist(netlist.populations)
+        try:
+            emulated.append(simulate(rebuilt, job, capacity=QueueCapacity.from_image(image)))
+        except CapacityExceeded as error:
+            emulated.append(error)
+    results = rtl_run_many(runs, return_errors=True)
+    for index, (label, (_, step)) in enumerate(cases.items()):
+        rtl, emu = results[index], emulated[index]
+        if step is None:
+            assert not isinstance(emu, Exception), f"{label}: {emu}"
+            assert not isinstance(rtl, Exception), f"{label}: {rtl}"
+            assert np.array_equal(rtl.spike_times, emu.spike_times), label
+            assert np.array_equal(rtl.spike_gids, emu.spike_gids), label
+            assert max(rtl.extra["events_held"]) == emu.extra["queue_peak"][0], label
+            continue
+        assert isinstance(emu, CapacityExceeded), f"{label}: the emulator gave {emu!r}"
+        assert isinstance(rtl, ValidationError), f"{label}: the core gave {rtl!r}"
+        assert (rtl.kind, rtl.step) == (emu.kind, emu.step) == ("queue_overflow", step), label
+        # rtl_run_many puts "run <index>: " before the message of a job of several. host/rtl.py
+        # raises CapacityExceeded itself once its RtlOverflowError derives from it; until
+        # then its facts must give the emulator's message word for word.
+        rtl_text = str(rtl) if isinstance(rtl, CapacityExceeded) else \
+            f"run {index}: {CapacityExceeded(rtl.kind, rtl.step, icebreaker)}"
+        assert rtl_text == f"run {index}: {emu}", label
+        assert str(rtl).startswith(f"run {index}: the event queue overflowed at step {step}: more than "
+                                   f"1,024 events"), label
