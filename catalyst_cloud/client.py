@@ -88,6 +88,14 @@ class _Transport:
         self.max_retry_wait = max_retry_wait
         self.session = requests.Session()
         self.session.headers.update(headers)
+        # requests reads proxies, the CA bundle and ~/.netrc from the environment on every
+        # request (a fifth of a small call's time); read them once, here, instead. The
+        # API key authenticates, so .netrc has nothing to add.
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self.session.verify = bundle
+        self.session.trust_env = False
 
     def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs) -> requests.Response:
         attempt = 0

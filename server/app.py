@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from neurofab.errors import ValidationError
 
 from .config import Settings
+from .doorbell import Doorbell
 from .errors import ApiError
 
 __all__ = ["create_app", "Service", "service", "json_response"]
@@ -32,22 +33,25 @@ log = logging.getLogger("neurofab.server")
 class JobWatcher:
     """Wakes long-polling requests when their job ends.
 
-    One thread per process (started while anyone waits) checks ``PRAGMA data_version``
-    every millisecond, which changes only when another connection commits, and on a change
-    looks up every awaited job in one query. Waiting requests sleep on an event, so a
-    short job is answered within milliseconds of completing and a long one costs
-    nothing per waiting request.
+    One thread per process (started while anyone waits) sleeps on the process's
+    ``web`` doorbell (:mod:`.doorbell`), which whoever ends a job rings, and at least
+    every ``interval`` seconds; on waking it checks ``PRAGMA data_version`` (which
+    changes only when another connection commits) and, on a change, looks up every
+    awaited job in one query. Waiting requests sleep on an event, so a short job is
+    answered as soon as it ends and a long one costs nothing per waiting request.
     """
 
     TERMINAL = ("completed", "failed", "cancelled")
 
-    def __init__(self, db, interval: float = 0.001):
+    def __init__(self, db, data_dir: str, interval: float = 0.25):
         self.db = db
+        self.data_dir = data_dir
         self.interval = interval
         self._waiters: dict[str, list[threading.Event]] = {}
         self._lock = threading.Lock()
         self._running = False
         self._recheck = False
+        self._doorbell = None
 
     def wait(self, job_id: str, timeout: float) -> None:
         """Return when ``job_id`` has ended, or after ``timeout`` seconds."""
@@ -56,9 +60,12 @@ class JobWatcher:
             self._waiters.setdefault(job_id, []).append(event)
             # The job may have ended just before we registered: look again at once.
             self._recheck = True
+            if self._doorbell is None:  # made after gunicorn's fork, in the serving process
+                self._doorbell = Doorbell(self.data_dir, "web")
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="job-watcher", daemon=True).start()
+        self._doorbell.ring()
         try:
             event.wait(timeout)
         finally:
@@ -71,23 +78,23 @@ class JobWatcher:
 
     def _run(self) -> None:
         version = None
-        idle = 0
+        idle_since = None
         while True:
             with self._lock:
                 ids = list(self._waiters)
                 recheck, self._recheck = self._recheck, False
                 if not ids:
-                    idle += 1
-                    if idle > 1000:  # a second with nobody waiting: stop the thread
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > 1.0:  # nobody waiting for a second: stop
                         self._running = False
                         return
             if ids:
-                idle = 0
+                idle_since = None
                 current = self.db.data_version()
                 if recheck or current != version:
                     version = current
                     self._wake_finished(ids)
-            time.sleep(self.interval)
+            self._doorbell.wait(self.interval)
 
     def _wake_finished(self, ids) -> None:
         finished = set()
@@ -117,7 +124,7 @@ class Service:
         self.db = settings.database()
         self.db.initialise()
         self.db.start_checkpointer()
-        self.watcher = JobWatcher(self.db)
+        self.watcher = JobWatcher(self.db, settings.data_dir)
         # (account, network) -> (parsed network, expected synapses)
         self._networks: OrderedDict[tuple[int, str], tuple] = OrderedDict()
         self._lock = threading.Lock()
@@ -143,7 +150,9 @@ class Service:
 
                     owner = f"{socket.gethostname()}:{os.getpid()}:web-{os.urandom(3).hex()}"
                     # Inline jobs are small by construction: a small expansion cache.
-                    self._inline = JobRunner(self.settings, self.db, owner, max_synapses=4_000_000)
+                    self._inline = JobRunner(
+                        self.settings, self.db, owner, max_synapses=4_000_000, exclusive=True
+                    )
         return self._inline
 
     def warm_up_inline(self) -> None:

@@ -13,15 +13,41 @@ nothing); only an operating-system crash can lose the last commits.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 
-__all__ = ["SCHEMA_VERSION", "Database"]
+__all__ = ["SCHEMA_VERSION", "Database", "process_write_lock"]
 
 SCHEMA_VERSION = 1
+
+#: Held by a thread of this process while it writes (and by an inline job while it
+#: runs, see :func:`process_write_lock`). Re-entrant: a write may happen inside it.
+_WRITE_LOCK = threading.RLock()
+
+
+def _new_write_lock() -> None:
+    global _WRITE_LOCK
+    _WRITE_LOCK = threading.RLock()  # a forked child starts with nobody holding it
+
+
+os.register_at_fork(after_in_child=_new_write_lock)
+
+
+def process_write_lock() -> threading.RLock:
+    """This process's write lock: one thread at a time takes SQLite's write lock.
+
+    Threads of one process queue here (woken the moment the writer finishes) rather
+    than in SQLite's lock (where each polls with sleeps). A thread that holds the
+    interpreter for long stretches without releasing it (the emulator's compiled
+    kernels) takes this lock too, so that no thread of its process sits on SQLite's
+    write lock meanwhile, waiting for the interpreter while other processes wait for
+    the database.
+    """
+    return _WRITE_LOCK
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -136,6 +162,8 @@ class Database:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        self._writers_fd: int | None = None
+        self._writers_pid: int | None = None
 
     def connect(self) -> sqlite3.Connection:
         """This thread's connection (opened on first use, reopened after a fork)."""
@@ -180,17 +208,37 @@ class Database:
                     f"newer than this neurofab's {SCHEMA_VERSION}"
                 )
 
+    def _writers_file(self) -> int:
+        """This process's descriptor of ``<database>.writers``, the processes' queue for writing."""
+        if self._writers_fd is None or self._writers_pid != os.getpid():
+            self._writers_fd = os.open(self.path + ".writers", os.O_RDWR | os.O_CREAT, 0o600)
+            self._writers_pid = os.getpid()
+        return self._writers_fd
+
     @contextmanager
     def write(self):
-        """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+        """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error).
+
+        Writers queue first on this process's lock (:func:`process_write_lock`), then
+        across processes on an ``flock`` of ``<database>.writers``: the kernel hands it
+        to the next writer the moment the last one is done, where SQLite's own lock
+        would have each waiter poll with sleeps. SQLite's lock is still taken (so a
+        process that does not queue here, such as the ``sqlite3`` shell, stays safe).
+        """
         conn = self.connect()
-        self._begin_immediate(conn)
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with _WRITE_LOCK:
+            fd = self._writers_file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self._begin_immediate(conn)
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting for it in short steps.

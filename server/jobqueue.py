@@ -9,17 +9,22 @@ fails it with a message. Every write that finishes a job is conditional on the l
 still being the writer's, so a slow worker that lost its lease, or a job cancelled in
 the meantime, is never overwritten: each job completes exactly once.
 
+After committing, the functions here ring the other processes' doorbells
+(:mod:`.doorbell`): ``worker`` when a job was queued, ``web`` when one ended.
+
 Statuses: ``queued -> running -> completed | failed | cancelled`` (a re-queued job goes
 ``running -> queued`` again; ``cancelled`` can also follow ``queued``).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import time
 
 from .accounts import seconds_to_next_utc_day, utc_day, utc_month
+from .doorbell import ring
 from .errors import ApiError
 
 __all__ = [
@@ -41,6 +46,10 @@ __all__ = [
 ]
 
 TERMINAL = ("completed", "failed", "cancelled")
+
+
+def _ring(db, kind: str) -> None:
+    ring(os.path.dirname(os.path.abspath(db.path)), kind)
 
 
 def new_job_id() -> str:
@@ -124,6 +133,8 @@ def insert_job(
                 f"the limit resets in {wait} s, or upgrade your tier",
                 {"Retry-After": str(wait)},
             )
+    if claimed_by is None:
+        _ring(db, "worker")
     return job_id, True
 
 
@@ -232,6 +243,8 @@ def complete(
             )
         if claim_next:
             next_job = _claim_in(conn, worker_id, claim_next, lease_seconds, now)
+    if done:
+        _ring(db, "web")
     return done, next_job
 
 
@@ -248,13 +261,15 @@ def fail(db, job_id: str, worker_id: str, message: str, compute_seconds: float |
         )
         if done:
             _bill(conn, job_id, compute_seconds, now)
+    if done:
+        _ring(db, "web")
     return done
 
 
 def release(db, job_id: str, worker_id: str) -> bool:
     """Give a running job back to the queue (the worker is shutting down); not an attempt."""
     with db.write() as conn:
-        return (
+        released = (
             conn.execute(
                 "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires = NULL,"
                 " progress = NULL, started_at = NULL, attempts = attempts - 1"
@@ -263,6 +278,9 @@ def release(db, job_id: str, worker_id: str) -> bool:
             ).rowcount
             == 1
         )
+    if released:
+        _ring(db, "worker")
+    return released
 
 
 def add_compute(db, job_id: str, worker_id: str, compute_seconds: float) -> None:
@@ -284,11 +302,13 @@ def cancel(db, account_id: int, job_id: str) -> str | None:
             " WHERE id = ? AND account_id = ? AND status IN ('queued', 'running') RETURNING status",
             (time.time(), job_id, account_id),
         ).fetchone()
-        if row is not None:
-            return row["status"]
-        row = conn.execute(
-            "SELECT status FROM jobs WHERE id = ? AND account_id = ?", (job_id, account_id)
-        ).fetchone()
+        cancelled = row is not None
+        if not cancelled:
+            row = conn.execute(
+                "SELECT status FROM jobs WHERE id = ? AND account_id = ?", (job_id, account_id)
+            ).fetchone()
+    if cancelled:
+        _ring(db, "web")
     return None if row is None else row["status"]
 
 
@@ -311,6 +331,10 @@ def reap_expired(db, max_attempts: int, now: float | None = None) -> tuple[int, 
             " WHERE status = 'running' AND lease_expires < ?",
             (now,),
         ).rowcount
+    if requeued:
+        _ring(db, "worker")
+    if failed:
+        _ring(db, "web")
     return requeued, failed
 
 

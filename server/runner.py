@@ -36,6 +36,7 @@ from neurofab.errors import ValidationError
 
 from . import jobqueue
 from .backends import get_backend
+from .db import process_write_lock
 from .store import delete_result, pack_result, write_result
 
 __all__ = [
@@ -212,8 +213,19 @@ class JobRunner:
     """
 
     def __init__(
-        self, settings, db, owner: str, *, stop: threading.Event | None = None, max_synapses: int = 64_000_000
+        self,
+        settings,
+        db,
+        owner: str,
+        *,
+        stop: threading.Event | None = None,
+        max_synapses: int = 64_000_000,
+        exclusive: bool = False,
     ):
+        #: run jobs holding the process's write lock (:func:`.db.process_write_lock`), for
+        #: a process whose other threads write meanwhile (the web process's inline jobs);
+        #: the progress callback lets writers through between chunks
+        self.exclusive = exclusive
         self.settings = settings
         self.db = db
         self.owner = owner
@@ -244,7 +256,11 @@ class JobRunner:
             tier = tier or self._tier_of(row["account_id"])
             progress = self._progress_callback(job_id, limit, tier)
             started = time.monotonic()
-            result = backend.run(netlist, job, progress)
+            if self.exclusive:
+                with process_write_lock():
+                    result = backend.run(netlist, job, progress)
+            else:
+                result = backend.run(netlist, job, progress)
             ran = max(time.monotonic() - started, result.compute_seconds)
             if ran > limit:  # a backend that reports progress rarely can overshoot
                 raise _Stop("limit", _limit_message(tier, limit, ran))
@@ -316,6 +332,11 @@ class JobRunner:
         heartbeat = self.heartbeat
 
         def progress(done: int, total: int) -> None:
+            if self.exclusive:  # let this process's writers (heartbeats, other requests) through
+                lock = process_write_lock()
+                lock.release()
+                time.sleep(0)
+                lock.acquire()
             now = time.monotonic()
             if self.stop.is_set():
                 raise _Stop("shutdown")

@@ -6,7 +6,8 @@ thread extends its lease, and the backend's progress callback stores the progres
 stops the run (by raising) when the job was cancelled, when it outran its tier's
 runtime limit, or when the worker is shutting down (the job then goes back to the
 queue, not counted as an attempt). A worker also re-queues jobs whose worker died
-(their lease expired) and records that it is alive.
+(their lease expired) and records that it is alive. An idle worker sleeps on its
+doorbell (:mod:`.doorbell`), which a submission rings, instead of polling.
 
 Run one worker in the foreground with ``python -m neurofab.server.worker --data DIR``.
 """
@@ -24,6 +25,7 @@ import time
 from . import jobqueue
 from .backends import get_backend, load_backend_modules
 from .config import Settings
+from .doorbell import Doorbell
 from .runner import PROGRESS_INTERVAL, JobRunner, NetworkCache, stored_job
 
 __all__ = ["Worker", "NetworkCache", "stored_job", "PROGRESS_INTERVAL", "main"]
@@ -40,8 +42,7 @@ class Worker:
         *,
         backends=None,
         worker_id: str | None = None,
-        poll_interval: float = 0.001,
-        idle_poll_interval: float = 0.005,
+        poll_interval: float = 0.25,
         housekeeping_interval: float | None = None,
     ):
         self.settings = settings
@@ -50,8 +51,8 @@ class Worker:
         for name in self.backends:
             get_backend(name)  # fail at start, not at the first job, on an unknown backend
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        #: the longest a job queued without a ring (another machine's) waits to be seen
         self.poll_interval = poll_interval
-        self.idle_poll_interval = idle_poll_interval
         self.housekeeping_interval = housekeeping_interval or max(0.2, min(5.0, settings.lease_seconds / 4))
         self.stop = threading.Event()
         self.runner = JobRunner(settings, self.db, self.worker_id, stop=self.stop)
@@ -65,24 +66,32 @@ class Worker:
             "worker %s serving %s from %s", self.worker_id, ",".join(self.backends), self.settings.data_dir
         )
         self.db.start_checkpointer()
+        self.doorbell = Doorbell(self.settings.data_dir, "worker")
         last_version = None
-        last_busy = time.monotonic()
-        while not self.stop.is_set():
-            if self.housekeeping():
-                # data_version reflects other connections' commits only: after our own
-                # housekeeping (which may have re-queued jobs), look at the queue anyway.
-                last_version = None
-            version = self.db.data_version()
-            if version != last_version:
-                last_version = version
-                while not self.stop.is_set() and self.run_one():
-                    last_busy = time.monotonic()
-                    self.housekeeping()
-                continue
-            # Look often while jobs are coming in, rarely once the service has been idle
-            # for a while: a new job then waits at most idle_poll_interval to be seen.
-            idle = time.monotonic() - last_busy > 2.0
-            self.stop.wait(self.idle_poll_interval if idle else self.poll_interval)
+        try:
+            while not self.stop.is_set():
+                if self.housekeeping():
+                    # data_version reflects other connections' commits only: after our own
+                    # housekeeping (which may have re-queued jobs), look at the queue anyway.
+                    last_version = None
+                version = self.db.data_version()
+                if version != last_version:
+                    last_version = version
+                    while not self.stop.is_set() and self.run_one():
+                        self.housekeeping()
+                    continue
+                # Sleep until a submission rings (or housekeeping is due, or the fallback
+                # look at the queue for submitters that cannot ring, such as another machine).
+                due = self._next_housekeeping - time.monotonic()
+                self.doorbell.wait(max(0.0, min(self.poll_interval, due)))
+        finally:
+            self.doorbell.close()
+
+    def wake(self) -> None:
+        """Interrupt the loop's sleep (after setting ``stop``, from a signal handler)."""
+        doorbell = getattr(self, "doorbell", None)
+        if doorbell is not None:
+            doorbell.ring()
 
     def housekeeping(self, force: bool = False) -> bool:
         """Now and then: say we are alive and re-queue jobs of dead workers.
@@ -152,6 +161,7 @@ def main(argv=None) -> int:
 
     def on_signal(signum, frame):
         worker.stop.set()
+        worker.wake()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
