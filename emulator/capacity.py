@@ -188,8 +188,12 @@ class QueueCapacity:
             raise ValidationError(f"netlist.delay[{i}]",
                                   f"must be below the {self.config.name} core's {self.config.delay_slots} "
                                   f"delay slots, not {int(delay[i])}")
-        targets = self.core_of_gid[np.asarray(tgt, np.int64)] if len(tgt) else np.zeros(0, np.int32)
-        offsets, group_core, group_delay, group_count = source_groups(src, targets, delay, n)
+        n_cores = self.n_cores
+        if n_cores == 1:  # every hardware preset: no per-synapse lookup
+            targets = np.zeros(src.shape[0], np.int32)
+        else:
+            targets = self.core_of_gid[np.asarray(tgt, np.int64)]
+        offsets, group_core, group_delay, group_count = source_groups(src, targets, delay, n, n_cores)
         return QueueCounter(self, offsets, group_core, group_delay, group_count, timesteps)
 
 
@@ -229,12 +233,13 @@ class QueueCounter:
 
 
 @njit(cache=True)
-def source_groups(src, core, delay, n_neurons):
+def source_groups(src, core, delay, n_neurons, n_cores):
     """Each source's synapses summarised by (target core, delay): ``(offsets, core, delay, count)``.
 
-    Source ``s``'s groups are ``offsets[s] .. offsets[s + 1]``; each is a distinct
-    ``(core, delay)`` with the number of the source's synapses that have it. A spike of
-    ``s`` puts ``count`` events on ``core`` for arrival ``+ 1 + delay``.
+    Source ``s``'s groups are ``offsets[s] .. offsets[s + 1]`` (in no particular order);
+    each is a distinct ``(core, delay)`` with the number of the source's synapses that
+    have it. A spike of ``s`` puts ``count`` events on ``core`` for arrival ``+ 1 +
+    delay``. ``core`` values are below ``n_cores``.
     """
     m = src.shape[0]
     start = np.zeros(n_neurons + 1, np.int64)
@@ -252,10 +257,26 @@ def source_groups(src, core, delay, n_neurons):
     group_key = np.empty(m, np.int64)
     group_count = np.empty(m, np.int64)
     n_groups = 0
+    n_keys = n_cores * 64
+    # few keys (every hardware target): a histogram per source, no sort; many cores: sort
+    histogram = np.zeros(n_keys if n_keys <= 1 << 16 else 0, np.int64)
     for s in range(n_neurons):
         lo = start[s]
         hi = start[s + 1]
-        if hi > lo:
+        if hi == lo:
+            offsets[s + 1] = n_groups
+            continue
+        if histogram.shape[0]:
+            for j in range(lo, hi):
+                histogram[keys[j]] += 1
+            for j in range(lo, hi):
+                key = keys[j]
+                if histogram[key] > 0:
+                    group_key[n_groups] = key
+                    group_count[n_groups] = histogram[key]
+                    histogram[key] = 0
+                    n_groups += 1
+        else:
             run = np.sort(keys[lo:hi])
             group_key[n_groups] = run[0]
             group_count[n_groups] = 1
@@ -320,7 +341,7 @@ def warm_up() -> float:
         return 0.0
     began = time.perf_counter()
     one = np.zeros(1, np.int32)
-    offsets, group_core, group_delay, group_count = source_groups(one, one, one, 1)
+    offsets, group_core, group_delay, group_count = source_groups(one, one, one, 1, 1)
     _count_steps(0, 1, 1, one, one, 0, 1, offsets, group_core, group_delay, group_count,
                  np.zeros((1, _RING), np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
                  np.zeros(1, np.int64), 1)
