@@ -17,7 +17,7 @@ the synthesis and simulation only). For each preset (``icebreaker``, ``ulx3s-85f
 3. **Simulation** with ``neurofab.host.rtl.rtl_run`` (Verilator): a network filling the
    preset's neurons, each with 16 synapses to random targets, delays 0 .. 7, small
    random weights, every neuron driven to fire once every 10 steps (10% activity, phases
-   staggered so every step has its tenth). If the preset's event queue overflows at
+   staggered from step 0 so every step has its tenth). If the preset's event queue overflows at
    that activity, the bench says at which step and measures at the highest of 5%, 2.5%,
    1.25% and 0.625% that fits.
 4. **Events per second** = synaptic events per step x Fmax / mean cycles per step, next
@@ -80,14 +80,15 @@ def activity_network(config: CoreConfig, period: int, timesteps: int, seed: int 
     """``config.neurons`` neurons firing every ``period`` steps, ``FAN_OUT`` synapses each.
 
     Each neuron integrates a constant stimulus of ``threshold / period`` (no leak, no
-    refractory time), so it reaches threshold every ``period`` steps; neuron ``i``'s
-    stimulus starts at step ``i mod period``, so a ``1 / period`` share fires at every
-    step. Weights are small (-8 .. 8) so the synapses barely move the rhythm but every
-    synapse still carries an event.
+    refractory time), so it reaches threshold every ``period`` steps. Neuron ``i`` is in
+    phase group ``k = i mod period`` and gets an extra ``k`` times that current at step 0
+    only, so group ``period - 1 - k`` fires at step ``k`` and a ``1 / period`` share of
+    the neurons fires at every step from the first. Weights are small (-8 .. 8) so the
+    synapses barely move the rhythm, but every synapse still carries an event.
     """
     rng = np.random.default_rng(seed)
     n = config.neurons
-    threshold = 1200
+    threshold = 1600  # divisible by every period tried
     params = NeuronParams(threshold=threshold, leak=0, resting=0, refrac=0, dend_threshold=0)
     src = np.repeat(np.arange(n, dtype=np.int32), FAN_OUT)
     tgt = np.concatenate([np.sort(rng.choice(n, FAN_OUT, replace=False)) for _ in range(n)]).astype(np.int32)
@@ -100,8 +101,10 @@ def activity_network(config: CoreConfig, period: int, timesteps: int, seed: int 
         delay=rng.integers(0, MAX_DELAY + 1, m).astype(np.uint8),
         compartment=rng.integers(0, config.compartments, m).astype(np.uint8),
         plastic=np.zeros(m, bool), connection_offsets=np.array([0, m], np.int64), seed=seed)
-    stimuli = tuple(Stimulus("all", threshold // period, tuple(range(phase, n, period)), start=phase)
-                    for phase in range(period))
+    current = threshold // period
+    kicks = tuple(Stimulus("all", phase * current, tuple(range(phase, n, period)), times=(0,))
+                  for phase in range(1, period))
+    stimuli = (Stimulus("all", current), *kicks)
     return netlist, Job(timesteps=timesteps, stimuli=stimuli, seed=seed)
 
 
