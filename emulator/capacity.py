@@ -169,6 +169,19 @@ class QueueCapacity:
         """The capacity of ``image`` (a :class:`neurofab.compiler.image.Image`): its preset and placement."""
         return cls(image.config, image.core_of(np.arange(image.n_neurons)))
 
+    @classmethod
+    def for_image(cls, image) -> QueueCapacity | None:
+        """:meth:`from_image`, or ``None`` where the core shape can never overflow.
+
+        A synapse holds at most ``delay_slots`` events at once (its source spikes at most
+        once a step), so a queue of ``delay_slots * synapse_words`` events (the ``sim``
+        preset's) never fills, and counting would only cost time.
+        """
+        config = image.config
+        if config.event_queue >= config.delay_slots * config.synapse_words:
+            return None
+        return cls.from_image(image)
+
     @property
     def events_per_core(self) -> int:
         return self.config.event_queue

@@ -75,7 +75,7 @@ def cmd_simulate(args) -> int:
     netlist = expand(network)
 
     from .compiler import compile_network, decode_image
-    from .emulator import simulate
+    from .emulator import QueueCapacity, simulate
 
     core = args.core or _DEFAULT_CORE[args.backend]
     # The emulator runs what the hardware would run: the network compiled for the
@@ -92,7 +92,9 @@ def cmd_simulate(args) -> int:
 
             result = rtl_run(image, job, populations=network.populations, progress=bar)
         else:
-            result = simulate(netlist, job, progress=bar)
+            # On a hardware preset the emulator also predicts the core's event-queue
+            # overflow, so a job that would not run on the board fails here the same way.
+            result = simulate(netlist, job, progress=bar, capacity=QueueCapacity.for_image(image))
     finally:
         bar.close()
 

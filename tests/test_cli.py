@@ -119,3 +119,13 @@ def test_progress_bar_draws_only_after_its_delay():
     bar(50, 100)
     bar.close()
     assert "50/100 steps" in stream.getvalue() and stream.getvalue().endswith("\n")
+
+
+def test_a_job_beyond_the_boards_event_queue_fails_as_the_board_would(tmp_path, capsys):
+    # The quickstart's 25 inhibitory neurons each reach all 100 excitatory ones: 2,500
+    # events at once, more than the icebreaker core's 1,024-event queue holds.
+    args = ["simulate", str(EXAMPLES / "network.json"), str(EXAMPLES / "job.json")]
+    assert main([*args, "-o", str(tmp_path / "sim.json")]) == 0
+    assert main([*args, "--core", "icebreaker"]) == 2
+    assert ("the event queue overflowed at step 5: more than 1,024 events in flight on core 0 "
+            "(preset icebreaker)") in capsys.readouterr().err
