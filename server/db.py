@@ -4,8 +4,10 @@ Every process (gunicorn workers, job workers, the CLI) opens the same file. Each
 thread gets its own connection (:func:`connect` caches one per thread and process),
 in autocommit mode, so a transaction exists only where :func:`write` opens one:
 ``BEGIN IMMEDIATE`` takes the write lock up front, which is what makes a job claim
-atomic and keeps readers on the WAL snapshot undisturbed. The busy timeout makes
-writers queue for the lock instead of failing.
+atomic and keeps readers on the WAL snapshot undisturbed. Writers queue before
+that, on a lock per process and an ``flock`` across processes, which hand the turn
+over at once (SQLite's busy handler would have each waiter poll with sleeps); the
+busy timeout covers a process outside that queue.
 
 ``synchronous=NORMAL`` in WAL mode survives any process crash (a restart loses
 nothing); only an operating-system crash can lose the last commits.
@@ -230,7 +232,10 @@ class Database:
             fd = self._writers_file()
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                self._begin_immediate(conn)
+                # Every writer of the service queued on the flock, so SQLite's lock is free
+                # now but for an outside process (the sqlite3 shell), which the busy
+                # timeout waits for.
+                conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
                 except BaseException:
@@ -239,29 +244,6 @@ class Database:
                 conn.execute("COMMIT")
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
-        """Take the write lock, waiting for it in short steps.
-
-        SQLite's own busy handler sleeps 1, 2, 5, 10 ms ... between attempts, which under
-        many small concurrent writes (submissions, claims, completions) costs far more
-        than the transactions themselves; here the wait starts at 0.1 ms and doubles up
-        to 5 ms, until the busy timeout.
-        """
-        conn.execute("PRAGMA busy_timeout = 0")
-        try:
-            delay, deadline = 0.0001, time.monotonic() + self.busy_timeout_ms / 1000
-            while True:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as e:
-                    if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
-                        raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.005)
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     @contextmanager
     def read(self):

@@ -53,6 +53,9 @@ log = logging.getLogger("neurofab.server.runner")
 
 #: How often a running job's progress is written (and its cancel flag read), at most.
 PROGRESS_INTERVAL = 0.25
+#: How long an exclusive (inline) run keeps its process's writers waiting, at most
+#: (between the backend's chunks, which the emulator keeps to about a quarter second).
+YIELD_INTERVAL = 0.02
 
 
 #: Backends whose small jobs the web process may run inline: the emulator only (a board
@@ -329,15 +332,20 @@ class JobRunner:
     def _progress_callback(self, job_id: str, runtime_limit: float, tier: str):
         started = time.monotonic()
         next_report = [started + PROGRESS_INTERVAL]
+        next_yield = [started + YIELD_INTERVAL]
         heartbeat = self.heartbeat
 
         def progress(done: int, total: int) -> None:
-            if self.exclusive:  # let this process's writers (heartbeats, other requests) through
+            now = time.monotonic()
+            if self.exclusive and now >= next_yield[0]:
+                # a job running this long lets this process's writers (heartbeats, other
+                # requests) through between chunks; a small one just finishes first
                 lock = process_write_lock()
                 lock.release()
                 time.sleep(0)
                 lock.acquire()
-            now = time.monotonic()
+                now = time.monotonic()
+                next_yield[0] = now + YIELD_INTERVAL
             if self.stop.is_set():
                 raise _Stop("shutdown")
             if heartbeat.lost(job_id):
