@@ -1,8 +1,10 @@
 """The ``/v1`` endpoints (and ``/health``), wire-compatible with the Catalyst API.
 
 The request path stays light: validate, check the tier, write one transaction,
-answer. Simulation happens in the workers (:mod:`.worker`); results come back from
-compact storage (:mod:`.store`), large bodies streamed.
+answer. Simulation happens in the workers (:mod:`.worker`), except for a small job
+submitted with ``?wait=S``, which the request runs itself, claimed with a lease like a
+worker's job (:mod:`.runner`); results come back from compact storage (:mod:`.store`),
+large bodies streamed.
 """
 
 from __future__ import annotations
