@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import atexit
 import errno
+import logging
 import os
 import select
 import threading
+import time
 
-__all__ = ["Doorbell", "ring"]
+__all__ = ["Doorbell", "ring", "POLL_FALLBACK"]
+
+log = logging.getLogger("neurofab.server.doorbell")
 
 _RUN = "run"
+#: how often a process without a doorbell looks at the database instead
+POLL_FALLBACK = 0.005
 
 
 class Doorbell:
@@ -35,18 +41,28 @@ class Doorbell:
 
     def __init__(self, data_dir: str, kind: str):
         directory = os.path.join(data_dir, _RUN)
-        os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, f"{kind}-{os.getpid()}-{os.urandom(3).hex()}.fifo")
-        os.mkfifo(self.path, 0o600)
-        # Read-write, so the FIFO always has a writer (this process) and never reads as
-        # closed; non-blocking, so draining it never waits.
-        self._fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
+        self._fd = -1
+        try:
+            os.makedirs(directory, exist_ok=True)
+            os.mkfifo(self.path, 0o600)
+            # Read-write, so the FIFO always has a writer (this process) and never reads
+            # as closed; non-blocking, so draining it never waits.
+            self._fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
+        except OSError as e:  # a file system without FIFOs: poll instead
+            log.warning("no doorbell at %s (%s); polling every %g s instead", self.path, e, POLL_FALLBACK)
+            self.path = None
         atexit.register(self.close)
 
     def wait(self, timeout: float) -> bool:
-        """Sleep until rung or ``timeout`` seconds pass; true if rung. Clears the rings."""
+        """Sleep until rung or ``timeout`` seconds pass; true if rung. Clears the rings.
+
+        Without a FIFO (see above) it sleeps :data:`POLL_FALLBACK` at most and says "rung",
+        so that the caller looks at the database as it used to, by polling.
+        """
         if self._fd < 0:
-            return False
+            time.sleep(max(0.0, min(timeout, POLL_FALLBACK)))
+            return True
         ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
         if not ready:
             return False
@@ -68,10 +84,7 @@ class Doorbell:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            _remove(self.path)
 
 
 class _Ringer:

@@ -407,3 +407,48 @@ def test_sdk_simulate_polls_a_service_without_long_poll(scripted):
     with pytest.raises(cc.JobFailedError) as e:
         client.simulate("net_1", 10, poll_interval=0.01)
     assert e.value.detail == "boom" and e.value.job["status"] == "failed"
+
+
+# -- doorbells ------------------------------------------------------------------------------
+
+
+def test_doorbell_rings_wake_the_kind_rung_and_stale_fifos_go(tmp_path):
+    import os
+    import threading
+
+    from neurofab.server.doorbell import Doorbell, ring
+
+    data = str(tmp_path)
+    worker, web = Doorbell(data, "worker"), Doorbell(data, "web")
+    assert not worker.wait(0) and not web.wait(0)  # nobody rang
+    ring(data, "worker")
+    assert worker.wait(0) and not web.wait(0)  # only the kind rung
+    assert not worker.wait(0)  # waiting cleared the ring
+
+    woken = []
+    sleeper = threading.Thread(target=lambda: woken.append(web.wait(600)))
+    sleeper.start()
+    ring(data, "web")
+    sleeper.join()
+    assert woken == [True]
+
+    # A FIFO nobody reads any more (its process died) is removed by the next ring.
+    stale = os.path.join(data, "run", "worker-1-dead00.fifo")
+    os.mkfifo(stale)
+    ring(data, "worker")
+    assert not os.path.exists(stale) and worker.wait(0)
+    worker.close()
+    assert not os.path.exists(worker.path)
+    ring(data, "worker")  # its own FIFO gone: nothing to ring, no error
+    web.close()
+
+
+def test_doorbell_without_fifos_falls_back_to_polling(tmp_path):
+    from neurofab.server.doorbell import Doorbell
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    bell = Doorbell(str(blocker), "worker")  # DATA/run cannot be made
+    assert bell.path is None
+    assert bell.wait(600)  # sleeps the short fallback interval, then says "look"
+    bell.close()
