@@ -26,6 +26,10 @@ loopback port with a fresh data directory, then measures:
    the shared machine, which slows one turn of both, does not decide it. Each side's
    fastest and median times are printed too.
 
+With each throughput figure goes the CPU time per job of the bench's clients (this
+process), gunicorn and the job workers (from ``/proc``; Linux only), which says where a
+job's cost lies; the bare emulator's is the inverse of its rate.
+
 Targets (printed with the figures): service throughput at 16 clients >= 0.5 x the bare
 emulator's; large job within 10% of the bare emulator; p99 submit latency < 50 ms.
 The last line is one JSON object with every figure.
@@ -135,6 +139,43 @@ def _signup(url: str, tier: str) -> str:
     return cc.Client.signup(
         f"bench-{uuid.uuid4().hex[:10]}@example.org", tier, base_url=url, admin_token=ADMIN_TOKEN
     )["api_key"]
+
+
+def _process_tree(pid: int) -> dict[int, str]:
+    """``{pid: role}`` of a process and its descendants (Linux ``/proc``; empty elsewhere)."""
+    tree = {}
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return tree
+    role = "gunicorn" if "gunicorn" in cmdline else "worker" if "server.worker" in cmdline else "supervisor"
+    tree[pid] = role
+    for child in children:
+        tree.update(_process_tree(int(child)))
+    return tree
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_job(service_pid: int, run) -> dict[str, float]:
+    """Milliseconds of CPU per job spent by the bench's clients, gunicorn and the job workers
+    while ``run()`` (which returns the number of jobs) runs."""
+    tree = _process_tree(service_pid)
+    before = {pid: _cpu_seconds(pid) for pid in tree}
+    mine = time.process_time()
+    jobs = run()
+    spent = {"client": time.process_time() - mine, "gunicorn": 0.0, "worker": 0.0}
+    for pid, role in tree.items():
+        if role in spent:
+            spent[role] += _cpu_seconds(pid) - before[pid]
+    return {role: 1e3 * seconds / jobs for role, seconds in spent.items()}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -285,9 +326,15 @@ def main(argv=None) -> int:
         )
         service_throughput(url, small_key, net["network_id"], 4, 40)  # warm-up
         rates = {}
+        cpu = {}
         for clients, n_jobs in jobs_at.items():
             print(f"service: {n_jobs} jobs with {clients} client(s) ...", file=sys.stderr)
-            rates[clients] = service_throughput(url, small_key, net["network_id"], clients, n_jobs)
+
+            def run(clients=clients, n_jobs=n_jobs):
+                rates[clients] = service_throughput(url, small_key, net["network_id"], clients, n_jobs)
+                return n_jobs
+
+            cpu[clients] = cpu_per_job(service.process.pid, run)
         print("service: submit latency with 16 clients ...", file=sys.stderr)
         latencies = submit_latencies(url, small_key, net["network_id"], 16, int(800 * scale))
 
@@ -322,7 +369,11 @@ def main(argv=None) -> int:
     print("| --- | --- |")
     print(f"| bare emulator, quickstart jobs back to back | {bare_rate:.1f} jobs/s |")
     for clients, rate in rates.items():
-        print(f"| service, {clients:>2} client(s) | {rate:.1f} jobs/s ({rate / bare_rate:.2f} x bare) |")
+        split = ", ".join(f"{role} {ms:.2f}" for role, ms in cpu[clients].items())
+        print(
+            f"| service, {clients:>2} client(s) | {rate:.1f} jobs/s ({rate / bare_rate:.2f} x bare); "
+            f"CPU ms/job: {split} |"
+        )
     print(
         f"| POST /v1/jobs latency, 16 clients | p50 {p50:.1f} ms, p99 {p99:.1f} ms "
         f"({len(latencies)} submits) |"
@@ -352,6 +403,7 @@ def main(argv=None) -> int:
             {
                 "bare_jobs_per_s": round(bare_rate, 2),
                 "service_jobs_per_s": {str(k): round(v, 2) for k, v in rates.items()},
+                "cpu_ms_per_job": {str(k): {r: round(ms, 3) for r, ms in v.items()} for k, v in cpu.items()},
                 "throughput_ratio_16": round(ratio_small, 3),
                 "submit_p50_ms": round(p50, 2),
                 "submit_p99_ms": round(p99, 2),
