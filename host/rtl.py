@@ -80,6 +80,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from neurofab.compiler.image import initial_lfsr
 from neurofab.compiler.placement import CapacityError
+from neurofab.emulator.capacity import CapacityExceeded
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.core import Core, HostMemory
 from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words, word_lanes
@@ -139,24 +140,13 @@ class RtlError(RuntimeError):
     """
 
 
-class RtlOverflowError(ValidationError):
-    """The core's event queue or an accumulator overflowed: the job fails at ``step``.
+class RtlOverflowError(CapacityExceeded):
+    """The core's sticky overflow flag: the emulator's error, with the same message.
 
-    ``kind`` is ``"queue_overflow"`` or ``"acc_overflow"``. Like a network that does not
-    fit the preset, the job asks more of the core than it has, so this is a
-    :class:`~neurofab.errors.ValidationError` (the CLI prints it and exits 2).
+    The emulator predicts the same condition at the same step
+    (:class:`~neurofab.emulator.capacity.CapacityExceeded`), so a job fails the same
+    way on either backend.
     """
-
-    def __init__(self, kind: str, step: int, config: CoreConfig):
-        self.kind, self.step = kind, step
-        if kind == "queue_overflow":
-            message = (f"the event queue overflowed at step {step}: more than {config.event_queue:,} events "
-                       f"in flight on the {config.name} core (use a larger preset, fewer synapses, lower "
-                       f"activity or shorter delays)")
-        else:
-            message = (f"an accumulator overflowed at step {step}: an input sum left the signed "
-                       f"{config.acc_bits}-bit range of the {config.name} core")
-        super().__init__("", message)
 
 
 # --- the top level: the core and a spike monitor --------------------------------------------
