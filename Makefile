@@ -23,7 +23,9 @@ serve: setup
 
 # The quickstart network from the API reference, run on the emulator from the CLI.
 simulate: setup
-	$(BIN)/neurofab simulate examples/quickstart/network.json examples/quickstart/job.json
+	mkdir -p out
+	$(BIN)/neurofab simulate examples/quickstart/network.json examples/quickstart/job.json \
+		-o out/result.json --spikes out/spikes.json --weights out/weights.json --raster out/raster.png
 
 # Every test: lint, then the whole suite on both cores.
 test: setup

@@ -30,9 +30,26 @@ def _load_json(path: str, what: str):
 
 
 def _write_json(path: str, doc) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, separators=(",", ":"))
-        f.write("\n")
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"))
+            f.write("\n")
+    except OSError as e:
+        raise ValidationError("", f"cannot write {path!r}: {e.strerror}") from e
+
+
+def _check_writable(*paths: str | None) -> None:
+    """Refuse an output path whose folder does not exist before a long run, not after it."""
+    import os
+
+    for path in paths:
+        if path is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ValidationError("", f"cannot write {path!r}: folder {folder!r} does not exist")
+        if os.path.isdir(path):
+            raise ValidationError("", f"cannot write {path!r}: it is a folder")
 
 
 class _ProgressBar:
@@ -69,6 +86,7 @@ def cmd_simulate(args) -> int:
     from .network import expand, parse_network
     from .results import final_weights, result_document, spike_trains
 
+    _check_writable(args.output, args.spikes, args.weights, args.raster)
     network = parse_network(_load_json(args.network, "network"))
     job = parse_job(_load_json(args.job, "job"))
     bind_job(job, network.populations)
@@ -116,7 +134,10 @@ def cmd_simulate(args) -> int:
     if args.raster:
         from .raster import write_raster
 
-        write_raster(args.raster, result, network.populations)
+        try:
+            write_raster(args.raster, result, network.populations)
+        except OSError as e:
+            raise ValidationError("", f"cannot write {args.raster!r}: {e.strerror}") from e
     return 0
 
 

@@ -129,3 +129,12 @@ def test_a_job_beyond_the_boards_event_queue_fails_as_the_board_would(tmp_path, 
     assert main([*args, "--core", "icebreaker"]) == 2
     assert ("the event queue overflowed at step 5: more than 1,024 events in flight on core 0 "
             "(preset icebreaker)") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["-o", "--spikes", "--weights", "--raster"])
+def test_an_unwritable_output_is_refused_before_the_run(tmp_path, capsys, option):
+    target = str(tmp_path / "missing" / "out")
+    code = main(["simulate", write(tmp_path, "net.json", NETWORK), write(tmp_path, "job.json", JOB),
+                 option, target])
+    assert code == 2
+    assert f"cannot write {target!r}: folder" in capsys.readouterr().err
