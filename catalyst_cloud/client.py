@@ -1,7 +1,8 @@
 """The Catalyst Neuromorphic Cloud API client (also for NeuroFab's own service).
 
-Needs only ``requests``. Every call returns the decoded JSON body; an HTTP error
-raises :class:`CatalystCloudError` with the status and the body's ``detail``.
+Needs only ``requests`` (it talks HTTP through ``urllib3``, which comes with
+requests). Every call returns the decoded JSON body; an HTTP error raises
+:class:`CatalystCloudError` with the status and the body's ``detail``.
 
 Transient failures are retried with exponential backoff: connection errors, 429 and
 5xx responses, honouring ``Retry-After`` (a 429 whose ``Retry-After`` is longer than
@@ -13,12 +14,15 @@ second network or job.
 from __future__ import annotations
 
 import email.utils
+import json as _json
 import os
 import random
 import time
+import urllib.parse
 import uuid
 
 import requests
+import urllib3
 
 __all__ = ["Client", "CatalystCloudError", "JobFailedError", "DEFAULT_BASE_URL"]
 
@@ -69,8 +73,52 @@ def _error_from(response) -> CatalystCloudError:
     return CatalystCloudError(response.status_code, detail)
 
 
+def _requests_error(error: Exception) -> requests.RequestException:
+    """The ``requests`` exception for a urllib3 failure (what a ``requests.Session`` raises)."""
+    x = urllib3.exceptions
+    if isinstance(error, x.ConnectTimeoutError):
+        return requests.ConnectTimeout(error)
+    if isinstance(error, x.TimeoutError):
+        return requests.ReadTimeout(error)
+    if isinstance(error, x.ProxyError):
+        return requests.exceptions.ProxyError(error)
+    if isinstance(error, x.SSLError):
+        return requests.exceptions.SSLError(error)
+    return requests.ConnectionError(error)
+
+
+class _Response:
+    """What the SDK reads of a response (the subset of ``requests.Response`` it needs)."""
+
+    __slots__ = ("status_code", "reason", "headers", "content")
+
+    def __init__(self, raw):
+        self.status_code = raw.status
+        self.reason = raw.reason
+        self.headers = raw.headers  # case-insensitive, like requests'
+        self.content = raw.data
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self):
+        try:
+            return _json.loads(self.content)
+        except _json.JSONDecodeError as e:  # the exception requests raises, for callers that catch it
+            raise requests.JSONDecodeError(e.msg, e.doc, e.pos) from None
+
+
 class _Transport:
-    """A ``requests`` session with the retry policy."""
+    """One keep-alive ``urllib3`` connection pool with the retry policy.
+
+    urllib3 directly rather than a ``requests.Session``: requests' per-call machinery
+    (hooks, cookie jars, adapters, prepared requests) cost a small call about as much
+    CPU as the HTTP exchange itself. Behaviour callers see is the same: connection
+    failures raise ``requests.ConnectionError``, timeouts ``requests.Timeout``, and a
+    JSON body that does not parse ``requests.JSONDecodeError``. Proxies and the CA
+    bundle are read from the environment once, here, as requests would on each call.
+    """
 
     def __init__(
         self,
@@ -86,24 +134,65 @@ class _Transport:
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_retry_wait = max_retry_wait
-        self.session = requests.Session()
-        self.session.headers.update(headers)
-        # requests reads proxies, the CA bundle and ~/.netrc from the environment on every
-        # request (a fifth of a small call's time); read them once, here, instead. The
-        # API key authenticates, so .netrc has nothing to add.
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            self.session.verify = bundle
-        self.session.trust_env = False
+        self.headers = {"User-Agent": f"catalyst-cloud-python (urllib3/{urllib3.__version__})", **headers}
+        tls = {}
+        if self.base_url.startswith("https:"):
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if not bundle:
+                import certifi  # requests' own CA bundle (certifi comes with requests)
 
-    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs) -> requests.Response:
+                bundle = certifi.where()
+            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": bundle}
+        proxy = requests.utils.get_environ_proxies(self.base_url).get(self.base_url.split(":", 1)[0])
+        # One pool per client; a client shared by threads opens more connections than
+        # maxsize rather than blocking, and keeps maxsize of them alive.
+        if proxy:
+            self.pool = urllib3.ProxyManager(proxy, num_pools=4, maxsize=8, **tls)
+        else:
+            self.pool = urllib3.PoolManager(num_pools=4, maxsize=8, **tls)
+        # No retries inside urllib3 (the loop below owns them); redirects are followed
+        # as requests follows them.
+        self._urllib3_retries = urllib3.Retry(
+            total=None, connect=0, read=0, status=0, other=0, redirect=30, raise_on_redirect=False
+        )
+
+    def _send(self, method: str, url: str, body, headers: dict, limits) -> _Response:
+        """One exchange; urllib3's exceptions become the ``requests`` ones callers know."""
+        try:
+            return _Response(
+                self.pool.request(
+                    method, url, body=body, headers=headers, timeout=limits, retries=self._urllib3_retries
+                )
+            )
+        except urllib3.exceptions.MaxRetryError as e:  # connect=0/read=0: the first failure
+            raise _requests_error(e.reason or e) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise _requests_error(e) from e
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict | list | None = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        timeout: float | None = None,
+    ) -> _Response:
+        url = self.base_url + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        all_headers = dict(self.headers, **headers) if headers else self.headers
+        body = None
+        if json is not None:
+            body = _json.dumps(json, allow_nan=False).encode()
+            all_headers = dict(all_headers, **{"Content-Type": "application/json"})
+        seconds = timeout or self.timeout
+        limits = urllib3.Timeout(connect=seconds, read=seconds)
         attempt = 0
         while True:
             try:
-                response = self.session.request(
-                    method, self.base_url + path, timeout=timeout or self.timeout, **kwargs
-                )
+                response = self._send(method, url, body, all_headers, limits)
             except (requests.ConnectionError, requests.Timeout):
                 if attempt >= self.max_retries:
                     raise

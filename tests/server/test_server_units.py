@@ -389,6 +389,34 @@ def test_sdk_retries_connection_errors():
         client.usage()
 
 
+def test_sdk_sends_key_params_and_json_and_raises_requests_timeouts(scripted):
+    url, handler = scripted
+    handler.script = [(200, {}, {"spike_trains": {}})]
+    client = cc.Client("cn_live_x", base_url=url + "/", max_retries=0, timeout=0.5)
+    assert client.get_spikes("job_1", population=["exc", "inh"], neurons=[0, 2], start=5) == {
+        "spike_trains": {}
+    }
+    method, path, headers, _ = handler.seen[0]
+    assert (method, path) == ("GET", "/v1/jobs/job_1/spikes?population=exc%2Cinh&neurons=0%2C2&start=5")
+    assert headers["X-API-Key"] == "cn_live_x"
+    handler.script = [(201, {}, {"network_id": "net_1"})]
+    client.create_network([{"label": "a", "size": 2}], seed=3)
+    assert handler.seen[1][2]["Content-Type"] == "application/json"
+    assert json.loads(handler.seen[1][3])["seed"] == 3
+
+    import socket
+
+    import requests
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        quiet = cc.Client("cn_live_x", base_url=f"http://127.0.0.1:{port}", timeout=0.2, max_retries=0)
+        with pytest.raises(requests.Timeout):
+            quiet.usage()
+
+
 def test_sdk_simulate_polls_a_service_without_long_poll(scripted):
     url, handler = scripted
     done = {"job_id": "job_1", "status": "completed", "result": {"total_spikes": 3}}
