@@ -176,6 +176,132 @@ def counting_order(keys, n_keys):
     return order
 
 
+@njit(cache=True, nogil=True)
+def _assign_axons_dense(src, tgt, bounds, core_of):
+    """:func:`_assign_axons` through a table of every (source, core) pair: for few cores.
+
+    The same results with no sort: one pass marks the pairs that cross cores (0), a
+    walk over the table by source then core numbers them (a core's remote axons come
+    after its neurons', so a number is never 0) and lists the routes, and one more pass
+    over the synapses reads their axons.
+    O(synapses + neurons x cores).
+    """
+    m, n_cores = src.shape[0], bounds.shape[0] - 1
+    n = bounds[n_cores]
+    syn_count = np.zeros(n_cores, np.int64)
+    pair = np.full(n * n_cores, -1, np.int32)  # [source * n_cores + core]: its axon there
+    n_pairs = 0
+    for k in range(m):
+        t_core = core_of[tgt[k]]
+        syn_count[t_core] += 1
+        i = src[k] * n_cores + t_core
+        if core_of[src[k]] != t_core and pair[i] < 0:
+            pair[i] = 0
+            n_pairs += 1
+    # by source, then core: each core's remote axons come in ascending source gid
+    n_axons = bounds[1:] - bounds[:-1]
+    route_src = np.empty(n_pairs, np.int64)
+    route_core = np.empty(n_pairs, np.int64)
+    route_axon = np.empty(n_pairs, np.int64)
+    r = 0
+    for s in range(n):
+        for c in range(n_cores):
+            i = s * n_cores + c
+            if pair[i] == 0:
+                pair[i] = n_axons[c]
+                n_axons[c] += 1
+                route_src[r] = s
+                route_core[r] = c
+                route_axon[r] = pair[i]
+                r += 1
+    axon_base = np.zeros(n_cores + 1, np.int64)
+    for c in range(n_cores):
+        axon_base[c + 1] = axon_base[c] + n_axons[c]
+    axon_key = np.empty(m, np.int64)
+    for k in range(m):
+        s = src[k]
+        c = core_of[tgt[k]]
+        if core_of[s] == c:
+            axon_key[k] = axon_base[c] + s - bounds[c]
+        else:
+            axon_key[k] = axon_base[c] + pair[s * n_cores + c]
+    return axon_key, n_axons, syn_count, route_src, route_core, route_axon
+
+
+@njit(cache=True, nogil=True)
+def _assign_axons(src, tgt, bounds, core_of):
+    """Every synapse's axon key, each core's axon and synapse counts, and the route entries.
+
+    One pass counts each core's synapses and each source's cross-core synapses; a
+    counting sort groups the cross-core synapses by source; walking the sources in
+    ascending gid then gives each distinct (core, source) pair the core's next remote
+    axon (so remote axons are numbered in ascending source gid) and one route entry,
+    the entries of a source sorted by core. O(synapses + neurons + cores).
+    """
+    m, n_cores = src.shape[0], bounds.shape[0] - 1
+    n = bounds[n_cores]
+    syn_count = np.zeros(n_cores, np.int64)
+    start = np.zeros(n + 1, np.int64)  # cross-core synapses per source, then their offsets
+    for k in range(m):
+        t_core = core_of[tgt[k]]
+        syn_count[t_core] += 1
+        if core_of[src[k]] != t_core:
+            start[src[k] + 1] += 1
+    for s in range(n):
+        start[s + 1] += start[s]
+    n_remote = start[n]
+    by_source = np.empty(n_remote, np.int64)
+    fill = start[:n].copy()
+    for k in range(m):
+        s = src[k]
+        if core_of[s] != core_of[tgt[k]]:
+            by_source[fill[s]] = k
+            fill[s] += 1
+
+    n_local = bounds[1:] - bounds[:-1]
+    n_axons = n_local.copy()
+    last = np.full(n_cores, -1, np.int64)  # the source whose axon cur[c] is on core c
+    cur = np.zeros(n_cores, np.int64)
+    syn_axon = np.empty(m, np.int64)
+    route_src = np.empty(n_remote, np.int64)
+    route_core = np.empty(n_remote, np.int64)
+    route_axon = np.empty(n_remote, np.int64)
+    cores = np.empty(n_cores, np.int64)
+    n_routes = 0
+    for s in range(n):
+        n_here = 0
+        for i in range(start[s], start[s + 1]):
+            k = by_source[i]
+            c = core_of[tgt[k]]
+            if last[c] != s:
+                last[c] = s
+                cur[c] = n_axons[c]
+                n_axons[c] += 1
+                cores[n_here] = c
+                n_here += 1
+            syn_axon[k] = cur[c]
+        here = np.sort(cores[:n_here])
+        for j in range(n_here):
+            route_src[n_routes] = s
+            route_core[n_routes] = here[j]
+            route_axon[n_routes] = cur[here[j]]
+            n_routes += 1
+
+    axon_base = np.zeros(n_cores + 1, np.int64)
+    for c in range(n_cores):
+        axon_base[c + 1] = axon_base[c] + n_axons[c]
+    axon_key = np.empty(m, np.int64)
+    for k in range(m):
+        s = src[k]
+        c = core_of[tgt[k]]
+        if core_of[s] == c:
+            axon_key[k] = axon_base[c] + s - bounds[c]  # a local axon: the source's local index
+        else:
+            axon_key[k] = axon_base[c] + syn_axon[k]
+    return (axon_key, n_axons, syn_count, route_src[:n_routes], route_core[:n_routes],
+            route_axon[:n_routes])
+
+
 class _Fill:
     """Greedy contiguous filling of cores with one core shape."""
 
@@ -352,31 +478,15 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
             route_src=none, route_core=none, route_axon=none, n_axons=np.array([n], np.int64),
         )
 
-    src = np.asarray(netlist.src, dtype=np.int64)
     core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
-    syn_core = core_of[np.asarray(netlist.tgt)]
-    remote = core_of[src] != syn_core
+    # the pair table costs neurons x cores: take it while that is no more than the synapses
+    assign = _assign_axons_dense if n * n_cores <= m else _assign_axons
+    axon_key, n_axons, syn_count, route_src, route_core, route_axon = assign(
+        np.asarray(netlist.src), np.asarray(netlist.tgt), bounds, core_of)
 
-    # remote axons: one per distinct (target core, source) among synapses that cross cores
-    C = max(n_cores, 1)
-    pair_key = np.unique(syn_core[remote] * n + src[remote])  # sorted by core, then source
-    pair_core, pair_src = pair_key // n, pair_key % n
-    n_local = np.diff(bounds)
-    first_pair = np.searchsorted(pair_core, np.arange(n_cores), side="left")
-    pair_axon = n_local[pair_core] + (np.arange(pair_key.size) - first_pair[pair_core])
-    n_axons = n_local + np.bincount(pair_core, minlength=n_cores)
-
-    syn_axon = src - bounds[core_of[src]]  # local axons: the local index
-    if pair_key.size:
-        syn_axon[remote] = pair_axon[np.searchsorted(pair_key, syn_core[remote] * n + src[remote])]
-
-    # routes: the same pairs, sorted by source then core
-    route_order = np.argsort(pair_src * C + pair_core, kind="stable")
-    route_src, route_core, route_axon = pair_src[route_order], pair_core[route_order], pair_axon[route_order]
-
-    over = [c for c in range(n_cores) if n_axons[c] > config.axons]
-    if over:  # the greedy fill checked each core's axons, so this is a bug, not bad input
-        raise AssertionError(f"core {over[0]} has {n_axons[over[0]]} axons, over {config.axons}")
+    if n_axons.max() > config.axons:  # the greedy fill checked each core's axons: a bug, not bad input
+        c = int(np.argmax(n_axons))
+        raise AssertionError(f"core {c} has {n_axons[c]} axons, over {config.axons}")
     routes_per_core = np.bincount(core_of[route_src], minlength=n_cores) if route_src.size else \
         np.zeros(n_cores, np.int64)
     if n_cores and routes_per_core.max() > config.route_words:
@@ -388,11 +498,9 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
 
     # the synapse memories' order: by core, then axon, then synapse order (the packer's
     # stable counting sort keeps that); int32 keys when they fit, as on one core
-    axon_base = np.concatenate([[0], np.cumsum(n_axons)])
-    axon_key = axon_base[syn_core] + syn_axon
-    if axon_base[-1] <= np.iinfo(np.int32).max:
+    if int(n_axons.sum()) <= np.iinfo(np.int32).max:
         axon_key = axon_key.astype(np.int32)
-    syn_bounds = np.concatenate([[0], np.cumsum(np.bincount(syn_core, minlength=n_cores))]).astype(np.int64)
+    syn_bounds = np.concatenate([[0], np.cumsum(syn_count)]).astype(np.int64)
     return Placement(
         config=config, bounds=bounds, profile=profile, profile_params=profile_params,
         axon_key=axon_key, syn_bounds=syn_bounds,

@@ -235,3 +235,35 @@ def test_tight_cores_split_by_synapses_axons_and_profiles_give_identical_results
     direct = simulate(net, job)
     assert direct.total_spikes > 0 and np.any(direct.final_weights != net.weight)
     assert_same_run(direct, simulate(image.to_netlist(net.populations), job), f"seed {seed}")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_both_axon_assignments_agree_with_a_plain_reference(seed):
+    """The pair-table kernel and the sorting kernel against the placement's rules, spelt out."""
+    from neurofab.compiler.placement import _assign_axons, _assign_axons_dense
+
+    rng = np.random.default_rng(seed)
+    n, m = 60, 900
+    src = rng.integers(0, n, m).astype(np.int32)
+    tgt = rng.integers(0, n, m).astype(np.int32)
+    bounds = np.unique(np.r_[0, rng.integers(1, n, 6), n]).astype(np.int64)
+    core_of = np.repeat(np.arange(bounds.size - 1, dtype=np.int64), np.diff(bounds))
+    # reference: a core's remote axons follow its neurons, one per distinct source, ascending
+    n_axons = np.diff(bounds).copy()
+    axon_of = {}
+    for s in range(n):
+        for c in range(bounds.size - 1):
+            if any(core_of[tgt[k]] == c and core_of[s] != c for k in np.flatnonzero(src == s)):
+                axon_of[s, c] = n_axons[c]
+                n_axons[c] += 1
+    base = np.r_[0, np.cumsum(n_axons)]
+    key = [base[core_of[t]] + (s - bounds[core_of[s]] if core_of[s] == core_of[t] else axon_of[s, core_of[t]])
+           for s, t in zip(src, tgt, strict=True)]
+    routes = sorted(axon_of.items())  # by source, then core
+    for kernel in (_assign_axons, _assign_axons_dense):
+        axon_key, got_axons, syn_count, r_src, r_core, r_axon = kernel(src, tgt, bounds, core_of)
+        assert axon_key.tolist() == key, kernel.__name__
+        assert got_axons.tolist() == n_axons.tolist()
+        assert syn_count.tolist() == np.bincount(core_of[tgt], minlength=bounds.size - 1).tolist()
+        assert list(zip(r_src.tolist(), r_core.tolist(), r_axon.tolist(), strict=True)) == [
+            (s, c, a) for (s, c), a in routes]
