@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig
 from neurofab.hdl.layouts import TRACE_BITS, core_layouts
 
-__all__ = ["Primitive", "CoreMemory", "Placed", "PRIMITIVES", "MAPPINGS", "core_memories", "device_budget",
-           "blocks_for"]
+__all__ = ["Primitive", "CoreMemory", "Placed", "PRIMITIVES", "MAPPINGS", "core_memories", "core_bits",
+           "device_budget", "blocks_for"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,15 @@ def core_memories(config: CoreConfig) -> dict[str, CoreMemory]:
     ]
     assert config.delay_slots <= MAX_DELAY_SLOTS
     return {m.name: m for m in mems}
+
+
+def core_bits(config: CoreConfig) -> int:
+    """Logical bits of one core of shape ``config``: every memory of :func:`core_memories`.
+
+    The one figure for a core's memory: docs/memory-map.md prints it per hardware preset
+    ("Logical bits") and the compile report gives it per core.
+    """
+    return sum(m.bits for m in core_memories(config).values())
 
 
 def blocks_for(depth: int, width: int, primitive: Primitive) -> int:

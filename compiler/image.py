@@ -33,6 +33,7 @@ from neurofab.hdl.layouts import (
 from neurofab.errors import ValidationError
 from neurofab.network import Netlist
 
+from .budget import core_bits
 from .placement import PARAM_NAMES, Placement, place
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "Image", "compile_network", "decode_image", "initial_lfsr",
@@ -242,6 +243,7 @@ class Image:
         layouts = core_layouts(cfg)
         bounds = np.array([0] + [int(s) for _, s in self.populations]).cumsum()
         labels = [label for label, _ in self.populations]
+        memory_bits = core_bits(cfg)  # the same for every core: its shape's memories, runtime ones too
         cores = []
         for c in range(self.n_cores):
             lo, hi = int(self.bounds[c]), int(self.bounds[c + 1])
@@ -251,20 +253,18 @@ class Image:
                 if k > 0:
                     pops[label] = k
             memories = {}
-            used_bits = total_bits = 0
+            used_bits = 0
             for memory in IMAGE_MEMORIES[:-1]:  # SYNAPSE_ORDER stays on the host
                 width = layouts.for_memory(memory).size
                 used, depth = int(self.memories[c][memory].shape[0]), layouts.depth(memory)
                 memories[memory.name.lower()] = {"used": used, "capacity": depth, "width_bits": width}
                 used_bits += used * width
-                total_bits += depth * width
-            runtime = _runtime_bits(cfg)
             cores.append({
                 "core": c, "first_gid": lo, "neurons": hi - lo, "populations": pops,
                 "synapse_words": memories["synapse"]["used"], "profiles": memories["profile"]["used"],
                 "remote_axons": memories["axon"]["used"] - (hi - lo),
                 "route_words": memories["route"]["used"], "memories": memories,
-                "image_bits": used_bits, "memory_bits": total_bits + runtime,
+                "image_bits": used_bits, "memory_bits": memory_bits,
             })
         return {
             "preset": cfg.name, "device": cfg.device, "cores_used": self.n_cores, "max_cores": cfg.max_cores,
@@ -278,12 +278,6 @@ class Image:
 
     def report_text(self) -> str:
         return render_report(self.report())
-
-
-def _runtime_bits(cfg: CoreConfig) -> int:
-    """Bits of a core's memories that an image does not fill: accumulators and event queue."""
-    layouts = core_layouts(cfg)
-    return cfg.accumulators * cfg.acc_bits + cfg.event_queue * layouts.event.size
 
 
 def render_report(report: dict) -> str:
@@ -309,7 +303,8 @@ def render_report(report: dict) -> str:
         budget = cap["device_memory_bits"]
         against = f" of a {budget:,}-bit device budget" if budget else ""
         lines.append(f"  memory bits      {core['image_bits']:>12,} in the image; the core shape needs "
-                     f"{core['memory_bits']:,} with accumulators and event queue{against}")
+                     f"{core['memory_bits']:,} with its runtime memories (accumulators, event queue, "
+                     f"arrival lists, remote axons' traces){against}")
     return "\n".join(lines)
 
 

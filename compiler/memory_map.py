@@ -18,7 +18,7 @@ from pathlib import Path
 from neurofab.hdl.config import PRESETS
 from neurofab.hdl.layouts import Memory, core_layouts, word_bytes, word_lanes
 
-from .budget import MAPPINGS, core_memories, device_budget
+from .budget import MAPPINGS, core_bits, device_budget
 from .image import IMAGE_MEMORIES
 
 __all__ = ["SECTIONS", "render_sections", "update_document", "main"]
@@ -64,14 +64,13 @@ def _budgets() -> str:
     out = []
     for name in MAPPINGS:
         cfg = PRESETS[name]
-        mems = core_memories(cfg)
         placed, totals = device_budget(cfg)
         rows = []
         for p in placed:
             lo, hi = p.bits
             rows.append([f"`{p.memory}`", f"{lo}..{hi - 1}", f"{p.depth:,} x {hi - lo}",
                          f"{p.depth * (hi - lo):,}", p.primitive, p.blocks if p.blocks else p.note])
-        logical = sum(m.bits for m in mems.values())
+        logical = core_bits(cfg)
         used = "; ".join(f"{prim}: {u} of {a} blocks" for prim, (u, a) in totals.items())
         out.append(f"#### `{name}` ({cfg.device})\n\n"
                    + _table(["memory", "bits", "depth x width", "bits total", "primitive", "blocks"], rows)

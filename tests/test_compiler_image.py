@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from amaranth.lib import data
 from netgen import random_case
 from neurofab.compiler import compile_network, decode_image
+from neurofab.compiler.budget import core_bits
 from neurofab.compiler.image import initial_lfsr
-from neurofab.hdl.layouts import Memory
+from neurofab.hdl.config import PRESETS
+from neurofab.hdl.layouts import Memory, core_layouts
 from reference import initial_lfsr as reference_lfsr
 from test_compiler_nets import all_to_all, build_netlist
 
@@ -159,3 +164,26 @@ def test_no_per_word_const_in_the_image_path(monkeypatch):
     image = decode_image(compile_network(net, "sim", max_neurons_per_core=2).to_bytes())
     image.report()
     assert_same_netlist(image.to_netlist(populations), net)
+
+
+@pytest.mark.parametrize("preset", ["icebreaker", "ulx3s-25f", "ulx3s-85f", "sim"])
+def test_report_memory_bits_are_the_budget_and_the_documents_figure(preset):
+    """One computation: the report's per-core bits are budget.core_bits, the doc's "Logical bits"."""
+    cfg = PRESETS[preset]
+    net = build_netlist([("exc", 6), ("inh", 5)],
+                        [{"source": "exc", "target": "inh", "pairs": all_to_all(6, 5)}])
+    report = compile_network(net, preset).report()
+    lay = core_layouts(cfg)
+    # spelt out: the image memories at full depth, then accumulators, event queue, arrival
+    # lists and the remote axons' traces
+    by_hand = (cfg.profiles * lay.profile.size + cfg.neurons * lay.neuron.size + cfg.axons * lay.axon.size
+               + cfg.synapse_words * lay.synapse.size + cfg.route_words * lay.route.size
+               + cfg.accumulators * cfg.acc_bits + cfg.event_queue * lay.event.size
+               + cfg.delay_slots * lay.arrival.size + (cfg.axons - cfg.neurons) * 8)
+    assert [c["memory_bits"] for c in report["cores"]] == [core_bits(cfg)] == [by_hand]
+    if preset != "sim":  # the doc prints the block-RAM arithmetic of the hardware presets
+        doc = (Path(__file__).resolve().parent.parent / "docs" / "memory-map.md").read_text()
+        section = doc[doc.index(f"#### `{preset}`"):]
+        logical = re.search(r"Logical bits ([\d,]+) of", section).group(1)
+        assert report["cores"][0]["memory_bits"] == int(logical.replace(",", ""))
+        assert f"needs {logical} with its runtime memories" in compile_network(net, preset).report_text()
