@@ -392,10 +392,17 @@ def _fill_memories(netlist: Netlist, pl: Placement) -> list[dict]:
         core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
         target = (np.arange(n, dtype=np.int64) - bounds[core_of]).astype(netlist.tgt.dtype)[netlist.tgt]
     axon_base = pl.axon_base
-    synapse_words, order, syn_count = pack_words_by_key(layouts.synapse, {
-        "weight": netlist.weight, "delay": netlist.delay, "target": target,
-        "compartment": netlist.compartment, "plastic": netlist.plastic,
-    }, pl.axon_key, int(axon_base[-1]))
+    columns = {"weight": netlist.weight, "delay": netlist.delay, "target": target,
+               "compartment": netlist.compartment, "plastic": netlist.plastic}
+    keys = pl.axon_key
+    if pl.by_core is not None:
+        # gathered core by core first (sequential reads from one stream per core), the
+        # sort's writes stay within one core's words at a time instead of all over memory
+        columns = {k: np.asarray(v)[pl.by_core] for k, v in columns.items()}
+        keys = keys[pl.by_core]
+    synapse_words, order, syn_count = pack_words_by_key(layouts.synapse, columns, keys, int(axon_base[-1]))
+    if pl.by_core is not None:
+        order = pl.by_core[order]
     syn_base = np.cumsum(syn_count) - syn_count
     if not one:
         syn_base -= pl.syn_bounds[np.repeat(np.arange(n_cores), pl.n_axons)]

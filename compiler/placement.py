@@ -67,6 +67,8 @@ class Placement:
     route_core: np.ndarray
     route_axon: np.ndarray
     n_axons: np.ndarray
+    #: the synapses grouped by core, in synapse order within a core (None on one core)
+    by_core: np.ndarray | None = None
 
     @property
     def n_cores(self) -> int:
@@ -177,6 +179,15 @@ def counting_order(keys, n_keys):
 
 
 @njit(cache=True, nogil=True)
+def _starts(counts):
+    """Exclusive prefix sums: where each group of ``counts`` starts."""
+    out = np.zeros(counts.shape[0], np.int64)
+    for i in range(1, counts.shape[0]):
+        out[i] = out[i - 1] + counts[i - 1]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _assign_axons_dense(src, tgt, bounds, core_of):
     """:func:`_assign_axons` through a table of every (source, core) pair: for few cores.
 
@@ -218,6 +229,7 @@ def _assign_axons_dense(src, tgt, bounds, core_of):
     for c in range(n_cores):
         axon_base[c + 1] = axon_base[c] + n_axons[c]
     axon_key = np.empty(m, np.int64)
+    by_core, place = np.empty(m, np.int64), _starts(syn_count)
     for k in range(m):
         s = src[k]
         c = core_of[tgt[k]]
@@ -225,12 +237,15 @@ def _assign_axons_dense(src, tgt, bounds, core_of):
             axon_key[k] = axon_base[c] + s - bounds[c]
         else:
             axon_key[k] = axon_base[c] + pair[s * n_cores + c]
-    return axon_key, n_axons, syn_count, route_src, route_core, route_axon
+        by_core[place[c]] = k
+        place[c] += 1
+    return axon_key, n_axons, syn_count, route_src, route_core, route_axon, by_core
 
 
 @njit(cache=True, nogil=True)
 def _assign_axons(src, tgt, bounds, core_of):
-    """Every synapse's axon key, each core's axon and synapse counts, and the route entries.
+    """Every synapse's axon key, each core's axon and synapse counts, the route entries,
+    and the synapses grouped by target core (a stable order: ``by_core``).
 
     One pass counts each core's synapses and each source's cross-core synapses; a
     counting sort groups the cross-core synapses by source; walking the sources in
@@ -291,6 +306,7 @@ def _assign_axons(src, tgt, bounds, core_of):
     for c in range(n_cores):
         axon_base[c + 1] = axon_base[c] + n_axons[c]
     axon_key = np.empty(m, np.int64)
+    by_core, place = np.empty(m, np.int64), _starts(syn_count)
     for k in range(m):
         s = src[k]
         c = core_of[tgt[k]]
@@ -298,8 +314,10 @@ def _assign_axons(src, tgt, bounds, core_of):
             axon_key[k] = axon_base[c] + s - bounds[c]  # a local axon: the source's local index
         else:
             axon_key[k] = axon_base[c] + syn_axon[k]
+        by_core[place[c]] = k
+        place[c] += 1
     return (axon_key, n_axons, syn_count, route_src[:n_routes], route_core[:n_routes],
-            route_axon[:n_routes])
+            route_axon[:n_routes], by_core)
 
 
 class _Fill:
@@ -339,9 +357,17 @@ class _Fill:
                 and self.profile_params.shape[0] <= cfg.profiles and n <= cfg.axons)
 
     def remote_sources(self, start: int, end: int) -> int:
-        n_in = int(self.cum[end] - self.cum[start])
-        if (start == 0 and end == self.netlist.n_neurons) or n_in <= self.config.axons - (end - start):
-            return 0 if start == 0 and end == self.netlist.n_neurons else n_in  # a bound is enough
+        """Distinct sources outside ``start .. end - 1`` of synapses into it, or a bound that fits.
+
+        Exact only when needed: a bound (the synapses into the range, or every neuron
+        outside it) is returned instead when even the bound fits the axon table.
+        """
+        n = self.netlist.n_neurons
+        if start == 0 and end == n:
+            return 0
+        bound = min(int(self.cum[end] - self.cum[start]), n - (end - start))
+        if bound <= self.config.axons - (end - start):
+            return bound  # a bound is enough
         if self._by_target is None:  # synapses grouped by target, built when first needed
             self._by_target = counting_order(np.asarray(self.netlist.tgt), self.netlist.n_neurons)
         sources = self.src[self._by_target[self.cum[start]:self.cum[end]]]
@@ -481,7 +507,7 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
     core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
     # the pair table costs neurons x cores: take it while that is no more than the synapses
     assign = _assign_axons_dense if n * n_cores <= m else _assign_axons
-    axon_key, n_axons, syn_count, route_src, route_core, route_axon = assign(
+    axon_key, n_axons, syn_count, route_src, route_core, route_axon, by_core = assign(
         np.asarray(netlist.src), np.asarray(netlist.tgt), bounds, core_of)
 
     if n_axons.max() > config.axons:  # the greedy fill checked each core's axons: a bug, not bad input
@@ -505,4 +531,5 @@ def place(netlist, config: CoreConfig, max_neurons_per_core: int | None = None) 
         config=config, bounds=bounds, profile=profile, profile_params=profile_params,
         axon_key=axon_key, syn_bounds=syn_bounds,
         route_src=route_src, route_core=route_core, route_axon=route_axon, n_axons=n_axons,
+        by_core=by_core,
     )

@@ -261,9 +261,10 @@ def test_both_axon_assignments_agree_with_a_plain_reference(seed):
            for s, t in zip(src, tgt, strict=True)]
     routes = sorted(axon_of.items())  # by source, then core
     for kernel in (_assign_axons, _assign_axons_dense):
-        axon_key, got_axons, syn_count, r_src, r_core, r_axon = kernel(src, tgt, bounds, core_of)
+        axon_key, got_axons, syn_count, r_src, r_core, r_axon, by_core = kernel(src, tgt, bounds, core_of)
         assert axon_key.tolist() == key, kernel.__name__
         assert got_axons.tolist() == n_axons.tolist()
         assert syn_count.tolist() == np.bincount(core_of[tgt], minlength=bounds.size - 1).tolist()
+        assert by_core.tolist() == np.argsort(core_of[tgt], kind="stable").tolist()
         assert list(zip(r_src.tolist(), r_core.tolist(), r_axon.tolist(), strict=True)) == [
             (s, c, a) for (s, c), a in routes]
