@@ -386,22 +386,23 @@ def _fill_memories(netlist: Netlist, pl: Placement) -> list[dict]:
 
     # synapse memories, all cores at once: sorted by axon key and packed in one pass,
     # which also counts each axon's synapses for the axon tables
-    if one:
-        target = netlist.tgt
-    else:  # the target's local index: gid minus its core's first gid
-        core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
-        target = (np.arange(n, dtype=np.int64) - bounds[core_of]).astype(netlist.tgt.dtype)[netlist.tgt]
     axon_base = pl.axon_base
-    columns = {"weight": netlist.weight, "delay": netlist.delay, "target": target,
-               "compartment": netlist.compartment, "plastic": netlist.plastic}
+    columns = {"weight": netlist.weight, "delay": netlist.delay, "compartment": netlist.compartment,
+               "plastic": netlist.plastic}
     keys = pl.axon_key
-    if pl.by_core is not None:
+    if one:
+        columns["target"] = netlist.tgt
+    else:
         # gathered core by core first (sequential reads from one stream per core), the
         # sort's writes stay within one core's words at a time instead of all over memory
         columns = {k: np.asarray(v)[pl.by_core] for k, v in columns.items()}
         keys = keys[pl.by_core]
+        # the target's local index: gid minus its core's first gid
+        core_of = np.repeat(np.arange(n_cores, dtype=np.int64), np.diff(bounds))
+        local = (np.arange(n, dtype=np.int64) - bounds[core_of]).astype(netlist.tgt.dtype)
+        columns["target"] = local[np.asarray(netlist.tgt)[pl.by_core]]
     synapse_words, order, syn_count = pack_words_by_key(layouts.synapse, columns, keys, int(axon_base[-1]))
-    if pl.by_core is not None:
+    if not one:
         order = pl.by_core[order]
     syn_base = np.cumsum(syn_count) - syn_count
     if not one:
