@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/server.py                 # starts `neurofab serve` itself
     .venv/bin/python bench/server.py --quick         # fewer jobs (a smoke run)
 
-It starts the production service (gunicorn and ``--workers`` job workers) on a free
+It starts the production service (the granian WSGI server and ``--workers`` job workers) on a free
 loopback port with a fresh data directory, then measures:
 
 1. **Small-job throughput.** The API reference's quickstart job (125 neurons, 1,000
@@ -27,8 +27,8 @@ loopback port with a fresh data directory, then measures:
    fastest and median times are printed too.
 
 With each throughput figure goes the CPU time per job of the bench's clients (this
-process), gunicorn and the job workers (from ``/proc``; Linux only), which says where a
-job's cost lies; the bare emulator's is the inverse of its rate.
+process), the HTTP server (``http``: granian's processes) and the job workers (from
+``/proc``; Linux only), which says where a job's cost lies; the bare emulator's is the inverse of its rate.
 
 Targets (printed with the figures): service throughput at 16 clients >= 0.5 x the bare
 emulator's; large job within 10% of the bare emulator; p99 submit latency < 50 ms.
@@ -149,7 +149,10 @@ def _process_tree(pid: int) -> dict[int, str]:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return tree
-    role = "gunicorn" if "gunicorn" in cmdline else "worker" if "server.worker" in cmdline else "supervisor"
+    if "granian" in cmdline or "gunicorn" in cmdline:
+        role = "http"
+    else:
+        role = "worker" if "server.worker" in cmdline else "supervisor"
     tree[pid] = role
     for child in children:
         tree.update(_process_tree(int(child)))
@@ -165,13 +168,13 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def cpu_per_job(service_pid: int, run) -> dict[str, float]:
-    """Milliseconds of CPU per job spent by the bench's clients, gunicorn and the job workers
+    """Milliseconds of CPU per job spent by the bench's clients, the HTTP server and the job workers
     while ``run()`` (which returns the number of jobs) runs."""
     tree = _process_tree(service_pid)
     before = {pid: _cpu_seconds(pid) for pid in tree}
     mine = time.process_time()
     jobs = run()
-    spent = {"client": time.process_time() - mine, "gunicorn": 0.0, "worker": 0.0}
+    spent = {"client": time.process_time() - mine, "http": 0.0, "worker": 0.0}
     for pid, role in tree.items():
         if role in spent:
             spent[role] += _cpu_seconds(pid) - before[pid]
@@ -292,8 +295,10 @@ def service_large_job(url: str, key: str, network_doc: dict, job_doc: dict) -> t
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="job workers of the service (default 2)")
-    parser.add_argument("--http-workers", type=int, default=2, help="gunicorn processes (default 2)")
-    parser.add_argument("--threads", type=int, default=32, help="threads per gunicorn process (default 32)")
+    parser.add_argument("--http-workers", type=int, default=2, help="HTTP server processes (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=32, help="WSGI threads per HTTP server process (default 32)"
+    )
     parser.add_argument("--neurons", type=int, default=16_384, help="size of the large job (default 16384)")
     parser.add_argument("--steps", type=int, default=1_000, help="steps of the large job (default 1000)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of the large job (default 7)")

@@ -1,7 +1,7 @@
 """The REST service: the Catalyst Neuromorphic Cloud API over a job queue and workers.
 
 ``create_app(config=None)`` is the Flask app factory; ``neurofab serve`` runs it under
-gunicorn with job workers (:mod:`.supervisor`), ``neurofab worker`` runs workers alone,
+the granian WSGI server with job workers (:mod:`.supervisor`), ``neurofab worker`` runs workers alone,
 ``neurofab accounts`` manages accounts (:mod:`.cli`). See docs/api.md.
 """
 

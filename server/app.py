@@ -60,7 +60,7 @@ class JobWatcher:
             self._waiters.setdefault(job_id, []).append(event)
             # The job may have ended just before we registered: look again at once.
             self._recheck = True
-            if self._doorbell is None:  # made after gunicorn's fork, in the serving process
+            if self._doorbell is None:  # made after the HTTP server's fork, in the serving process
                 self._doorbell = Doorbell(self.data_dir, "web")
             if not self._running:
                 self._running = True
@@ -117,7 +117,7 @@ class JobWatcher:
 
 
 class Service:
-    """Settings, database and caches of one app (one per gunicorn worker process)."""
+    """Settings, database and caches of one app (one per HTTP server worker process)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -139,7 +139,7 @@ class Service:
     def inline(self):
         """This process's :class:`.runner.JobRunner` for inline jobs (``None`` when disabled).
 
-        Made on first use, after gunicorn has forked, so that its heartbeat thread lives
+        Made on first use, after the HTTP server has forked, so that its heartbeat thread lives
         in the process that runs the jobs. Its owner id has the worker's form
         (``host:pid:web-...``), so operators and tests find the process by its pid.
         """

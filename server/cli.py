@@ -196,7 +196,7 @@ def cmd_remote(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``serve``, ``worker``, ``accounts`` and ``remote`` to the ``neurofab`` command."""
-    p = subparsers.add_parser("serve", help="run the REST service (gunicorn) and its job workers")
+    p = subparsers.add_parser("serve", help="run the REST service (granian) and its job workers")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
@@ -206,8 +206,8 @@ def register(subparsers) -> None:
         metavar="N",
         help=f"job worker processes (default {_default_workers()})",
     )
-    p.add_argument("--http-workers", type=int, default=2, metavar="N", help="gunicorn processes (default 2)")
-    p.add_argument("--threads", type=int, default=32, help="threads per gunicorn process (default 32)")
+    p.add_argument("--http-workers", type=int, default=2, metavar="N", help="granian processes (default 2)")
+    p.add_argument("--threads", type=int, default=32, help="threads per granian process (default 32)")
     p.add_argument("--backend", action="append", help="backends the job workers serve (default: emulator)")
     p.add_argument("--backend-module", action="append", default=[], help="module that registers a backend")
     p.add_argument("--access-log", action="store_true", help="log every request")

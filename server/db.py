@@ -1,6 +1,6 @@
 """The service's embedded database: SQLite in WAL mode inside the data directory.
 
-Every process (gunicorn workers, job workers, the CLI) opens the same file. Each
+Every process (HTTP server workers, job workers, the CLI) opens the same file. Each
 thread gets its own connection (:func:`connect` caches one per thread and process),
 in autocommit mode, so a transaction exists only where :func:`write` opens one:
 ``BEGIN IMMEDIATE`` takes the write lock up front, which is what makes a job claim

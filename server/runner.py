@@ -11,7 +11,7 @@ Two owners use it:
 
 - a job worker (:mod:`.worker`), one job at a time, claiming the next job in the same
   transaction that completes the last;
-- a gunicorn process (:mod:`.api`, ``POST /v1/jobs?wait=S``), which runs a *small*
+- a web process (a granian worker: :mod:`.api`, ``POST /v1/jobs?wait=S``), which runs a *small*
   job (:func:`inline_cost` at most ``INLINE_MAX_COST``) in the request's own thread
   instead of handing it to a worker and waiting: the job is inserted already claimed
   by the web process, with a lease like any worker's, so if the web process dies the

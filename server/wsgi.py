@@ -1,4 +1,4 @@
-"""The WSGI entry point for gunicorn: ``gunicorn neurofab.server.wsgi:app``.
+"""The WSGI entry point: ``granian --interface wsgi neurofab.server.wsgi:app`` (any WSGI server).
 
 Settings come from the environment (``NEUROFAB_DATA`` and the others in :mod:`.config`).
 """
