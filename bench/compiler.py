@@ -201,20 +201,28 @@ def main(argv=None) -> int:
         print(line)
     for line in COLUMNS:
         print(line)
-    # the compile target holds for one core and for splits of 1,024 neurons a core or more;
-    # finer splits (more cores than the network has neurons / 1,024) only need to stay under 1
+    # The issue's targets are set on its networks as placed by default (one core of the
+    # preset each); forced splits are measured and judged by a looser rule of our own.
+    issue_rows = [r for r in rows if r["max_neurons_per_core"] is None]
+    split_rows = [r for r in rows if r["max_neurons_per_core"] is not None]
+
     def share_target(r):
         fine = r["max_neurons_per_core"] is not None and r["max_neurons_per_core"] < 1024
         return FINE_SPLIT_SHARE if fine else COMPILE_SHARE
 
-    compile_ok = all(r["compile_s"] <= share_target(r) * r["emulate_netlist_s"] for r in rows)
-    image_ok = all(r["emulate_image_s"] <= r["emulate_netlist_s"] * 1.05 for r in rows)
-    print(f"target compile <= {COMPILE_SHARE} x emulate ({FINE_SPLIT_SHARE} x below 1,024 neurons a core): "
-          f"{'met' if compile_ok else 'NOT met'}; "
-          f"emulate from image no slower than from netlist (5% noise): {'met' if image_ok else 'NOT met'}; "
-          f"identical results: {'yes' if all(r['identical'] for r in rows) else 'NO'}")
+    compile_ok = all(r["compile_s"] <= COMPILE_SHARE * r["emulate_netlist_s"] for r in issue_rows)
+    image_ok = all(r["emulate_image_s"] <= r["emulate_netlist_s"] * 1.05 for r in issue_rows)
+    split_ok = all(r["compile_s"] <= share_target(r) * r["emulate_netlist_s"] for r in split_rows)
+    print(f"issue targets (benchmark networks and dense, default placement): compile <= {COMPILE_SHARE} x "
+          f"emulate: {'met' if compile_ok else 'NOT met'}; emulate from image no slower than from netlist "
+          f"(5% noise): {'met' if image_ok else 'NOT met'}")
+    if split_rows:
+        print(f"forced splits (our own rule: compile <= {COMPILE_SHARE} x emulate at >= 1,024 neurons "
+              f"a core, {FINE_SPLIT_SHARE} x below): {'met' if split_ok else 'NOT met'}")
+    print(f"identical results on every row: {'yes' if all(r['identical'] for r in rows) else 'NO'}")
     print(json.dumps({"steps": args.steps, "core": args.core, "rows": rows,
-                      "compile_target_met": compile_ok, "image_target_met": image_ok}))
+                      "compile_target_met": compile_ok, "image_target_met": image_ok,
+                      "split_target_met": split_ok}))
     return 0
 
 
