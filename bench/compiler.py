@@ -44,9 +44,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from neurofab.compiler import compile_network, decode_image
 from neurofab.emulator import simulate
-
 from neurofab.job import bind_job, parse_job
 from neurofab.network import expand, parse_network
 

@@ -43,12 +43,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
 from neurofab.compiler import compile_network
 from neurofab.hdl.config import PRESETS, CoreConfig
 from neurofab.hdl.core import Core
 from neurofab.hdl.synthesis import SerialHarness, synthesize
 from neurofab.host.rtl import RtlOverflowError, rtl_run
-
 from neurofab.job import Job, Stimulus
 from neurofab.network import Netlist, NeuronParams, Population
 

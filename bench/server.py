@@ -55,9 +55,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from neurofab.emulator import simulate  # noqa: E402
-
 import catalyst_cloud as cc  # noqa: E402
+from neurofab.emulator import simulate  # noqa: E402
 from neurofab.job import bind_job, parse_job  # noqa: E402
 from neurofab.network import expand, parse_network  # noqa: E402
 from neurofab.results import result_document  # noqa: E402

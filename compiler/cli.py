@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
-from neurofab.hdl.config import PRESETS
-
 from neurofab.errors import ValidationError
+from neurofab.hdl.config import PRESETS
 
 __all__ = ["register", "cmd_compile", "add_core_options", "DEFAULT_CORE"]
 

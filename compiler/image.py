@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+
+from neurofab.errors import ValidationError
 from neurofab.hdl.config import CoreConfig, get_preset
 from neurofab.hdl.layouts import (
     Memory,
@@ -29,8 +31,6 @@ from neurofab.hdl.layouts import (
     words_from_bytes,
     words_to_bytes,
 )
-
-from neurofab.errors import ValidationError
 from neurofab.network import Netlist
 
 from .budget import core_bits

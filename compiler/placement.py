@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from neurofab.hdl.config import PRESETS, CoreConfig
 from numba import njit
 
 from neurofab.errors import ValidationError
+from neurofab.hdl.config import PRESETS, CoreConfig
 
 __all__ = ["CapacityError", "Placement", "place", "connection_labels", "describe_neuron", "counting_order"]
 

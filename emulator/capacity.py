@@ -41,10 +41,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig
 from numba import njit
 
 from neurofab.errors import ValidationError
+from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig
 
 __all__ = [
     "MAX_EVENT_MAGNITUDE",

@@ -78,14 +78,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+
 from neurofab.compiler.image import initial_lfsr
 from neurofab.compiler.placement import CapacityError
 from neurofab.emulator.capacity import CapacityExceeded
+from neurofab.errors import ValidationError
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.core import Core, HostMemory
 from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words, word_lanes
-
-from neurofab.errors import ValidationError
 from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
 
@@ -278,6 +278,7 @@ def _build(config: CoreConfig, stimulus_width: int) -> _Build:
         return _builds[memo]
     from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
+
     from neurofab.hdl.toolchain import use_verilator
 
     use_verilator()
@@ -446,6 +447,7 @@ def rtl_run_many(runs, *, progress=None, return_errors: bool = False) -> list:
 def _launch(build: _Build, requests: list[dict], report) -> list[dict]:
     """Run the bench once on ``build`` for ``requests``; return each job's result arrays."""
     from cocotb_tools.runner import get_results, get_runner
+
     from neurofab.hdl.toolchain import use_verilator
 
     use_verilator()

@@ -6,9 +6,9 @@ import argparse
 import json
 
 import pytest
+
 from neurofab.compiler import decode_image
 from neurofab.compiler.cli import register
-
 from neurofab.errors import ValidationError
 from neurofab.network import expand, parse_network
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from amaranth.lib import data
 from netgen import random_case
-from neurofab.compiler import compile_network, decode_image
-from neurofab.compiler.budget import core_bits
-from neurofab.compiler.image import initial_lfsr
-from neurofab.hdl.config import PRESETS
-from neurofab.hdl.layouts import Memory, core_layouts
 from reference import initial_lfsr as reference_lfsr
 from test_compiler_nets import all_to_all, build_netlist
 
+from neurofab.compiler import compile_network, decode_image
+from neurofab.compiler.budget import core_bits
+from neurofab.compiler.image import initial_lfsr
 from neurofab.errors import ValidationError
+from neurofab.hdl.config import PRESETS
+from neurofab.hdl.layouts import Memory, core_layouts
 from neurofab.network import NeuronParams
 
 NETLIST_FIELDS = ("threshold", "leak", "resting", "refrac", "dend_threshold", "src", "tgt", "weight", "delay",

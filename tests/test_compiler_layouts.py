@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from neurofab.compiler.budget import core_memories, device_budget
 from neurofab.compiler.memory_map import update_document
+from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS, CoreConfig, get_preset
 from neurofab.hdl.layouts import (
     Memory,
@@ -20,8 +22,6 @@ from neurofab.hdl.layouts import (
     words_from_bytes,
     words_to_bytes,
 )
-
-from neurofab.errors import ValidationError
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "memory-map.md"
 LAYOUT_NAMES = ("profile", "neuron", "axon", "synapse", "route", "synapse_order", "event", "arrival")

@@ -16,9 +16,13 @@ import pytest
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 from netgen import random_case
+from test_compiler_image import assert_same_netlist
+from test_compiler_nets import all_to_all, build_netlist
+
 from neurofab.compiler import compile_network, decode_image
 from neurofab.compiler import image as image_module
 from neurofab.compiler import placement as placement_module
+from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS, CoreConfig
 from neurofab.hdl.layouts import (
     Memory,
@@ -31,10 +35,6 @@ from neurofab.hdl.layouts import (
     words_from_bytes,
     words_to_bytes,
 )
-from test_compiler_image import assert_same_netlist
-from test_compiler_nets import all_to_all, build_netlist
-
-from neurofab.errors import ValidationError
 
 LAYOUT_NAMES = ("profile", "neuron", "axon", "synapse", "route", "synapse_order", "event", "arrival")
 

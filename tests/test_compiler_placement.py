@@ -7,13 +7,13 @@ import functools
 import numpy as np
 import pytest
 from netgen import random_case
-from neurofab.compiler import CapacityError, compile_network, decode_image
-from neurofab.emulator import simulate
-from neurofab.hdl.config import PRESETS, CoreConfig
-from neurofab.hdl.layouts import Memory
 from test_compiler_nets import all_to_all, build_netlist
 
+from neurofab.compiler import CapacityError, compile_network, decode_image
+from neurofab.emulator import simulate
 from neurofab.errors import ValidationError
+from neurofab.hdl.config import PRESETS, CoreConfig
+from neurofab.hdl.layouts import Memory
 from neurofab.job import Job, Learning, Stimulus
 from neurofab.network import NeuronParams
 

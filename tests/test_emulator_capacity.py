@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from netgen import SynapseSpec, netlist_from_synapses
 from netgen import random_case as random_netgen_case
+
 from neurofab.compiler import compile_network
 from neurofab.emulator import CapacityExceeded, QueueCapacity, simulate
 from neurofab.emulator.arith import graded_contribution
 from neurofab.emulator.capacity import MAX_EVENT_MAGNITUDE
-from neurofab.hdl.config import PRESETS
-
 from neurofab.errors import ValidationError
+from neurofab.hdl.config import PRESETS
 from neurofab.job import Job, Learning, Reward, Stimulus
 from neurofab.network import NeuronParams
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from neurofab.emulator import engine as emulator_engine
 from neurofab.emulator import simulate
-
 from neurofab.errors import ValidationError
 from neurofab.job import Job, Learning, Reward, Stimulus, reward_schedule, stimulus_schedule
 from neurofab.network import Netlist, NeuronParams, Population

@@ -26,9 +26,10 @@ import cocotb
 from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
-from neurofab.hdl.neuron import update_input_layout, update_output_layout
 from neuron_model import NeuronInput, NeuronOutput, neuron_update, random_inputs
 from stream_agents import Backpressure, StreamDriver, StreamMonitor
+
+from neurofab.hdl.neuron import update_input_layout, update_output_layout
 
 __all__ = ["Scoreboard", "random_stream"]
 

@@ -21,10 +21,11 @@ import cocotb
 from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from neurofab.hdl.layouts import core_layouts
-from neurofab.hdl.neuron_pass import spike_layout
 from pass_model import expected_pass, fields_of, random_pass_inputs, random_profiles, random_words, small_core
 from stream_agents import Backpressure, StreamMonitor
+
+from neurofab.hdl.layouts import core_layouts
+from neurofab.hdl.neuron_pass import spike_layout
 
 __all__ = ["MemoryLoader", "MemoryPeeker", "bench_core"]
 

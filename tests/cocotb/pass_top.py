@@ -10,6 +10,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
+
 from neurofab.hdl.config import CoreConfig, addr_bits, count_bits
 from neurofab.hdl.layouts import PROFILE_LAYOUT, core_layouts
 from neurofab.hdl.neuron_pass import NeuronPass, spike_layout

@@ -24,12 +24,12 @@ import pytest
 from core_checks import first_overflow_step, mismatches
 from core_run import events_held_per_step
 from netgen import FEATURES, SynapseSpec, netlist_from_synapses, random_case
+
 from neurofab.compiler import CapacityError, compile_network
 from neurofab.emulator import simulate
+from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS, CoreConfig
 from neurofab.host.rtl import RtlOverflowError, rtl_run, rtl_run_many
-
-from neurofab.errors import ValidationError
 from neurofab.job import Job, Learning, Stimulus
 from neurofab.network import NeuronParams
 

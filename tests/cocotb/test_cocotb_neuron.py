@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from neurofab.hdl.neuron import NeuronUpdate
 from verilator_harness import build_with_verilator, run_bench
+
+from neurofab.hdl.neuron import NeuronUpdate
 
 CONFIGS = {
     "default": dict(input_width=32, stimulus_width=32, tag_width=16),

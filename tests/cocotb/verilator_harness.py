@@ -17,6 +17,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 from cocotb_tools.runner import Runner, get_results, get_runner
+
 from neurofab.hdl.toolchain import use_verilator
 
 __all__ = ["BUILD_ROOT", "VerilatorBuild", "build_with_verilator", "run_bench"]

@@ -16,10 +16,10 @@ from collections import namedtuple
 
 import numpy as np
 from amaranth.sim import Simulator
+
 from neurofab.compiler.image import initial_lfsr
 from neurofab.hdl.core import Core, HostMemory
 from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words
-
 from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
 

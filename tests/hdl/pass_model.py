@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 
+from neuron_model import NeuronInput, neuron_update, random_input
+
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.layouts import core_layouts
-from neuron_model import NeuronInput, neuron_update, random_input
 
 __all__ = ["small_core", "random_profiles", "random_words", "fields_of", "expected_pass",
            "random_pass_inputs"]

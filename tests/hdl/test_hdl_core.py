@@ -20,12 +20,12 @@ import pytest
 from amaranth.hdl import unsigned
 from core_run import events_held_per_step, rtl_run
 from netgen import SynapseSpec, netlist_from_synapses
+
 from neurofab.compiler import compile_network
 from neurofab.emulator import simulate
+from neurofab.errors import ValidationError
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.core import Core, HostMemory
-
-from neurofab.errors import ValidationError
 from neurofab.job import Job, Learning, Stimulus
 from neurofab.network import NeuronParams
 

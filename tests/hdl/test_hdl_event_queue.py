@@ -18,9 +18,9 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 from core_model import QueueModel, event_core
-from neurofab.hdl.event_queue import EventQueue
 
 from neurofab.errors import ValidationError
+from neurofab.hdl.event_queue import EventQueue
 
 
 class QueueBench(Elaboratable):

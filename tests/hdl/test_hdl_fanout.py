@@ -16,10 +16,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 from core_model import event_core, fanout_events, random_synapse_memories
-from neurofab.hdl.fanout import FanOut
-from neurofab.hdl.layouts import core_layouts
 
 from neurofab.errors import ValidationError
+from neurofab.hdl.fanout import FanOut
+from neurofab.hdl.layouts import core_layouts
 
 
 class FanOutBench(Elaboratable):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Elaboratable, Module, Signal, signed
 from amaranth.sim import Simulator
-from neurofab.hdl.lfsr import Lfsr, lfsr_advance, noise_term
 from neuron_model import lfsr_step
+
+from neurofab.hdl.lfsr import Lfsr, lfsr_advance, noise_term
 
 # The classic 0xACE1 sequence of this Galois LFSR (taps 0xB400), worked by hand.
 ACE1_SEQUENCE = [0xE270, 0x7138, 0x389C, 0x1C4E, 0x0E27, 0xB313, 0xED89, 0xC2C4]

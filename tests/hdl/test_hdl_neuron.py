@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 from amaranth.sim import Simulator
-from neurofab.hdl.neuron import NeuronUpdate
 from neuron_model import NeuronInput, NeuronOutput, neuron_update, random_inputs
+
+from neurofab.hdl.neuron import NeuronUpdate
 
 V_MIN = -(1 << 23)
 V_MAX = (1 << 23) - 1

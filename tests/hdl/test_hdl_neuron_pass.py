@@ -15,11 +15,12 @@ from amaranth.hdl import Elaboratable, Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
+from pass_model import expected_pass, fields_of, random_pass_inputs, random_profiles, random_words, small_core
+
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.layouts import PROFILE_LAYOUT, core_layouts
 from neurofab.hdl.neuron import NeuronUpdate
 from neurofab.hdl.neuron_pass import NeuronPass
-from pass_model import expected_pass, fields_of, random_pass_inputs, random_profiles, random_words, small_core
 
 
 class PassBench(Elaboratable):

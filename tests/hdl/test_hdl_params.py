@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import pytest
+
+from neurofab.errors import ValidationError
 from neurofab.hdl.config import get_preset
 from neurofab.hdl.lfsr import Lfsr
 from neurofab.hdl.neuron import NeuronUpdate
 from neurofab.hdl.neuron_pass import NeuronPass
-
-from neurofab.errors import ValidationError
 
 
 @pytest.mark.parametrize("name, value", [

@@ -9,6 +9,7 @@ multiplier), and close timing at the board clock.
 from __future__ import annotations
 
 import pytest
+
 from neurofab.hdl.config import get_preset
 from neurofab.hdl.event_queue import EventQueue
 from neurofab.hdl.fanout import FanOut

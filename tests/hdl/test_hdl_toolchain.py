@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+
 from neurofab.hdl import toolchain
 
 

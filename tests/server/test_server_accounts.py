@@ -8,8 +8,9 @@ import sqlite3
 
 import pytest
 import requests
-from neurofab.server.tiers import DEFAULT_TIERS, load_tiers
 from servicekit import unique_email
+
+from neurofab.server.tiers import DEFAULT_TIERS, load_tiers
 
 
 def _database_bytes(service) -> bytes:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from neurofab.emulator import simulate
-from neurofab.server.backends import choose_backend
 from servicekit import RunningService
 
 import catalyst_cloud as cc
+from neurofab.emulator import simulate
 from neurofab.job import parse_job
 from neurofab.network import expand, parse_network
 from neurofab.results import result_document, spike_trains
+from neurofab.server.backends import choose_backend
 
 QUIET = {
     "populations": [{"label": "in", "size": 8}, {"label": "out", "size": 4, "params": {"threshold": 600}}],

@@ -13,10 +13,10 @@ import threading
 import time
 
 import pytest
-from neurofab.emulator import simulate
 from servicekit import RUNTIME_LIMITED_TIER, SHARED_TIERS, RunningService, quickstart_job, quickstart_network
 
 import catalyst_cloud as cc
+from neurofab.emulator import simulate
 from neurofab.job import parse_job
 from neurofab.network import expand, parse_network
 from neurofab.results import result_document, spike_trains

@@ -10,10 +10,10 @@ import json
 
 import numpy as np
 import requests
-from neurofab.emulator import simulate
 from servicekit import quickstart_job, quickstart_network, unique_email
 
 import catalyst_cloud as cc
+from neurofab.emulator import simulate
 from neurofab.job import bind_job, parse_job
 from neurofab.network import expand, parse_network
 from neurofab.results import final_weights, result_document, spike_trains

@@ -7,10 +7,10 @@ import signal
 import threading
 import time
 
-from neurofab.emulator import simulate
 from servicekit import RunningService, quickstart_job, quickstart_network
 
 import catalyst_cloud as cc
+from neurofab.emulator import simulate
 from neurofab.job import parse_job
 from neurofab.network import expand, parse_network
 from neurofab.results import RunResult, result_document, spike_trains

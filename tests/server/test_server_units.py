@@ -9,14 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from neurofab.server import accounts, jobqueue
-from neurofab.server.db import Database
-from neurofab.server.store import INLINE_LIMIT, load_result, pack_result, write_result
-from neurofab.server.worker import stored_job
 
 import catalyst_cloud as cc
 from neurofab.job import parse_job
 from neurofab.results import RunResult
+from neurofab.server import accounts, jobqueue
+from neurofab.server.db import Database
+from neurofab.server.store import INLINE_LIMIT, load_result, pack_result, write_result
+from neurofab.server.worker import stored_job
 
 # -- the queue --------------------------------------------------------------------------------
 
