@@ -32,6 +32,7 @@ from neurofab.hdl.layouts import (
     words_to_bytes,
 )
 from neurofab.network import Netlist
+from neurofab.rng import initial_lfsr
 
 from .budget import core_bits
 from .placement import PARAM_NAMES, Placement, place
@@ -47,19 +48,6 @@ FORMAT_VERSION = 2
 IMAGE_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Memory.ROUTE,
                   Memory.SYNAPSE_ORDER)
 _ALIGN = 8
-
-
-def _splitmix32(x: np.ndarray) -> np.ndarray:
-    x = (x.astype(np.uint64) + np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF)
-    x = ((x ^ (x >> np.uint64(16))) * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF)
-    x = ((x ^ (x >> np.uint64(13))) * np.uint64(0xC2B2AE35)) & np.uint64(0xFFFFFFFF)
-    return x ^ (x >> np.uint64(16))
-
-
-def initial_lfsr(seed: int, gids: np.ndarray) -> np.ndarray:
-    """``splitmix32(seed ^ gid) & 0xFFFF``, or 0xACE1 where that is 0 (docs/model.md, noise)."""
-    value = _splitmix32(np.asarray(gids, dtype=np.uint64) ^ np.uint64(seed)) & np.uint64(0xFFFF)
-    return np.where(value == 0, 0xACE1, value).astype(np.int64)
 
 
 @dataclass(eq=False)

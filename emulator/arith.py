@@ -7,8 +7,8 @@ the emulator's kernels inline them, and plain Python may call them too (tests do
 - :func:`sat` clamps to the signed range of ``bits`` bits (``sat(x, b)`` in the model).
 - :func:`toward_zero` subtracts ``ceil(|x| / 2^s)`` toward zero (trace and eligibility decay).
 - :func:`lfsr_step` advances the 16-bit Galois LFSR once (taps 0xB400).
-- :func:`lfsr_seed` is the initial LFSR of a neuron: ``splitmix32(seed ^ gid) & 0xFFFF``,
-  0xACE1 where that is 0.
+- The initial LFSR of a neuron is :func:`neurofab.rng.initial_lfsr` (shared with the
+  compiler and the RTL host).
 - :func:`graded_payload` is the payload of a spike fired at membrane ``v``.
 - :func:`graded_contribution` is ``(w * g) >> 7``, floor shift.
 - :func:`clamp_weight` keeps a plastic weight in 0 .. 32767.
@@ -22,12 +22,9 @@ __all__ = [
     "ELIG_BITS",
     "TRACE_MAX",
     "LFSR_TAPS",
-    "LFSR_ZERO_SEED",
     "sat",
     "sat24",
     "toward_zero",
-    "splitmix32",
-    "lfsr_seed",
     "lfsr_step",
     "graded_payload",
     "graded_contribution",
@@ -43,8 +40,6 @@ ELIG_BITS = 16
 #: traces are set to this value when their neuron spikes
 TRACE_MAX = 255
 LFSR_TAPS = 0xB400
-#: the LFSR's value where splitmix32 would give 0 (an all-zero LFSR never leaves 0)
-LFSR_ZERO_SEED = 0xACE1
 
 _V_MIN = -(1 << (V_BITS - 1))
 _V_MAX = (1 << (V_BITS - 1)) - 1
@@ -80,22 +75,6 @@ def toward_zero(x, s):
     if x < 0:
         return x + ((-x + (1 << s) - 1) >> s)
     return x
-
-
-@njit(cache=True)
-def splitmix32(x):
-    """The model's 32-bit splitmix finaliser (appendix of docs/model.md)."""
-    x = (x + 0x9E3779B9) & 0xFFFFFFFF
-    x = ((x ^ (x >> 16)) * 0x85EBCA6B) & 0xFFFFFFFF
-    x = ((x ^ (x >> 13)) * 0xC2B2AE35) & 0xFFFFFFFF
-    return x ^ (x >> 16)
-
-
-@njit(cache=True)
-def lfsr_seed(seed, gid):
-    """The initial LFSR of neuron ``gid`` for the job's ``seed`` (both 0 .. 2^32 - 1)."""
-    value = splitmix32((seed ^ gid) & 0xFFFFFFFF) & 0xFFFF
-    return LFSR_ZERO_SEED if value == 0 else value
 
 
 @njit(cache=True)

@@ -20,9 +20,9 @@ from neurofab.errors import ValidationError
 from neurofab.job import Job, reward_schedule, stimulus_schedule
 from neurofab.network import Netlist
 from neurofab.results import RunResult
+from neurofab.rng import initial_lfsr
 
 from . import kernels
-from .arith import lfsr_seed
 from .capacity import QueueCapacity
 from .capacity import warm_up as _warm_up_capacity
 from .layout import MAX_BLOCK, block_bounds, build_layout, incoming_index
@@ -227,14 +227,6 @@ def _warm_up(ring_dtype, parallel: bool) -> float:
 
 # ---------------------------------------------------------------------------- run
 
-@njit(cache=True)
-def _initial_lfsr(seed, n):
-    out = np.empty(n, np.int32)
-    for gid in range(n):
-        out[gid] = lfsr_seed(np.int64(seed), np.int64(gid))
-    return out
-
-
 def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacity=None):
     """``(result, compile_seconds)``; ``force = (parallel, ring_dtype)`` overrides the plan
     (the warm-up uses it to compile a given variant on a tiny network). ``capacity``
@@ -273,7 +265,7 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacit
                        neu["dend_threshold"]]).astype(np.int32)
     v = neu["resting"].astype(np.int32)
     r = np.zeros(n, np.int32)
-    lfsr = _initial_lfsr(job.seed, n)
+    lfsr = initial_lfsr(job.seed, np.arange(n)).astype(np.int32)
     stim = np.zeros(n, np.int64)
     x = np.zeros(n, np.int32)
     y = np.zeros(n, np.int32)

@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 __all__ = [
+    "initial_lfsr",
     "DRAW_VERSION",
     "GOLDEN_GAMMA",
     "MIX_MULTIPLIER_1",
@@ -273,3 +274,19 @@ def draw_fixed_fan_out(key: int, n_source: int, n_target: int, k: int):
     chosen = _fixed_fan(np.uint64(key), n_target, n_source, k, _fan_block(n_source))
     src = np.repeat(np.arange(n_source, dtype=np.int32), k)
     return src, chosen.reshape(-1)
+
+
+def initial_lfsr(seed: int, gids) -> np.ndarray:
+    """Each neuron's initial noise LFSR for the job's ``seed``: ``splitmix32(seed ^ gid) &
+    0xFFFF``, or 0xACE1 where that is 0 (docs/model.md, "Noise source" and the appendix).
+
+    Vectorised over ``gids``; returns ``int64``. The one implementation, used by the
+    compiler (images carry seed 0's values), the emulator and the RTL host.
+    """
+    mask = np.uint64(0xFFFFFFFF)
+    x = (np.asarray(gids, dtype=np.uint64) ^ np.uint64(seed)) & mask
+    x = (x + np.uint64(0x9E3779B9)) & mask
+    x = ((x ^ (x >> np.uint64(16))) * np.uint64(0x85EBCA6B)) & mask
+    x = ((x ^ (x >> np.uint64(13))) * np.uint64(0xC2B2AE35)) & mask
+    value = (x ^ (x >> np.uint64(16))) & np.uint64(0xFFFF)
+    return np.where(value == 0, 0xACE1, value).astype(np.int64)
