@@ -188,6 +188,31 @@ def _starts(counts):
 
 
 @njit(cache=True, nogil=True)
+def _key_synapses(src, tgt, bounds, core_of, n_axons, syn_count, syn_axon):
+    """Each synapse's global axon key and the synapses grouped by target core (stable).
+
+    A core's axons are its neurons' (local index) then its remote axons (``syn_axon``,
+    read only for cross-core synapses); keys number every core's axons in core order.
+    """
+    m, n_cores = src.shape[0], bounds.shape[0] - 1
+    axon_base = np.zeros(n_cores + 1, np.int64)
+    for c in range(n_cores):
+        axon_base[c + 1] = axon_base[c] + n_axons[c]
+    axon_key = np.empty(m, np.int64)
+    by_core, place = np.empty(m, np.int64), _starts(syn_count)
+    for k in range(m):
+        s = src[k]
+        c = core_of[tgt[k]]
+        if core_of[s] == c:
+            axon_key[k] = axon_base[c] + s - bounds[c]  # a local axon: the source's local index
+        else:
+            axon_key[k] = axon_base[c] + syn_axon[k]
+        by_core[place[c]] = k
+        place[c] += 1
+    return axon_key, by_core
+
+
+@njit(cache=True, nogil=True)
 def _assign_axons_dense(src, tgt, bounds, core_of):
     """:func:`_assign_axons` through a table of every (source, core) pair: for few cores.
 
@@ -225,20 +250,10 @@ def _assign_axons_dense(src, tgt, bounds, core_of):
                 route_core[r] = c
                 route_axon[r] = pair[i]
                 r += 1
-    axon_base = np.zeros(n_cores + 1, np.int64)
-    for c in range(n_cores):
-        axon_base[c + 1] = axon_base[c] + n_axons[c]
-    axon_key = np.empty(m, np.int64)
-    by_core, place = np.empty(m, np.int64), _starts(syn_count)
+    syn_axon = np.empty(m, np.int64)  # a cross-core synapse's remote axon on its target's core
     for k in range(m):
-        s = src[k]
-        c = core_of[tgt[k]]
-        if core_of[s] == c:
-            axon_key[k] = axon_base[c] + s - bounds[c]
-        else:
-            axon_key[k] = axon_base[c] + pair[s * n_cores + c]
-        by_core[place[c]] = k
-        place[c] += 1
+        syn_axon[k] = pair[src[k] * n_cores + core_of[tgt[k]]]
+    axon_key, by_core = _key_synapses(src, tgt, bounds, core_of, n_axons, syn_count, syn_axon)
     return axon_key, n_axons, syn_count, route_src, route_core, route_axon, by_core
 
 
@@ -302,20 +317,7 @@ def _assign_axons(src, tgt, bounds, core_of):
             route_axon[n_routes] = cur[here[j]]
             n_routes += 1
 
-    axon_base = np.zeros(n_cores + 1, np.int64)
-    for c in range(n_cores):
-        axon_base[c + 1] = axon_base[c] + n_axons[c]
-    axon_key = np.empty(m, np.int64)
-    by_core, place = np.empty(m, np.int64), _starts(syn_count)
-    for k in range(m):
-        s = src[k]
-        c = core_of[tgt[k]]
-        if core_of[s] == c:
-            axon_key[k] = axon_base[c] + s - bounds[c]  # a local axon: the source's local index
-        else:
-            axon_key[k] = axon_base[c] + syn_axon[k]
-        by_core[place[c]] = k
-        place[c] += 1
+    axon_key, by_core = _key_synapses(src, tgt, bounds, core_of, n_axons, syn_count, syn_axon)
     return (axon_key, n_axons, syn_count, route_src[:n_routes], route_core[:n_routes],
             route_axon[:n_routes], by_core)
 

@@ -90,6 +90,7 @@ from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
 
 __all__ = [
+    "locked",
     "STIMULUS_WIDTH",
     "RtlError",
     "RtlOverflowError",
@@ -233,7 +234,8 @@ def _build_key(config: CoreConfig, stimulus_width: int) -> str:
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """Hold an exclusive lock on the file ``path`` (two processes never build one folder at once)."""
     with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -286,7 +288,7 @@ def _build(config: CoreConfig, stimulus_width: int) -> _Build:
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     seconds = 0.0
-    with _locked(folder / ".lock"):
+    with locked(folder / ".lock"):
         if not (folder / "complete").exists():
             source = folder / f"{TOPLEVEL}.v"
             source.write_text(verilog.convert(RtlTop(config, stimulus_width=stimulus_width), name=TOPLEVEL,

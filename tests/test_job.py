@@ -16,6 +16,7 @@ import re
 import jsonschema_rs
 import numpy as np
 import pytest
+from docpaths import nulled_and_omitted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -218,15 +219,7 @@ OPTIONAL_PATHS = [
 
 @pytest.mark.parametrize("path", OPTIONAL_PATHS, ids=lambda p: ".".join(map(str, p)))
 def test_null_equals_omitted(path):
-    with_null, omitted = full_job(), full_job()
-    for doc, action in ((with_null, "null"), (omitted, "delete")):
-        node = doc
-        for key in path[:-1]:
-            node = node[key]
-        if action == "null":
-            node[path[-1]] = None
-        else:
-            del node[path[-1]]
+    with_null, omitted = nulled_and_omitted(full_job, path)
     assert parse_job(with_null) == parse_job(omitted)
     assert parse_job(with_null) != parse_job(full_job())
 

@@ -17,6 +17,7 @@ import re
 
 import jsonschema_rs
 import pytest
+from docpaths import nulled_and_omitted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -435,15 +436,7 @@ def full_network():
 
 @pytest.mark.parametrize("path", OPTIONAL_PATHS, ids=lambda p: ".".join(map(str, p)))
 def test_null_equals_omitted(path):
-    with_null, omitted = full_network(), full_network()
-    for doc, action in ((with_null, "null"), (omitted, "delete")):
-        node = doc
-        for key in path[:-1]:
-            node = node[key]
-        if action == "null":
-            node[path[-1]] = None
-        else:
-            del node[path[-1]]
+    with_null, omitted = nulled_and_omitted(full_network, path)
     assert parse_network(with_null) == parse_network(omitted)
     assert parse_network(with_null) != parse_network(full_network()) or path[-1] == "p"
 

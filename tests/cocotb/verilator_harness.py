@@ -9,9 +9,7 @@ once.
 
 from __future__ import annotations
 
-import fcntl
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from amaranth.back import verilog
 from cocotb_tools.runner import Runner, get_results, get_runner
 
 from neurofab.hdl.toolchain import use_verilator
+from neurofab.host.rtl import locked
 
 __all__ = ["BUILD_ROOT", "VerilatorBuild", "build_with_verilator", "run_bench"]
 
@@ -42,16 +41,6 @@ class VerilatorBuild:
     seconds: float
 
 
-@contextmanager
-def _locked(path: Path):
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def build_with_verilator(component, toplevel: str, name: str) -> VerilatorBuild:
     """Convert ``component`` to Verilog module ``toplevel`` and build it in ``build/cocotb/name``.
 
@@ -61,7 +50,7 @@ def build_with_verilator(component, toplevel: str, name: str) -> VerilatorBuild:
     build_dir = BUILD_ROOT / name
     build_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with _locked(build_dir / ".lock"):
+    with locked(build_dir / ".lock"):
         text = verilog.convert(component, name=toplevel, emit_src=False)
         source = build_dir / f"{toplevel}.v"
         if not source.exists() or source.read_text() != text:
