@@ -38,6 +38,7 @@ __all__ = [
     "WEIGHT_BITS",
     "ELIG_BITS",
     "EVENT_VALUE_BITS",
+    "STIMULUS_BITS",
     "PROFILE_LAYOUT",
     "NEURON_STATE_FIELDS",
     "Memory",
@@ -62,6 +63,8 @@ WEIGHT_BITS = 16  # "w (signed 16 bit)"
 ELIG_BITS = 16  # "e (eligibility, signed 16 bit)"
 #: one event's value: w, or (w * g) >> 7 with g <= 255, is in -65280 .. 65279
 EVENT_VALUE_BITS = 17
+#: a neuron's stimulus sum S (the currents of the job's windows open at a step), signed
+STIMULUS_BITS = 32
 
 #: A shared parameter profile: 96 bits, three 32-bit-friendly groups of 24 + 8.
 PROFILE_LAYOUT = data.StructLayout({
@@ -116,6 +119,11 @@ class CoreLayouts:
     event : StructLayout
         Runtime only (the HDL's queue, not in an image): ``value`` (signed 17),
         ``target``, ``compartment``, ``next`` (the queue's free/arrival list link).
+    accumulator : ArrayLayout
+        Runtime only: a neuron's input sums, one signed ``acc_bits`` element per
+        compartment (element ``c`` is compartment ``c``), one word per neuron.
+    stimulus : Shape
+        Runtime only: a neuron's stimulus sum, ``signed(STIMULUS_BITS)``.
     arrival : StructLayout
         Runtime only: one per delay slot, the list of events arriving at that step
         (``head``, ``tail`` into the event queue, ``nonempty``).
@@ -147,6 +155,8 @@ class CoreLayouts:
             "axon": unsigned(config.axon_bits),
         })
         self.synapse_order = data.StructLayout({"index": unsigned(32)})
+        self.accumulator = data.ArrayLayout(signed(config.acc_bits), config.compartments)
+        self.stimulus = signed(STIMULUS_BITS)
         self.arrival = data.StructLayout({
             "head": unsigned(config.queue_bits),
             "tail": unsigned(config.queue_bits),
