@@ -86,7 +86,12 @@ NEURON_STATE_FIELDS = {
 
 
 class Memory(enum.Enum, shape=unsigned(3)):
-    """The memories of a core image; the host addresses them by this number."""
+    """A core's memories as the host addresses them: the image's (0 .. 5) and the runtime ones.
+
+    ``STIMULUS`` and ``ACCUMULATOR`` are not in an image: the host keeps the stimulus
+    sums current between steps, and may read the accumulators back (word ``b * neurons +
+    n`` is neuron ``n``'s word in bank ``b``; see docs/hardware.md).
+    """
 
     PROFILE = 0
     NEURON = 1
@@ -95,6 +100,10 @@ class Memory(enum.Enum, shape=unsigned(3)):
     ROUTE = 4
     #: host side only: each synapse word's index in synapse order (weight export)
     SYNAPSE_ORDER = 5
+    #: runtime: each local neuron's stimulus sum, written by the host between steps
+    STIMULUS = 6
+    #: runtime: the two banks of accumulator words (a bank collects the next step's input)
+    ACCUMULATOR = 7
 
 
 class CoreLayouts:
@@ -169,8 +178,8 @@ class CoreLayouts:
             "next": unsigned(config.queue_bits),
         })
 
-    def for_memory(self, memory: Memory) -> data.StructLayout:
-        """The word layout of an image memory."""
+    def for_memory(self, memory: Memory):
+        """The word layout (or shape) of ``memory``."""
         return {
             Memory.PROFILE: self.profile,
             Memory.NEURON: self.neuron,
@@ -178,6 +187,8 @@ class CoreLayouts:
             Memory.SYNAPSE: self.synapse,
             Memory.ROUTE: self.route,
             Memory.SYNAPSE_ORDER: self.synapse_order,
+            Memory.STIMULUS: self.stimulus,
+            Memory.ACCUMULATOR: self.accumulator,
         }[memory]
 
     def depth(self, memory: Memory) -> int:
@@ -190,6 +201,8 @@ class CoreLayouts:
             Memory.SYNAPSE: c.synapse_words,
             Memory.ROUTE: c.route_words,
             Memory.SYNAPSE_ORDER: c.synapse_words,
+            Memory.STIMULUS: c.neurons,
+            Memory.ACCUMULATOR: 2 * c.neurons,
         }[memory]
 
 

@@ -14,7 +14,7 @@ from test_compiler_nets import all_to_all, build_netlist
 
 from neurofab.compiler import compile_network, decode_image
 from neurofab.compiler.budget import core_bits
-from neurofab.compiler.image import initial_lfsr
+from neurofab.compiler.image import IMAGE_MEMORIES, initial_lfsr
 from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS
 from neurofab.hdl.layouts import Memory, core_layouts
@@ -60,7 +60,7 @@ def test_bytes_round_trip_exactly_and_rebuild_the_netlist(preset, per_core):
     assert back.config == image.config
     assert_same_netlist(back.to_netlist(net.populations), net)
     for c in range(image.n_cores):
-        for m in Memory:
+        for m in IMAGE_MEMORIES:
             np.testing.assert_array_equal(back.memories[c][m], image.memories[c][m])
 
 

@@ -138,7 +138,9 @@ def test_every_image_memory_has_a_layout_and_depth():
     layouts = core_layouts(PRESETS["ulx3s-85f"])
     assert layouts.depth(Memory.SYNAPSE) == 49152
     assert layouts.for_memory(Memory.ROUTE) is layouts.route
-    assert [m.value for m in Memory] == list(range(6))
+    assert [m.value for m in Memory] == list(range(8))
+    assert layouts.depth(Memory.ACCUMULATOR) == 2 * 1024
+    assert layouts.for_memory(Memory.ACCUMULATOR).size == 4 * 32
 
 
 def test_memory_map_document_is_current():
