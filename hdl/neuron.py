@@ -3,15 +3,21 @@
 The core streams every neuron through :class:`NeuronUpdate` once per timestep: in go
 the neuron's state word (``v``, ``r``, ``lfsr``), its parameters, its four compartment
 input sums ``A_0 .. A_3`` and its stimulus sum ``S``; out come the new state word and
-whether (and with which graded payload) the neuron spiked. The pipeline is four
+whether (and with which graded payload) the neuron spiked. The pipeline is six
 register stages, each a :class:`wiring.Component` joined to the next by an
-:mod:`amaranth.lib.stream`:
+:mod:`amaranth.lib.stream`, each with at most one carry chain (an adder or a
+comparison) and a few LUTs of muxing between its registers, so the core clocks at
+30 MHz on an iCE40UP5K and 100 MHz on an ECP5:
 
-1. :class:`DendriteStage`: dendrite gating and ``I``, the LFSR advance, the refractory
-   decision and the leak toward ``resting``;
-2. :class:`IntegrateStage`: ``v = sat(v + I + S, 24)``, one saturation;
-3. :class:`NoiseStage`: ``v = sat(v + ((lfsr & 0xFF) - 128), 24)`` when noise is on;
-4. :class:`FireStage`: threshold, graded payload, reset and refractory load.
+1. :class:`GateStage`: dendrite gates of ``A_1 .. A_3``, ``A_0 + S``, the two leak
+   candidates ``v - leak``, ``v + leak`` and ``v``'s side of ``resting``; the LFSR
+   advance and the refractory decision;
+2. :class:`LeakStage`: the leaked ``v`` (clamped at ``resting``; ``resting`` when
+   refractory), and the first level of the input sum;
+3. :class:`SumStage`: ``I + S`` summed exactly (0 when refractory);
+4. :class:`IntegrateStage`: ``v = sat(v + I + S, 24)``, one saturation;
+5. :class:`NoiseStage`: ``v = sat(v + ((lfsr & 0xFF) - 128), 24)`` when noise is on;
+6. :class:`FireStage`: threshold, graded payload, reset and refractory load.
 
 Every stage has the same handshake (see :class:`PipelineStage`), so the pipeline as a
 whole accepts one neuron per clock while its output is taken, holds everything when it
@@ -23,13 +29,13 @@ says whatever its parameters: its ``I``, ``S`` and noise are discarded and it ca
 spike, so the block agrees with the model even on parameter sets the API would refuse.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from neurofab.errors import ValidationError
 
-from .arith import V_BITS, dendrite_gate, graded_payload, saturate, toward_resting
+from .arith import V_BITS, dendrite_gate
 from .layouts import NEURON_STATE_FIELDS, PROFILE_LAYOUT
 from .lfsr import lfsr_advance, noise_term
 
@@ -37,7 +43,9 @@ __all__ = [
     "update_input_layout",
     "update_output_layout",
     "PipelineStage",
-    "DendriteStage",
+    "GateStage",
+    "LeakStage",
+    "SumStage",
     "IntegrateStage",
     "NoiseStage",
     "FireStage",
@@ -58,8 +66,24 @@ def _check_width(owner: str, name: str, value, lo: int, hi: int) -> int:
     return value
 
 
-def _state_fields(tag_width: int) -> dict:
-    """Fields every stage carries to the end: the tag and the parameters the last stage needs."""
+def _saturate_fast(value, width: int) -> Value:
+    """``sat(value, width)`` (as ``arith.saturate``) without a comparator's carry chain.
+
+    ``value`` fits ``signed(width)`` exactly when its bits from ``width - 1`` up are all
+    equal (all copies of the sign); otherwise it lies beyond the end its sign points to.
+    That is a LUT reduction and a mux, so it can follow an adder in the same stage.
+    """
+    value = Value.cast(value)
+    if len(value) <= width:
+        return value.as_signed()
+    top = value[width - 1:]
+    fits = ~top.any() | top.all()
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return Mux(fits, value[:width], Mux(value[-1], lo, hi))[:width].as_signed()
+
+
+def _carried(tag_width: int) -> dict:
+    """Fields every stage carries to the end: the tag, and what the last stages need."""
     return {
         "tag": unsigned(tag_width),
         "refractory": unsigned(1),
@@ -72,7 +96,12 @@ def _state_fields(tag_width: int) -> dict:
     }
 
 
-_STATE_NAMES = tuple(_state_fields(0))
+_CARRIED = tuple(_carried(0))
+
+
+def _sum_width(input_width: int, stimulus_width: int) -> int:
+    """Width that holds ``A_0 + S`` exactly."""
+    return max(input_width, stimulus_width) + 1
 
 
 def update_input_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
@@ -134,18 +163,41 @@ def update_output_layout(tag_width: int) -> data.StructLayout:
     })
 
 
-def _dendrite_output_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+def _gate_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
     return data.StructLayout({
-        **_state_fields(tag_width),
+        **_carried(tag_width),
+        "noise": unsigned(1),
+        "gated": data.ArrayLayout(signed(input_width), 3),  # A_1 .. A_3 after their gates
+        "soma_in": signed(_sum_width(input_width, stimulus_width)),  # A_0 + S
+        # v -+ leak, exact: v is signed 24 and leak unsigned 16, so 25 bits hold both
+        "down": signed(V_BITS + 1),
+        "up": signed(V_BITS + 1),
+        "above": unsigned(1),  # v > resting
+        "below": unsigned(1),  # v < resting
+    })
+
+
+def _leak_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+    return data.StructLayout({
+        **_carried(tag_width),
         "noise": unsigned(1),
         "v": signed(V_BITS),
-        "i": signed(input_width + 2),  # four signed addends never need more than two extra bits
-        "s": signed(stimulus_width),
+        "distal": signed(input_width + 1),  # gate(A_1) + gate(A_2)
+        "proximal": signed(_sum_width(input_width, stimulus_width) + 1),  # gate(A_3) + A_0 + S
+    })
+
+
+def _sum_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+    return data.StructLayout({
+        **_carried(tag_width),
+        "noise": unsigned(1),
+        "v": signed(V_BITS),
+        "total": signed(_sum_width(input_width, stimulus_width) + 2),  # I + S, exact
     })
 
 
 def _soma_layout(tag_width: int, *, noise: bool) -> data.StructLayout:
-    fields = {**_state_fields(tag_width), "v": signed(V_BITS)}
+    fields = {**_carried(tag_width), "v": signed(V_BITS)}
     if noise:
         fields["noise"] = unsigned(1)
     return data.StructLayout(fields)
@@ -206,63 +258,99 @@ class PipelineStage(wiring.Component):
         return m
 
 
-class DendriteStage(PipelineStage):
-    """Stage 1: dendrites (step 2), noise source (step 4), refractory decision and leak (step 5).
+class GateStage(PipelineStage):
+    """Stage 1: dendrite gates (step 2), noise source (step 4), refractory decision and leak inputs.
 
-    * ``i = A_0 + gate(A_1) + gate(A_2) + gate(A_3)``, where a distal compartment passes
-      when ``dendritic`` is off or ``A_c >= dend_threshold``; exact in
-      ``signed(input_width + 2)``.
-    * ``lfsr`` advances once, refractory or not.
+    * ``gated[c - 1] = gate(A_c)`` for ``c = 1 .. 3``: ``A_c`` passes when ``dendritic``
+      is off or ``A_c >= dend_threshold``, else 0;
+    * ``soma_in = A_0 + S``, exact;
+    * ``down = v - leak``, ``up = v + leak``, exact; ``above = v > resting``,
+      ``below = v < resting``;
+    * ``lfsr`` advances once, refractory or not;
     * ``refractory = r > 0``; the carried ``r`` is ``r - 1`` then, else 0.
-    * ``v`` becomes ``resting`` when refractory, else moves ``leak`` toward ``resting``.
+
+    Each output is one comparison or one adder (all side by side). Handshake, latency
+    and reset as :class:`PipelineStage`.
+    """
+
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
+        super().__init__(update_input_layout(input_width, stimulus_width, tag_width),
+                         _gate_layout(input_width, stimulus_width, tag_width))
+
+    def compute(self, m, i, o):
+        self.pass_through(m, i, o, ["tag", "threshold", "resting", "refrac", "graded", "noise"])
+        refractory = i.r != 0
+        m.d.comb += [
+            [o.gated[c - 1].eq(dendrite_gate(i.a[c], i.dend_threshold, i.dendritic)) for c in (1, 2, 3)],
+            o.soma_in.eq(i.a[0] + i.s),
+            o.down.eq(i.v - i.leak),
+            o.up.eq(i.v + i.leak),
+            o.above.eq(i.v > i.resting),
+            o.below.eq(i.v < i.resting),
+            o.lfsr.eq(lfsr_advance(i.lfsr)),
+            o.refractory.eq(refractory),
+            o.r.eq(i.r - refractory),
+        ]
+
+
+class LeakStage(PipelineStage):
+    """Stage 2: the leak toward ``resting`` (step 5), and the first level of the input sum.
+
+    ``v`` becomes ``resting`` when refractory; else ``max(resting, v - leak)`` when
+    ``v > resting``, ``min(resting, v + leak)`` when ``v < resting``, and ``v`` (which
+    is ``resting``) otherwise. ``distal = gate(A_1) + gate(A_2)``, ``proximal = gate(A_3)
+    + A_0 + S``, both exact. Handshake, latency and reset as :class:`PipelineStage`.
+    """
+
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
+        super().__init__(_gate_layout(input_width, stimulus_width, tag_width),
+                         _leak_layout(input_width, stimulus_width, tag_width))
+
+    def compute(self, m, i, o):
+        self.pass_through(m, i, o, [*_CARRIED, "noise"])
+        leak_down = ~i.refractory & i.above & (i.down > i.resting)
+        leak_up = ~i.refractory & i.below & (i.up < i.resting)
+        m.d.comb += [
+            o.v.eq(Mux(leak_down, i.down, Mux(leak_up, i.up, i.resting))),
+            o.distal.eq(i.gated[0] + i.gated[1]),
+            o.proximal.eq(i.gated[2] + i.soma_in),
+        ]
+
+
+class SumStage(PipelineStage):
+    """Stage 3: ``total = I + S``, exact; 0 for a refractory neuron, whose inputs are discarded.
 
     Handshake, latency and reset as :class:`PipelineStage`.
     """
 
     def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
-        super().__init__(update_input_layout(input_width, stimulus_width, tag_width),
-                         _dendrite_output_layout(input_width, stimulus_width, tag_width))
+        super().__init__(_leak_layout(input_width, stimulus_width, tag_width),
+                         _sum_layout(input_width, stimulus_width, tag_width))
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, ["tag", "threshold", "resting", "refrac", "graded", "noise", "s"])
-        refractory = i.r != 0
-        m.d.comb += [
-            o.i.eq(i.a[0]
-                   + dendrite_gate(i.a[1], i.dend_threshold, i.dendritic)
-                   + dendrite_gate(i.a[2], i.dend_threshold, i.dendritic)
-                   + dendrite_gate(i.a[3], i.dend_threshold, i.dendritic)),
-            o.lfsr.eq(lfsr_advance(i.lfsr)),
-            o.refractory.eq(refractory),
-            o.r.eq(i.r - refractory),
-        ]
-        with m.If(refractory):
-            m.d.comb += o.v.eq(i.resting)
-        with m.Else():
-            m.d.comb += o.v.eq(toward_resting(i.v, i.resting, i.leak))
+        self.pass_through(m, i, o, [*_CARRIED, "noise", "v"])
+        m.d.comb += o.total.eq(Mux(i.refractory, 0, i.distal + i.proximal))
 
 
 class IntegrateStage(PipelineStage):
-    """Stage 2: ``v = sat(v + I + S, 24)``, ``I + S`` added in full width, one saturation.
+    """Stage 4: ``v = sat(v + I + S, 24)``, the sum exact, one saturation.
 
-    A refractory neuron keeps ``v`` (already ``resting``): its ``I`` and ``S`` are
-    discarded. Handshake, latency and reset as :class:`PipelineStage`.
+    A refractory neuron arrives with ``v = resting`` and ``I + S = 0``, so it keeps
+    ``resting``. Handshake, latency and reset as :class:`PipelineStage`.
     """
 
     def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
-        super().__init__(_dendrite_output_layout(input_width, stimulus_width, tag_width),
+        super().__init__(_sum_layout(input_width, stimulus_width, tag_width),
                          _soma_layout(tag_width, noise=True))
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, [*_STATE_NAMES, "noise"])
-        # Amaranth widens every sum by a bit, so v + I + S is exact before the saturation.
-        with m.If(i.refractory):
-            m.d.comb += o.v.eq(i.v)
-        with m.Else():
-            m.d.comb += o.v.eq(saturate(i.v + i.i + i.s, V_BITS))
+        self.pass_through(m, i, o, [*_CARRIED, "noise"])
+        # Amaranth widens the sum by a bit, so v + total is exact before the saturation.
+        m.d.comb += o.v.eq(_saturate_fast(i.v + i.total, V_BITS))
 
 
 class NoiseStage(PipelineStage):
-    """Stage 3: with ``noise``, ``v = sat(v + ((lfsr & 0xFF) - 128), 24)``, on the advanced LFSR.
+    """Stage 5: with ``noise``, ``v = sat(v + ((lfsr & 0xFF) - 128), 24)``, on the advanced LFSR.
 
     Skipped for a refractory neuron (noise belongs to the non-refractory soma update).
     Handshake, latency and reset as :class:`PipelineStage`.
@@ -272,20 +360,21 @@ class NoiseStage(PipelineStage):
         super().__init__(_soma_layout(tag_width, noise=True), _soma_layout(tag_width, noise=False))
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, _STATE_NAMES)
-        with m.If(i.noise & ~i.refractory):
-            m.d.comb += o.v.eq(saturate(i.v + noise_term(i.lfsr), V_BITS))
-        with m.Else():
-            m.d.comb += o.v.eq(i.v)
+        self.pass_through(m, i, o, _CARRIED)
+        noisy = _saturate_fast(i.v + noise_term(i.lfsr), V_BITS)
+        m.d.comb += o.v.eq(Mux(i.noise & ~i.refractory, noisy, i.v))
 
 
 class FireStage(PipelineStage):
-    """Stage 4: threshold, graded payload, reset and refractory load.
+    """Stage 6: threshold, graded payload, reset and refractory load.
 
     A non-refractory neuron with ``v >= threshold`` spikes: ``payload`` is
     ``min(255, 128 + ((v - threshold) >> 3))`` with ``graded`` (else 0), ``v`` becomes
-    ``resting`` and ``r`` becomes ``refrac``. Handshake, latency and reset as
-    :class:`PipelineStage`.
+    ``resting`` and ``r`` becomes ``refrac``. One subtraction ``d = v - threshold``
+    (exact in 25 bits) decides both: the spike is ``d``'s sign bit clear, and the
+    payload is 255 when ``d >= 1016`` (a bit of ``d[10:24]`` set, or ``d[3:10]`` all
+    ones), else ``128 + d[3:10]``, which are bits, not adders. Handshake, latency and
+    reset as :class:`PipelineStage`.
     """
 
     def __init__(self, *, tag_width: int):
@@ -293,13 +382,17 @@ class FireStage(PipelineStage):
 
     def compute(self, m, i, o):
         self.pass_through(m, i, o, ["tag", "lfsr"])
-        spike = ~i.refractory & (i.v >= i.threshold)
+        excess = Signal(signed(V_BITS + 1))
+        m.d.comb += excess.eq(i.v - i.threshold)
+        spike = ~i.refractory & ~excess[-1]
+        # With a spike, 0 <= excess < 2^24: the payload is in its bits.
+        payload = Mux(excess[10:V_BITS].any(), 255, Cat(excess[3:10], Const(1, 1)))
         m.d.comb += o.spike.eq(spike)
         with m.If(spike):
             m.d.comb += [
                 o.v.eq(i.resting),
                 o.r.eq(i.refrac),
-                o.payload.eq(Mux(i.graded, graded_payload(i.v, i.threshold), 0)),
+                o.payload.eq(Mux(i.graded, payload, 0)),
             ]
         with m.Else():
             m.d.comb += [
@@ -331,18 +424,20 @@ class NeuronUpdate(wiring.Component):
     o : ``Out(stream.Signature(update_output_layout(tag_width)))``
         Its new state word, spike and graded payload, in input order.
 
-    Latency is :attr:`LATENCY` (4) clocks: an item accepted on clock edge ``k`` is valid
-    on ``o`` from edge ``k + 4``, if ``o`` was not stalled meanwhile. Throughput is one
+    Latency is :attr:`LATENCY` (6) clocks: an item accepted on clock edge ``k`` is valid
+    on ``o`` from edge ``k + 6``, if ``o`` was not stalled meanwhile. Throughput is one
     neuron per clock while ``o.ready`` is high. Backpressure: when ``o.ready`` is low
-    the stages fill up and then hold; ``i.ready`` falls once all four are full.
-    ``i.ready`` depends combinationally on ``o.ready`` through four stages (no
-    combinational path from ``i.valid``). Nothing is dropped or repeated. Overflow:
-    none is possible inside; ``v`` saturates to the signed 24-bit range exactly where the
-    model saturates it. Reset empties the pipeline; items in flight are lost.
+    the stages fill up and then hold; ``i.ready`` falls once all six are full.
+    ``i.ready`` depends combinationally on ``o.ready`` through the six stages (an OR of
+    their valids; no combinational path from ``i.valid``). Nothing is dropped or
+    repeated. Overflow: none is possible inside; ``v`` saturates to the signed 24-bit
+    range exactly where the model saturates it. Reset empties the pipeline; items in
+    flight are lost. Timing: each stage holds at most one carry chain (adder or
+    comparison) followed by LUT-level muxing.
     """
 
     #: Clocks from acceptance on ``i`` to presentation on ``o``.
-    LATENCY = 4
+    LATENCY = 6
 
     def __init__(self, *, input_width: int = 32, stimulus_width: int = 32, tag_width: int = 16):
         owner = type(self).__name__
@@ -370,14 +465,19 @@ class NeuronUpdate(wiring.Component):
         m = Module()
         widths = dict(input_width=self._input_width, stimulus_width=self._stimulus_width,
                       tag_width=self._tag_width)
-        m.submodules.dendrite = dendrite = DendriteStage(**widths)
-        m.submodules.integrate = integrate = IntegrateStage(**widths)
-        m.submodules.noise = noise = NoiseStage(tag_width=self._tag_width)
-        m.submodules.fire = fire = FireStage(tag_width=self._tag_width)
-
-        wiring.connect(m, wiring.flipped(self.i), dendrite.i)
-        wiring.connect(m, dendrite.o, integrate.i)
-        wiring.connect(m, integrate.o, noise.i)
-        wiring.connect(m, noise.o, fire.i)
-        wiring.connect(m, fire.o, wiring.flipped(self.o))
+        stages = [
+            GateStage(**widths),
+            LeakStage(**widths),
+            SumStage(**widths),
+            IntegrateStage(**widths),
+            NoiseStage(tag_width=self._tag_width),
+            FireStage(tag_width=self._tag_width),
+        ]
+        upstream = wiring.flipped(self.i)
+        for stage in stages:
+            m.submodules[type(stage).__name__.removesuffix("Stage").lower()] = stage
+            wiring.connect(m, upstream, stage.i)
+            upstream = stage.o
+        wiring.connect(m, upstream, wiring.flipped(self.o))
+        assert len(stages) == self.LATENCY
         return m

@@ -1,4 +1,4 @@
-"""The neuron pass: phase 2 of a core's timestep, every neuron through the update pipeline.
+"""The neuron pass: every neuron of a core through the update pipeline, one per clock.
 
 docs/memory-map.md, "One core": "For every local neuron in order: read its neuron word,
 its profile (by the word's profile index) and its accumulators (then clear them), add
@@ -6,21 +6,25 @@ the stimulus, update v, r, lfsr exactly as docs/model.md says, write the word ba
 neuron that spikes is remembered in a spike list, with its graded payload."
 
 :class:`NeuronPass` does exactly that over memories it reaches through memory-port
-interfaces (the core's top level owns the memories and connects their ports), and
-feeds :class:`~neurofab.hdl.neuron.NeuronUpdate`. The stimulus sum ``S`` of each neuron
-comes from a per-neuron stimulus memory, which the host keeps current (a proposal the
-memory map does not have yet; see docs/hardware.md).
+interfaces (the core's top level owns the memories and connects their ports), one
+neuron issued per clock, fully pipelined (Core v2, issue #4): a neuron's word is read
+on one clock, its profile (addressed by the word's ``profile`` field), its accumulator
+word (every compartment's sum in one word, ``layouts.core_layouts(config).accumulator``)
+and its stimulus sum (``layouts.STIMULUS_BITS``) on the next, and the neuron enters
+:class:`~neurofab.hdl.neuron.NeuronUpdate` on the clock after that, while the words of
+the neurons behind it are being read. The pass writes the accumulator word 0 as the
+neuron enters the update, and the neuron word back as the neuron leaves it.
 """
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from neurofab.errors import ValidationError
 
-from .config import CoreConfig, addr_bits, count_bits
-from .layouts import PROFILE_LAYOUT, core_layouts
+from .config import CoreConfig, count_bits
+from .layouts import PROFILE_LAYOUT, STIMULUS_BITS, core_layouts
 from .neuron import NeuronUpdate
 
 __all__ = ["UPDATED_FIELDS", "spike_layout", "NeuronPass"]
@@ -41,66 +45,77 @@ class NeuronPass(wiring.Component):
     ----------
     config : CoreConfig
         The core's shape: ``neurons``, ``compartments``, ``profiles``, ``acc_bits`` and
-        the neuron word layout (``layouts.core_layouts(config).neuron``).
-    stimulus_width : int
-        Width of a neuron's stimulus sum (signed), 24 .. 64.
+        the word layouts (``layouts.core_layouts(config)``: ``neuron``, ``accumulator``,
+        ``stimulus``).
 
     Members
     -------
     start : ``In(1)``
-        Pulse while idle: begin a pass. ``count`` and the flags are sampled then and
-        must hold until ``done``.
+        Pulse while idle or on the clock of ``done`` (ignored while ``busy`` otherwise):
+        begin a pass. ``count`` and the flags
+        are sampled on that clock; the flags must also hold until ``done`` (the pass
+        registers them, but the core changes them only between steps anyway).
     count : ``In(count_bits(neurons))``
-        Neurons to update, 0 .. ``neurons``; a pass with 0 finishes at once.
+        Neurons to update, 0 .. ``neurons``.
     dendritic, noise, graded : ``In(1)``
         The job's flags.
     busy : ``Out(1)``
-        High from the clock after ``start`` until ``done``.
+        High from the clock after ``start`` until ``done``, inclusive.
     done : ``Out(1)``
-        One-clock pulse when every neuron's word has been written back (and every spike
-        handed over).
-    neuron_rd, neuron_wr : read and write port of the neuron memory (``In(ReadPort.Signature)``,
-        ``In(WritePort.Signature)``: this block drives ``addr``, ``en``, and ``data`` of
-        the write port). Word ``n`` is read once, and written once with new ``v``, ``r``,
-        ``lfsr`` and every other field as read.
-    profile_rd : read port of the profile table (``PROFILE_LAYOUT``).
-    acc_rd, acc_wr : read and write port of the accumulators, ``acc[n * compartments + c]``,
-        signed ``acc_bits``. Each is read once and then written 0.
-    stim_rd : read port of the stimulus memory, one signed ``stimulus_width`` sum per neuron.
+        One-clock pulse (a register) on the clock after the last neuron's word was
+        written back and its spike, if any, handed over.
+    neuron_rd, neuron_wr : read and write port of the neuron memory (``layouts.neuron``,
+        depth ``neurons``; ``In(ReadPort.Signature)``, ``In(WritePort.Signature)``: this
+        block drives ``addr``, ``en`` and the write port's ``data``). Word ``n`` is read
+        once, and written once with new ``v``, ``r``, ``lfsr`` and every other field as read.
+    profile_rd : read port of the profile table (``PROFILE_LAYOUT``), addressed by the
+        ``profile`` field of the word read on the clock before.
+    acc_rd, acc_wr : read and write port of the accumulator bank of this step
+        (``layouts.accumulator``: one word per neuron, element ``c`` the signed
+        ``acc_bits`` sum of compartment ``c``; depth ``neurons``). Word ``n`` is read
+        once and written 0 once, on the clock the neuron enters the update pipeline
+        (after its read), so the bank is all zero over ``0 .. count - 1`` after the pass.
+    stim_rd : read port of the stimulus memory (``layouts.stimulus``, signed
+        ``STIMULUS_BITS``, depth ``neurons``). Read once per neuron.
     spikes : ``Out(stream.Signature(spike_layout(config)))``
-        ``(neuron, payload)`` of every neuron that spiked, in neuron order.
+        ``(neuron, payload)`` of every neuron that spiked, in neuron order. ``valid``
+        comes from a register and never depends on ``ready``.
 
-    Timing: a neuron takes ``3 + compartments`` clocks (word and stimulus, then profile,
-    then one clock per accumulator, then the hand-over), and the update pipeline works
-    on it while the next neuron is read; with ``spikes`` ready, a pass of ``n > 0``
-    neurons takes exactly ``(3 + compartments) * n + NeuronUpdate.LATENCY + 1`` clocks
-    from the ``start`` edge to ``done`` (2 for ``n = 0``). This is a first, plain
-    sequencer: overlapping one neuron's accumulator reads with the next one's word read
-    would bring it near ``compartments`` clocks a neuron.
-    Read ports are enabled only in the clock that issues their read, so their data
-    holds until it is used. When ``spikes`` stalls, the pipeline holds and the pass
-    waits; nothing is lost. Reset abandons a pass (memories keep what was written).
+    Timing: neuron ``k`` (``k = 0 .. count - 1``) is issued on clock ``k + 1`` after the
+    ``start`` edge (clock 1 is the clock right after it): its word read then, its
+    profile, accumulator and stimulus reads on clock ``k + 2``, it enters the update
+    pipeline on clock ``k + 3``, and its word is written back (and its spike offered)
+    on clock ``k + 3 + NeuronUpdate.LATENCY``. With ``spikes`` always ready a pass of
+    ``n > 0`` neurons therefore raises ``done`` on clock ``n + LATENCY`` after the
+    ``start`` edge, :attr:`LATENCY` ``= NeuronUpdate.LATENCY + 3 = 9``; a pass of 0
+    raises it on clock 1. Throughput is one neuron per clock.
+
+    Backpressure: a spike that finds ``spikes`` not ready holds the update pipeline,
+    and through its ``i.ready`` the read stages: while held, every read port's ``en``
+    stays low (so its ``data`` holds the word read), no write is made and no neuron is
+    issued; nothing is lost or repeated, and the pass resumes where it stood. A stall
+    of ``s`` clocks makes the pass ``s`` clocks longer. Reset abandons a pass (the
+    memories keep what was written).
     """
 
-    def __init__(self, config: CoreConfig, *, stimulus_width: int = 32):
+    #: Clocks a pass of ``n > 0`` neurons takes beyond ``n`` (``start`` edge to ``done``).
+    LATENCY = NeuronUpdate.LATENCY + 3
+
+    def __init__(self, config: CoreConfig):
         if not isinstance(config, CoreConfig):
             raise ValidationError("NeuronPass.config", f"must be a CoreConfig, not {config!r}")
-        if isinstance(stimulus_width, bool) or not isinstance(stimulus_width, int) \
-                or not 24 <= stimulus_width <= 64:
-            raise ValidationError("NeuronPass.stimulus_width",
-                                  f"must be an integer in 24 .. 64, not {stimulus_width!r}")
         self._config = config
-        self._stimulus_width = stimulus_width
         layouts = core_layouts(config)
-        self._neuron_layout = layouts.neuron
-        # What rides through the update pipeline beside the state: the neuron's index and
-        # the word's other fields, to be written back as they were.
+        # What rides through the update pipeline beside the state: the neuron's index,
+        # whether it is the pass's last one, and the word's other fields, to be written
+        # back as they were.
         self._tag_layout = data.StructLayout({
             "index": unsigned(config.neuron_bits),
+            "last": unsigned(1),
             "kept": data.StructLayout({name: field.shape for name, field in layouts.neuron
                                        if name not in UPDATED_FIELDS}),
         })
-        acc_addr = addr_bits(config.neurons * config.compartments)
+        bits = config.neuron_bits
         super().__init__({
             "start": In(1),
             "count": In(count_bits(config.neurons)),
@@ -109,12 +124,12 @@ class NeuronPass(wiring.Component):
             "graded": In(1),
             "busy": Out(1),
             "done": Out(1),
-            "neuron_rd": In(ReadPort.Signature(addr_width=config.neuron_bits, shape=layouts.neuron)),
-            "neuron_wr": In(WritePort.Signature(addr_width=config.neuron_bits, shape=layouts.neuron)),
+            "neuron_rd": In(ReadPort.Signature(addr_width=bits, shape=layouts.neuron)),
+            "neuron_wr": In(WritePort.Signature(addr_width=bits, shape=layouts.neuron)),
             "profile_rd": In(ReadPort.Signature(addr_width=config.profile_bits, shape=PROFILE_LAYOUT)),
-            "acc_rd": In(ReadPort.Signature(addr_width=acc_addr, shape=signed(config.acc_bits))),
-            "acc_wr": In(WritePort.Signature(addr_width=acc_addr, shape=signed(config.acc_bits))),
-            "stim_rd": In(ReadPort.Signature(addr_width=config.neuron_bits, shape=signed(stimulus_width))),
+            "acc_rd": In(ReadPort.Signature(addr_width=bits, shape=layouts.accumulator)),
+            "acc_wr": In(WritePort.Signature(addr_width=bits, shape=layouts.accumulator)),
+            "stim_rd": In(ReadPort.Signature(addr_width=bits, shape=layouts.stimulus)),
             "spikes": Out(stream.Signature(spike_layout(config))),
         })
 
@@ -125,33 +140,76 @@ class NeuronPass(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        compartments = config.compartments
         m.submodules.update = update = NeuronUpdate(
-            input_width=config.acc_bits, stimulus_width=self._stimulus_width, tag_width=self._tag_layout.size)
+            input_width=config.acc_bits, stimulus_width=STIMULUS_BITS, tag_width=self._tag_layout.size)
 
-        # --- fetch: one neuron at a time, reads in order -------------------------------
-        neuron = Signal(config.neuron_bits + 1)  # index of the neuron being fetched
-        count = Signal.like(self.count)
+        # --- issue: one neuron a clock, its word read ---------------------------------
+        issuing = Signal()  # neurons are left to issue
+        neuron = Signal(config.neuron_bits)  # the next one
+        last = Signal.like(self.count)  # count - 1: the pass's last neuron
         flags = Signal(3)  # dendritic, noise, graded, held for the pass
-        compartment = Signal(range(compartments + 1))
-        sums = Signal(data.ArrayLayout(signed(config.acc_bits), 4))
-        acc_base = Signal.like(self.acc_rd.addr)
-        written = Signal.like(self.count)
+        # Stage 1: the word is in neuron_rd.data. Stage 2: profile, accumulators and
+        # stimulus are in their ports' data, the word in a register beside them.
+        s1_valid, s2_valid = Signal(), Signal()
+        s1_index, s2_index = Signal(config.neuron_bits), Signal(config.neuron_bits)
+        s1_last, s2_last = Signal(), Signal()
+        s2_word = Signal.like(self.neuron_rd.data)
 
-        for port in (self.neuron_rd, self.profile_rd, self.acc_rd, self.stim_rd):
-            m.d.comb += port.en.eq(0)
+        # Everything before the update pipeline moves together, when its last stage is
+        # empty or handed over; otherwise every read port's data and register holds.
+        advance = ~s2_valid | update.i.ready
+
+        # The pass after this one may start on the clock of this one's done.
+        idle = ~self.busy | self.done
+        with m.If(self.done):
+            m.d.sync += self.busy.eq(0)
+        with m.If(self.start & idle):
+            m.d.sync += [
+                self.busy.eq(1),
+                neuron.eq(0),
+                last.eq(self.count - 1),
+                issuing.eq(self.count != 0),
+                flags.eq(Cat(self.dendritic, self.noise, self.graded)),
+            ]
         m.d.comb += [
             self.neuron_rd.addr.eq(neuron),
-            self.stim_rd.addr.eq(neuron),
-            self.profile_rd.addr.eq(self.neuron_rd.data.profile),
-            self.acc_rd.addr.eq(acc_base + compartment),
+            self.neuron_rd.en.eq(issuing & advance),
         ]
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(issuing),
+                s1_index.eq(neuron),
+                s1_last.eq(neuron == last),
+            ]
+            with m.If(issuing):
+                m.d.sync += [
+                    neuron.eq(neuron + 1),
+                    issuing.eq(neuron != last),  # an equality, not a carry chain
+                ]
 
-        word = self.neuron_rd.data
+        # --- stage 1: the word is here; read what it points to ------------------------
+        m.d.comb += [
+            self.profile_rd.addr.eq(self.neuron_rd.data.profile),
+            self.acc_rd.addr.eq(s1_index),
+            self.stim_rd.addr.eq(s1_index),
+        ]
+        for port in (self.profile_rd, self.acc_rd, self.stim_rd):
+            m.d.comb += port.en.eq(s1_valid & advance)
+        with m.If(advance):
+            m.d.sync += [
+                s2_valid.eq(s1_valid),
+                s2_index.eq(s1_index),
+                s2_last.eq(s1_last),
+                s2_word.eq(self.neuron_rd.data),
+            ]
+
+        # --- stage 2: into the update pipeline; the accumulators are cleared ----------
+        word = s2_word
         profile = self.profile_rd.data
         payload = update.i.payload
         tag = data.View(self._tag_layout, payload.tag)
         m.d.comb += [
+            update.i.valid.eq(s2_valid),
             payload.dendritic.eq(flags[0]),
             payload.noise.eq(flags[1]),
             payload.graded.eq(flags[2]),
@@ -163,66 +221,18 @@ class NeuronPass(wiring.Component):
             payload.resting.eq(profile.resting),
             payload.refrac.eq(profile.refrac),
             payload.dend_threshold.eq(profile.dend_threshold),
-            payload.a.eq(sums),
+            # Compartments beyond the core's are 0: they add nothing, and a zero gated
+            # compartment adds 0 whatever the gate decides.
+            [payload.a[c].eq(self.acc_rd.data[c]) for c in range(config.compartments)],
             payload.s.eq(self.stim_rd.data),
-            tag.index.eq(neuron),
+            tag.index.eq(s2_index),
+            tag.last.eq(s2_last),
+            self.acc_wr.addr.eq(s2_index),
+            self.acc_wr.data.eq(0),
+            self.acc_wr.en.eq(s2_valid & update.i.ready),
         ]
         for name, _field in self._tag_layout["kept"].shape:
             m.d.comb += tag.kept[name].eq(word[name])
-
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [
-                        neuron.eq(0),
-                        written.eq(0),
-                        count.eq(self.count),
-                        flags.eq(Cat(self.dendritic, self.noise, self.graded)),
-                    ]
-                    m.next = "NEXT"
-            with m.State("NEXT"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(neuron == count):
-                    m.next = "DRAIN"
-                with m.Else():
-                    # Read the word and the stimulus; the accumulators follow the profile.
-                    m.d.comb += [self.neuron_rd.en.eq(1), self.stim_rd.en.eq(1)]
-                    m.d.sync += [
-                        acc_base.eq(neuron * compartments),
-                        compartment.eq(0),
-                        sums.eq(0),
-                    ]
-                    m.next = "PROFILE"
-            with m.State("PROFILE"):
-                m.d.comb += [self.busy.eq(1), self.profile_rd.en.eq(1), self.acc_rd.en.eq(1)]
-                m.next = "ACCUMULATORS"
-            with m.State("ACCUMULATORS"):
-                # Each clock: take the sum read last clock, clear it, read the next one.
-                m.d.comb += [
-                    self.busy.eq(1),
-                    self.acc_wr.addr.eq(acc_base + compartment),
-                    self.acc_wr.data.eq(0),
-                    self.acc_wr.en.eq(1),
-                ]
-                with m.Switch(compartment):
-                    for c in range(compartments):
-                        with m.Case(c):
-                            m.d.sync += sums[c].eq(self.acc_rd.data)
-                m.d.sync += compartment.eq(compartment + 1)
-                with m.If(compartment + 1 == compartments):
-                    m.next = "OFFER"
-                with m.Else():
-                    m.d.comb += [self.acc_rd.en.eq(1), self.acc_rd.addr.eq(acc_base + compartment + 1)]
-            with m.State("OFFER"):
-                m.d.comb += [self.busy.eq(1), update.i.valid.eq(1)]
-                with m.If(update.i.ready):
-                    m.d.sync += neuron.eq(neuron + 1)
-                    m.next = "NEXT"
-            with m.State("DRAIN"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(written == count):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
 
         # --- write back and spike list: as results come out -----------------------------
         result = update.o.payload
@@ -242,6 +252,7 @@ class NeuronPass(wiring.Component):
         ]
         for name, _field in self._tag_layout["kept"].shape:
             m.d.comb += self.neuron_wr.data[name].eq(result_tag.kept[name])
-        with m.If(accepted):
-            m.d.sync += written.eq(written + 1)
+
+        # done: after the last write, or at once for an empty pass.
+        m.d.sync += self.done.eq((accepted & result_tag.last) | (self.start & idle & (self.count == 0)))
         return m

@@ -3,8 +3,8 @@
 Shared by the Amaranth simulator tests (tests/hdl/test_hdl_neuron_pass.py) and the
 cocotb bench of the pass under Verilator (tests/cocotb/neuron_pass_bench.py). Steps 2
 to 5 come from ``neuron_model.neuron_update``; the pass itself is plain: every neuron
-``0 .. count - 1`` in order, its accumulators read then cleared, the static fields of
-its word kept.
+``0 .. count - 1`` in order, its accumulator word (one sum per compartment) read then
+cleared, the static fields of its word kept.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import random
 from neuron_model import NeuronInput, neuron_update, random_input
 
 from neurofab.hdl.config import CoreConfig
-from neurofab.hdl.layouts import core_layouts
+from neurofab.hdl.layouts import STIMULUS_BITS, core_layouts
 
 __all__ = ["small_core", "random_profiles", "random_words", "fields_of", "expected_pass",
            "random_pass_inputs"]
@@ -22,12 +22,13 @@ __all__ = ["small_core", "random_profiles", "random_words", "fields_of", "expect
 V_MIN, V_MAX = -(1 << 23), (1 << 23) - 1
 
 
-def small_core(*, compartments: int = 4, max_cores: int = 1, neurons: int = 24) -> CoreConfig:
+def small_core(*, compartments: int = 4, max_cores: int = 1, neurons: int = 24,
+               acc_bits: int = 32) -> CoreConfig:
     """A small core shape for tests; with ``max_cores > 1`` its neuron words have route fields."""
     return CoreConfig(
         name="test", max_cores=max_cores, neurons=neurons, compartments=compartments, profiles=5,
         synapse_words=64, axons=neurons, route_words=8 if max_cores > 1 else 0, delay_slots=64,
-        event_queue=64, acc_bits=32)
+        event_queue=64, acc_bits=acc_bits)
 
 
 def random_profiles(rng: random.Random, config: CoreConfig) -> list[dict]:
@@ -70,30 +71,44 @@ def fields_of(word) -> dict:
 
 
 def expected_pass(config, words, profiles, accumulators, stimulus, count, flags):
-    """What one pass must leave: the words, the accumulators and the spike list."""
+    """What one pass must leave: the words, the accumulator words and the spike list.
+
+    ``accumulators[n]`` is neuron ``n``'s accumulator word as a list of ``compartments``
+    sums; the pass reads it, and leaves it all zero, for ``n < count``.
+    """
     words = [dict(w) for w in words]
-    accumulators = list(accumulators)
+    accumulators = [list(sums) for sums in accumulators]
     spikes = []
     c = config.compartments
     for n in range(count):
         w = words[n]
         p = profiles[w["profile"]]
-        sums = accumulators[n * c:(n + 1) * c] + [0] * (4 - c)
+        sums = accumulators[n] + [0] * (4 - c)
         out = neuron_update(NeuronInput(tag=n, **flags, v=w["v"], r=w["r"], lfsr=w["lfsr"], **p,
                                         a=tuple(sums), s=stimulus[n]))
         w.update(v=out.v, r=out.r, lfsr=out.lfsr)
-        accumulators[n * c:(n + 1) * c] = [0] * c
+        accumulators[n] = [0] * c
         if out.spike:
             spikes.append((n, out.payload))
     return words, accumulators, spikes
 
 
 def random_pass_inputs(rng: random.Random, config: CoreConfig, counts=None, k: int = 0):
-    """One pass's accumulators, stimulus sums, flags and count, biased so that neurons fire."""
+    """One pass's accumulator words, stimulus sums, flags and count, biased so that neurons fire.
+
+    The sums use the whole signed ``acc_bits`` range at times, the stimulus the whole
+    ``STIMULUS_BITS`` range; ``counts[k]`` is the count when given.
+    """
     c = config.compartments
-    scale = rng.choice([100, 2000, 1 << 20, (1 << 31) - 1])
-    accumulators = [rng.randint(-scale // 4, scale) for _ in range(config.neurons * c)]
-    stimulus = [rng.choice([0, rng.randint(-scale // 4, scale)]) for _ in range(config.neurons)]
+    acc_hi = (1 << (config.acc_bits - 1)) - 1
+    scale = min(acc_hi, rng.choice([100, 2000, 1 << 20, acc_hi]))
+    accumulators = [[rng.randint(-scale // 4, scale) for _ in range(c)] for _ in range(config.neurons)]
+    stim_hi = (1 << (STIMULUS_BITS - 1)) - 1
+    stimulus = [rng.choice([0, rng.randint(-scale // 4, min(scale, stim_hi))]) for _ in range(config.neurons)]
+    if rng.random() < 0.2:  # the ends of both ranges
+        n = rng.randrange(config.neurons)
+        accumulators[n] = [rng.choice([-acc_hi - 1, acc_hi]) for _ in range(c)]
+        stimulus[n] = rng.choice([-stim_hi - 1, stim_hi])
     flags = {name: rng.randrange(2) for name in ("dendritic", "noise", "graded")}
     if counts:
         count = counts[k]
