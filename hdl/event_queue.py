@@ -1,277 +1,385 @@
-"""The delay event queue: spikes in flight, and phase 1 (the drain) of a core's timestep.
+"""The delay event queue: events in flight, pushed by the fan-out, drained one step ahead.
 
-hdl/config.py: "The queue is one shared pool: after the fan-out of step ``s`` [...] the
-events held by a core, i.e. those with arrival ``> s``, must number at most
-``event_queue``; otherwise the core overflows at step ``s`` [...]. An accumulator holds
-a signed ``acc_bits``-bit sum; a sum that leaves that range while draining overflows
-the same way."
+Core v2 (docs/hardware.md): during step ``t`` the fan-out pushes the step's events with
+a delay of at least 1 (arrival slots ``t + 2 .. t + delay_slots``) while the queue
+drains slot ``(t + 1) mod delay_slots`` (the events arriving at ``t + 1``) into the
+accumulator bank that collects step ``t + 1``, both one event a clock, at once.
 
-:class:`EventQueue` keeps one pool of ``event_queue`` words (``layouts.event``) and one
-list per arrival slot (``layouts.arrival``: ``head``, ``tail``, ``nonempty``), both
-memories of its own, and reaches the accumulators through ports of the core's.
+hdl/config.py's rule, as the hardware keeps it: a counter ``held`` counts +1 per push,
+and the events drained in step ``t`` are subtracted **at the end of step ``t``**
+(``step_end``), not as they leave, so the limit does not depend on how the two
+concurrent streams interleave. A push that finds ``held == event_queue`` is dropped and
+sets the sticky ``queue_overflow`` with its step. During the fan-out of step ``s`` the
+queue therefore holds the events with arrival ``> s`` less the delay-0 events of step
+``s`` (those never enter it): exactly what ``neurofab.emulator.capacity`` counts.
 
-How the lists work (every operation one clock, no search):
+:class:`EventQueue` keeps three memories of its own:
 
-- **Push** puts the event at the *head* of its slot's list: its ``next`` is the old
-  head, and the slot's ``tail`` changes only when the list was empty. Sums are exact,
-  so the order of a slot's events does not matter.
-- **Allocation** takes the head of the free list, or, while the free list is empty, the
-  next never-used word (``fresh``). The free list's length is ``fresh - held``, so no
-  flag is needed. The ``next`` of the free list's head is kept on the pool's read port,
-  read ahead: a pop reads the following one.
-- **Drain** of a slot walks its list from ``head`` to ``tail``, one event a clock,
-  adding each into its accumulator, then splices the whole list onto the free list
-  (one write: ``tail.next = free head``).
+- the **pool**, ``event_queue`` words (``layouts.event``: ``value``, ``target``,
+  ``compartment``, ``next``), one linked list per arrival slot;
+- the **arrival table**, one word per slot (``layouts.arrival``: ``head``, ``tail``;
+  whether a slot's list is empty is a register bit per slot, so a drain or a clear
+  empties a list without a memory write);
+- the **free FIFO** of pool indices a drain has read. A push takes its word from that
+  FIFO, or, while it is empty, the next never-used word (``fresh``): allocation never
+  reads the pool, so it does not compete with the drain for the pool's read port, and a
+  word is reusable the clock after the drain has read it. The pool itself holds at most
+  ``held`` events, so a push that is not an overflow always finds a word.
+
+With ``single_port=True`` the pool is one single-port memory (one read or one write a
+clock, as iCE40 SPRAM): the drain's reads and the pushes' writes share it, so pushes
+and drained events together take one clock each (two clocks per queued event).
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from neurofab.errors import ValidationError
 
 from .config import CoreConfig, addr_bits, count_bits
-from .fanout import event_layout
+from .fanout import delivery_layout, event_layout
 from .layouts import core_layouts
 
-__all__ = ["STEP_BITS", "EventQueue"]
+__all__ = ["STEP_BITS", "DRAIN_LATENCY", "EventQueue"]
 
 #: A timestep number: docs/model.md allows up to 10,000,000 steps (< 2^24).
 STEP_BITS = 24
 
+#: A drain of ``n > 0`` events with a ready consumer hands its last event over in clock
+#: ``n + DRAIN_LATENCY - 1`` after the ``drain`` pulse (clock 0): ``n + 3`` clocks in all.
+DRAIN_LATENCY = 3
+
+
+class _SinglePortRAM(Elaboratable):
+    """A single-port memory as iCE40 SPRAM behaves (the interface of ``hdl/spram.py``).
+
+    ``addr``, ``wdata``, ``we`` (write at the edge), ``en`` (read: ``rdata`` is the word
+    at ``addr`` from the next clock). One operation a clock: ``we`` and ``en`` are never
+    high together. ``rdata`` is not relied upon after a clock without a read.
+    """
+
+    def __init__(self, shape, depth):
+        self.memory = Memory(shape=shape, depth=depth, init=[])
+        self.addr = Signal(addr_bits(depth))
+        self.wdata = Signal(shape)
+        self.we = Signal()
+        self.en = Signal()
+        self.rdata = Signal(shape)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = self.memory
+        rd = self.memory.read_port()
+        wr = self.memory.write_port()
+        m.d.comb += [
+            rd.addr.eq(self.addr), rd.en.eq(self.en & ~self.we),
+            wr.addr.eq(self.addr), wr.data.eq(self.wdata), wr.en.eq(self.we),
+            self.rdata.eq(rd.data),
+        ]
+        return m
+
 
 class EventQueue(wiring.Component):
-    """Holds the events in flight and adds each step's arrivals into the accumulators.
+    """Holds the events in flight; drains one arrival slot while taking pushes.
 
     Parameters
     ----------
     config : CoreConfig
-        ``event_queue`` (the pool's capacity), ``delay_slots``, ``neurons``,
-        ``compartments``, ``acc_bits`` and the ``event``/``arrival`` layouts.
+        ``event_queue`` (the pool's capacity), ``delay_slots`` and the ``event`` /
+        ``arrival`` layouts.
+    single_port : bool
+        Keep the pool in a single-port memory (one access a clock: iCE40 SPRAM) instead
+        of one with a read and a write port.
 
     Members
     -------
     push : ``In(stream.Signature(event_layout(config)))``
-        Events from the fan-out engine, ``(slot, target, compartment, value)``. Ready
-        (always) while no drain or clear runs or starts. An event that finds ``event_queue`` events
-        held is not held: the queue overflows (see below).
+        Events ``(slot, target, compartment, value)`` from the fan-out, ``slot`` never
+        the slot being drained. One a clock; ``ready`` is always high with a dual-port
+        pool (and does not depend on ``valid``). An event that finds ``event_queue``
+        events held is dropped: the queue overflows (see below).
+    drained : ``Out(stream.Signature(delivery_layout(config)))``
+        ``(target, compartment, value)`` of every event of the slot being drained, one a
+        clock while ``ready`` (a stall holds it; nothing is lost or repeated).
     step : ``In(STEP_BITS)``
-        The current timestep ``t``, recorded by an error; hold it during a drain and the
-        pushes of a step.
+        The current timestep ``t``, recorded by an overflow; hold it during a step.
     drain : ``In(1)``
-        Pulse while not ``busy``: add the events of arrival slot ``slot`` into the
-        accumulators and free them.
+        Pulse while no drain runs: drain arrival slot ``slot`` (``(t + 1) mod
+        delay_slots`` in step ``t``).
     slot : ``In(addr_bits(delay_slots))``
-        ``t mod delay_slots`` for ``drain``; held until ``done``.
+        The slot to drain; held until ``done``.
+    step_end : ``In(1)``
+        Pulse at the end of the step (the drain done, no push pending): ``held`` loses
+        the events drained since the last ``step_end``.
     clear : ``In(1)``
-        Pulse while not ``busy``: empty every list and clear both errors (before a job).
+        Pulse while not ``busy`` (before a job): empty every list, ``held`` 0, clear the
+        error. Takes effect at that clock's edge.
     busy : ``Out(1)``
-        A drain or clear runs, or a push is still being written.
+        A drain runs (including its last event not yet handed over) or a push is still
+        being written, or a clear's ``done`` is due.
     done : ``Out(1)``
-        One-clock pulse when a drain (every accumulator written) or a clear is finished.
+        One-clock pulse in the clock that hands over a drain's last event (an empty
+        slot: the clock after ``drain``), and in the clock after a ``clear``.
     held : ``Out(count_bits(event_queue))``
-        Events held now.
-    queue_overflow, acc_overflow : ``Out(1)``
-        Sticky errors, cleared only by ``clear`` (or reset).
-    queue_overflow_step, acc_overflow_step : ``Out(STEP_BITS)``
-        The ``step`` at which each error first happened.
-    acc_rd, acc_wr : read and write port of the accumulators ``acc[n * compartments + c]``
-        (signed ``acc_bits``), used only while draining.
+        The count above: pushes since the clear less the events drained before the last
+        ``step_end``.
+    queue_overflow : ``Out(1)``; queue_overflow_step : ``Out(STEP_BITS)``
+        Sticky error, cleared only by ``clear`` (or reset), and the ``step`` of the
+        first push that found ``held == event_queue``. That push and every later one
+        until ``held`` falls are dropped.
 
-    Errors. *Queue overflow*: a push while ``event_queue`` events are held; the event is
-    dropped (every later one too, until a drain frees room) and the error records
-    ``step``. Since a drain of step ``t`` frees every event arriving at ``t`` before the
-    fan-out of ``t`` pushes, the events held during the fan-out of ``s`` are exactly those
-    arriving after ``s``, as the config's rule counts them. *Accumulator overflow*: a
-    partial sum (accumulator plus event, in the order the drain adds them) outside the
-    signed ``acc_bits`` range; the wrapped sum is stored and the error records ``step``.
-    With accumulators cleared by the neuron pass every step, no partial sum can leave
-    the range when ``event_queue * 65280 < 2^(acc_bits - 1)`` (every hardware preset).
-
-    Timing. A push is taken every clock (written in the next one). A drain of ``n > 0``
-    events takes ``n + 4`` clocks from the ``drain`` edge to ``done`` inclusive: the
-    slot's entry, one clock per event, the splice, the read-ahead of the free list; an
-    empty slot 2. A clear takes ``delay_slots`` clocks. Reset empties every list only
-    together with a ``clear`` (the arrival memory is not reset).
+    Timing, dual-port pool. A push is taken every clock and written in the next. A drain
+    of ``n > 0`` events, its consumer always ready, hands its events over in clocks
+    ``3 .. n + 2`` after the ``drain`` pulse (clock 0: the slot's table entry is read;
+    clock 1: its head; ``DRAIN_LATENCY`` = 3), ``done`` with the last; an empty slot
+    gives ``done`` in clock 1; the queue is idle (``busy`` low) from clock ``n + 3`` (2),
+    or from the clock after the last push's, ``p + 1`` for ``p`` pushes taken in clocks
+    ``0 .. p - 1``, if later. Single-port pool: in every clock in which both a drain
+    read and a push write are due, one waits (they take turns), and ``push.ready`` is
+    low while a push waits; there is no gap, so with ``p`` back-to-back pushes from the
+    ``drain`` pulse and a ready consumer the pool's port is busy in every clock ``1 .. p
+    + n``, and the step's last access is in clock ``p + n``. Reset empties the lists only
+    together with a ``clear``.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, single_port: bool = False):
         if not isinstance(config, CoreConfig):
             raise ValidationError("EventQueue.config", f"must be a CoreConfig, not {config!r}")
+        if not isinstance(single_port, bool):
+            raise ValidationError("EventQueue.single_port", f"must be True or False, not {single_port!r}")
         self._config = config
-        acc_addr = addr_bits(config.neurons * config.compartments)
+        self._single_port = single_port
         super().__init__({
             "push": In(stream.Signature(event_layout(config))),
+            "drained": Out(stream.Signature(delivery_layout(config))),
             "step": In(STEP_BITS),
             "drain": In(1),
             "slot": In(addr_bits(config.delay_slots)),
+            "step_end": In(1),
             "clear": In(1),
             "busy": Out(1),
             "done": Out(1),
             "held": Out(count_bits(config.event_queue)),
             "queue_overflow": Out(1),
             "queue_overflow_step": Out(STEP_BITS),
-            "acc_overflow": Out(1),
-            "acc_overflow_step": Out(STEP_BITS),
-            "acc_rd": In(ReadPort.Signature(addr_width=acc_addr, shape=signed(config.acc_bits))),
-            "acc_wr": In(WritePort.Signature(addr_width=acc_addr, shape=signed(config.acc_bits))),
         })
 
     @property
     def config(self) -> CoreConfig:
         return self._config
 
+    @property
+    def single_port(self) -> bool:
+        return self._single_port
+
     def elaborate(self, platform):
         m = Module()
         config = self._config
         layouts = core_layouts(config)
         capacity = config.event_queue
+        index_shape = layouts.event["next"].shape
 
-        m.submodules.pool = pool = Memory(shape=layouts.event, depth=capacity, init=[])
+        # --- memories ---------------------------------------------------------------------
         m.submodules.arrivals = arrivals = Memory(shape=layouts.arrival, depth=config.delay_slots, init=[])
-        pool_wr = pool.write_port()
-        pool_rd = pool.read_port()
         arrival_wr = arrivals.write_port()
-        # A push reads its slot's entry while the previous push writes it: see that write.
-        arrival_rd = arrivals.read_port(transparent_for=(arrival_wr,))
-        for port in (pool_rd, arrival_rd):
+        # Back-to-back pushes into one slot: the second reads the entry the first writes.
+        push_entry_rd = arrivals.read_port(transparent_for=(arrival_wr,))
+        drain_entry_rd = arrivals.read_port()
+        m.submodules.free = free = Memory(shape=index_shape, depth=capacity, init=[])
+        free_wr = free.write_port()
+        free_rd = free.read_port(transparent_for=(free_wr,))
+        if self._single_port:
+            m.submodules.pool = pool = _SinglePortRAM(layouts.event, capacity)
+        else:
+            m.submodules.pool = pool = Memory(shape=layouts.event, depth=capacity, init=[])
+            pool_rd = pool.read_port()
+            pool_wr = pool.write_port()
+        for port in (push_entry_rd, drain_entry_rd, arrival_wr, free_wr):
             m.d.comb += port.en.eq(0)
 
+        nonempty = Signal(config.delay_slots)  # bit s: slot s's list has an event
         held = Signal(count_bits(capacity))
-        fresh = Signal(count_bits(capacity))  # words 0 .. fresh - 1 have been used at least once
-        free_head = Signal(layouts.event["next"].shape)
+        fresh = Signal(count_bits(capacity))  # words 0 .. fresh - 1 have been used
+        free_count = Signal(count_bits(capacity))
+        free_first = Signal(range(capacity))  # the FIFO's oldest entry
+        free_last = Signal(range(capacity))  # where the FIFO's next entry goes
+        drained_count = Signal(count_bits(capacity))  # drained since the last step_end
         m.d.comb += self.held.eq(held)
 
-        # --- push: allocate and read the slot's entry; next clock, link and write --------
-        pushing = Signal()  # stage 2: an event to write this clock
-        push_addr = Signal.like(free_head)
-        push_slot = Signal.like(self.push.payload.slot)
-        push_event = Signal.like(self.push.payload)
-        idle = Signal()
-        m.d.comb += self.push.ready.eq(idle & ~self.drain & ~self.clear)
+        def following(index):
+            return Mux(index == capacity - 1, 0, index + 1)
+
+        # --- the pool's accesses: the push's write and the drain's read ---------------------
+        write_due = Signal()  # stage B of a push holds an event to write
+        read_due = Signal()  # the drain wants the pool word at read_addr
+        read_addr = Signal(index_shape)
+        write_now = Signal()
+        read_now = Signal()
+        if self._single_port:
+            push_turn = Signal()  # who goes first when both are due: they alternate
+            m.d.comb += [
+                write_now.eq(write_due & (~read_due | push_turn)),
+                read_now.eq(read_due & ~write_now),
+            ]
+            with m.If(write_due & read_due):
+                m.d.sync += push_turn.eq(~push_turn)
+        else:
+            m.d.comb += [write_now.eq(write_due), read_now.eq(read_due)]
+
+        # --- push, stage A: allocate a word, read the slot's entry --------------------------
+        pushed = Signal()  # an event is taken and will be held
+        write_addr = Signal(index_shape)
+        write_event = Signal.like(self.push.payload)
+        pop = Signal()
+        m.d.comb += self.push.ready.eq(~write_due | write_now)
         with m.If(self.push.valid & self.push.ready):
             with m.If(held == capacity):
                 with m.If(~self.queue_overflow):
                     m.d.sync += [self.queue_overflow.eq(1), self.queue_overflow_step.eq(self.step)]
-                m.d.sync += pushing.eq(0)
             with m.Else():
-                m.d.comb += [arrival_rd.addr.eq(self.push.payload.slot), arrival_rd.en.eq(1)]
-                with m.If(held < fresh):  # the free list is not empty: pop its head
-                    free_next = pool_rd.data.next
-                    m.d.comb += [pool_rd.addr.eq(free_next), pool_rd.en.eq(1)]
-                    m.d.sync += [push_addr.eq(free_head), free_head.eq(free_next)]
-                with m.Else():
-                    m.d.sync += [push_addr.eq(fresh), fresh.eq(fresh + 1)]
-                m.d.sync += [
-                    held.eq(held + 1),
-                    pushing.eq(1),
-                    push_slot.eq(self.push.payload.slot),
-                    push_event.eq(self.push.payload),
+                m.d.comb += [
+                    pushed.eq(1),
+                    push_entry_rd.addr.eq(self.push.payload.slot),
+                    push_entry_rd.en.eq(1),
                 ]
-        with m.Else():
-            m.d.sync += pushing.eq(0)
+                with m.If(free_count != 0):
+                    m.d.comb += pop.eq(1)
+                    m.d.sync += write_addr.eq(free_rd.data)
+                with m.Else():
+                    m.d.sync += [write_addr.eq(fresh), fresh.eq(fresh + 1)]
+                m.d.sync += write_event.eq(self.push.payload)
+        with m.If(self.push.ready):
+            m.d.sync += write_due.eq(pushed)
 
-        old = arrival_rd.data
-        with m.If(pushing):
+        # --- push, stage B: the event becomes its slot's new head ---------------------------
+        old = push_entry_rd.data
+        was_nonempty = nonempty.bit_select(write_event.slot, 1)
+        word = Signal(layouts.event)
+        m.d.comb += [
+            word.value.eq(write_event.value),
+            word.target.eq(write_event.target),
+            word.compartment.eq(write_event.compartment),
+            word.next.eq(old.head),
+        ]
+        with m.If(write_now):
             m.d.comb += [
-                arrival_wr.addr.eq(push_slot),
-                arrival_wr.data.head.eq(push_addr),
-                arrival_wr.data.tail.eq(Mux(old.nonempty, old.tail, push_addr)),
+                arrival_wr.addr.eq(write_event.slot),
+                arrival_wr.data.head.eq(write_addr),
+                arrival_wr.data.tail.eq(Mux(was_nonempty, old.tail, write_addr)),
                 arrival_wr.data.nonempty.eq(1),
                 arrival_wr.en.eq(1),
-                pool_wr.addr.eq(push_addr),
-                pool_wr.data.value.eq(push_event.value),
-                pool_wr.data.target.eq(push_event.target),
-                pool_wr.data.compartment.eq(push_event.compartment),
-                pool_wr.data.next.eq(old.head),
-                pool_wr.en.eq(1),
+            ]
+            m.d.sync += nonempty.bit_select(write_event.slot, 1).eq(1)
+
+        # --- drain: the slot's entry, then one pool read a clock along the list -------------
+        first = Signal()  # the slot's entry is on drain_entry_rd.data
+        walking = Signal()  # reads of the list are not finished
+        fetched = Signal()  # the word of `current` is read (stage 1)
+        current = Signal(index_shape)
+        tail = Signal(index_shape)
+        waiting = Signal()  # a read of read_addr is due but was not granted yet
+        waiting_addr = Signal(index_shape)
+        out_last = Signal()  # the drained register holds the slot's last event
+
+        if self._single_port:
+            # SPRAM's output is defined only the clock after a read: keep the word.
+            just_read = Signal()
+            kept = Signal(layouts.event)
+            event = Signal(layouts.event)
+            m.d.sync += just_read.eq(read_now)
+            m.d.comb += event.eq(Mux(just_read, pool.rdata, kept))
+            m.d.sync += kept.eq(event)
+        else:
+            event = pool_rd.data
+
+        take = ~self.drained.valid | self.drained.ready
+        consume = fetched & take
+        at_tail = current == tail
+        entry = drain_entry_rd.data
+        slot_nonempty = nonempty.bit_select(self.slot, 1)
+        m.d.comb += [
+            read_due.eq((first & slot_nonempty) | waiting | (consume & ~at_tail)),
+            read_addr.eq(Mux(first, entry.head, Mux(waiting, waiting_addr, event.next))),
+        ]
+
+        with m.If(self.drain & ~first & ~walking & ~self.drained.valid):
+            m.d.comb += [drain_entry_rd.addr.eq(self.slot), drain_entry_rd.en.eq(1)]
+            m.d.sync += first.eq(1)
+        with m.If(first):
+            m.d.sync += first.eq(0)
+            with m.If(slot_nonempty):
+                m.d.sync += [walking.eq(1), tail.eq(entry.tail), nonempty.bit_select(self.slot, 1).eq(0)]
+            with m.Else():
+                m.d.comb += self.done.eq(1)
+
+        with m.If(read_now):
+            m.d.sync += [fetched.eq(1), current.eq(read_addr), waiting.eq(0)]
+        with m.Else():
+            with m.If(consume):
+                m.d.sync += fetched.eq(0)
+            with m.If(read_due):
+                m.d.sync += [waiting.eq(1), waiting_addr.eq(read_addr)]
+
+        with m.If(take):
+            m.d.sync += self.drained.valid.eq(consume)
+        with m.If(consume):
+            m.d.sync += [
+                self.drained.payload.target.eq(event.target),
+                self.drained.payload.compartment.eq(event.compartment),
+                self.drained.payload.value.eq(event.value),
+                out_last.eq(at_tail),
+                # the word is read: it may take a push from the next clock on
+                free_last.eq(following(free_last)),
+            ]
+            m.d.comb += [free_wr.addr.eq(free_last), free_wr.data.eq(current), free_wr.en.eq(1)]
+            with m.If(at_tail):
+                m.d.sync += walking.eq(0)
+        with m.If(self.drained.valid & self.drained.ready & out_last):
+            m.d.comb += self.done.eq(1)
+
+        # --- the free FIFO's head is always on free_rd.data ---------------------------------
+        next_first = Signal.like(free_first)
+        m.d.comb += [
+            next_first.eq(Mux(pop, following(free_first), free_first)),
+            free_rd.addr.eq(next_first),
+            free_rd.en.eq(1),
+        ]
+        m.d.sync += [free_first.eq(next_first), free_count.eq(free_count + consume - pop)]
+
+        # --- the pool's port(s) -------------------------------------------------------------
+        if self._single_port:
+            m.d.comb += [
+                pool.addr.eq(Mux(write_now, write_addr, read_addr)),
+                pool.wdata.eq(word),
+                pool.we.eq(write_now),
+                pool.en.eq(read_now),
+            ]
+        else:
+            m.d.comb += [
+                pool_wr.addr.eq(write_addr), pool_wr.data.eq(word), pool_wr.en.eq(write_now),
+                pool_rd.addr.eq(read_addr), pool_rd.en.eq(read_now),
             ]
 
-        # --- drain: walk the slot's list; each event's accumulator is added one clock later
-        head = Signal.like(free_head)
-        tail = Signal.like(free_head)
-        current = Signal.like(free_head)  # the event whose word is on pool_rd.data
-        adding = Signal()  # stage 2 of the drain: an accumulator's value is on acc_rd.data
-        add_addr = Signal.like(self.acc_rd.addr)
-        add_value = Signal.like(push_event.value)
-        # The write one clock before the read of the same accumulator is not yet in the
-        # read's data: forward it.
-        last_addr = Signal.like(self.acc_rd.addr)
-        last_sum = Signal(signed(config.acc_bits))
-        last_wrote = Signal()
+        # --- held: +1 a push, less the step's drained events at step_end -------------------
+        with m.If(self.step_end):
+            m.d.sync += [held.eq(held + pushed - drained_count), drained_count.eq(consume)]
+        with m.Else():
+            m.d.sync += [held.eq(held + pushed), drained_count.eq(drained_count + consume)]
 
-        event = pool_rd.data
-        m.d.comb += [
-            self.acc_rd.addr.eq(event.target * config.compartments + event.compartment),
-            self.acc_rd.en.eq(0),
-        ]
-        base = Mux(last_wrote & (last_addr == add_addr), last_sum, self.acc_rd.data)
-        total = Signal(signed(config.acc_bits + 1))
-        m.d.comb += total.eq(base + add_value)
-        m.d.sync += last_wrote.eq(adding)
-        with m.If(adding):
-            m.d.comb += [self.acc_wr.addr.eq(add_addr), self.acc_wr.data.eq(total), self.acc_wr.en.eq(1)]
-            m.d.sync += [last_addr.eq(add_addr), last_sum.eq(total)]
-            fits = total[config.acc_bits - 1] == total[config.acc_bits]
-            with m.If(~fits & ~self.acc_overflow):
-                m.d.sync += [self.acc_overflow.eq(1), self.acc_overflow_step.eq(self.step)]
+        # --- clear ------------------------------------------------------------------------
+        cleared = Signal()  # done is due: the clock after a clear
+        m.d.sync += cleared.eq(self.clear)
+        with m.If(cleared):
+            m.d.comb += self.done.eq(1)
+        with m.If(self.clear):
+            m.d.sync += [
+                nonempty.eq(0), held.eq(0), fresh.eq(0), free_count.eq(0), free_first.eq(0),
+                free_last.eq(0), drained_count.eq(0), write_due.eq(0), first.eq(0), walking.eq(0),
+                fetched.eq(0), waiting.eq(0), self.drained.valid.eq(0),
+                self.queue_overflow.eq(0), self.queue_overflow_step.eq(0),
+            ]
 
-        clear_slot = Signal(range(config.delay_slots))
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += idle.eq(1)
-                m.d.sync += adding.eq(0)
-                with m.If(self.clear):
-                    m.d.sync += clear_slot.eq(0)
-                    m.next = "CLEAR"
-                with m.Elif(self.drain):
-                    m.d.comb += [arrival_rd.addr.eq(self.slot), arrival_rd.en.eq(1)]
-                    m.next = "FIRST"
-            with m.State("FIRST"):
-                entry = arrival_rd.data
-                with m.If(entry.nonempty):
-                    m.d.comb += [
-                        pool_rd.addr.eq(entry.head), pool_rd.en.eq(1),
-                        arrival_wr.addr.eq(self.slot), arrival_wr.data.eq(0), arrival_wr.en.eq(1),
-                    ]
-                    m.d.sync += [head.eq(entry.head), tail.eq(entry.tail), current.eq(entry.head)]
-                    m.next = "WALK"
-                with m.Else():
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
-            with m.State("WALK"):
-                m.d.comb += self.acc_rd.en.eq(1)
-                m.d.sync += [
-                    adding.eq(1),
-                    add_addr.eq(self.acc_rd.addr),
-                    add_value.eq(event.value),
-                    held.eq(held - 1),
-                ]
-                with m.If(current == tail):
-                    m.next = "SPLICE"
-                with m.Else():
-                    m.d.comb += [pool_rd.addr.eq(event.next), pool_rd.en.eq(1)]
-                    m.d.sync += current.eq(event.next)
-            with m.State("SPLICE"):
-                # The drained list goes in front of the free list (the last add is written now).
-                m.d.comb += [pool_wr.addr.eq(tail), pool_wr.data.next.eq(free_head), pool_wr.en.eq(1)]
-                m.d.sync += [free_head.eq(head), adding.eq(0)]
-                m.next = "READ_AHEAD"
-            with m.State("READ_AHEAD"):
-                # Pops need the new free head's next on the pool's read port.
-                m.d.comb += [pool_rd.addr.eq(free_head), pool_rd.en.eq(1), self.done.eq(1)]
-                m.next = "IDLE"
-            with m.State("CLEAR"):
-                m.d.comb += [arrival_wr.addr.eq(clear_slot), arrival_wr.data.eq(0), arrival_wr.en.eq(1)]
-                m.d.sync += [
-                    clear_slot.eq(clear_slot + 1), held.eq(0), fresh.eq(0),
-                    self.queue_overflow.eq(0), self.acc_overflow.eq(0),
-                    self.queue_overflow_step.eq(0), self.acc_overflow_step.eq(0),
-                ]
-                with m.If(clear_slot == config.delay_slots - 1):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
-
-        m.d.comb += self.busy.eq(~idle | pushing)
+        m.d.comb += self.busy.eq(first | walking | self.drained.valid | write_due | cleared)
         return m

@@ -1,19 +1,28 @@
-"""Plain models of the core's event side: fan-out, the delay event queue, the drain.
+"""Plain models of the core's event side: fan-out, the delay event queue, the accumulators.
 
-Shared by the Amaranth simulator tests of ``FanOut``, ``EventQueue`` and ``Core``. Each
-function states the rule it implements in the words of docs/model.md and
-docs/memory-map.md; none of them copies the hardware's structure (the queue is a
-dictionary of per-slot lists, not a linked pool).
+Shared by the Amaranth simulator tests of ``FanOut``, ``EventQueue``, ``Accumulate`` and
+``Core``. Each function states the rule it implements in the words of docs/model.md,
+docs/memory-map.md and core v2 (docs/hardware.md); none of them copies the hardware's
+structure (the queue is a list of events per slot, not a linked pool).
 """
 
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.layouts import core_layouts
 
-__all__ = ["event_core", "graded_value", "fanout_events", "random_synapse_memories", "QueueModel"]
+__all__ = [
+    "event_core",
+    "graded_value",
+    "FanOutEvents",
+    "fanout_events",
+    "random_synapse_memories",
+    "QueueModel",
+    "AccumulatorModel",
+]
 
 
 def event_core(*, neurons: int = 16, compartments: int = 4, synapse_words: int = 128, event_queue: int = 64,
@@ -30,20 +39,36 @@ def graded_value(weight: int, payload: int, graded: bool) -> int:
     return (weight * payload) >> 7 if graded else weight
 
 
-def fanout_events(config: CoreConfig, axons, synapses, spikes, slot: int, horizon: int, graded: bool):
-    """The events of ``spikes`` ``[(neuron, payload)]`` as ``(slot, target, compartment, value)``.
+class FanOutEvents(NamedTuple):
+    """A fan-out's events, split as core v2 splits them."""
+
+    #: ``(target, compartment, value)`` of every delay-0 event (arrival ``t + 1``)
+    direct: list
+    #: ``(slot, target, compartment, value)`` of every other event, ``slot = (t + 1 + delay) mod D``
+    push: list
+
+
+def fanout_events(config: CoreConfig, axons, synapses, spikes, slot: int, horizon: int,
+                  graded: bool) -> FanOutEvents:
+    """The events of ``spikes`` ``[(neuron, payload)]`` at the step whose slot is ``slot``.
 
     Every synapse of the spiking neuron's axon in memory order; one with ``delay >=
-    horizon`` (arrival ``t + 1 + delay >= T``) gives none.
+    horizon`` (arrival ``t + 1 + delay >= T``) gives none. A delay-0 event arrives at
+    the next step and goes ``direct``; the others are ``push``ed into the queue.
     """
-    out = []
+    out = FanOutEvents([], [])
     for neuron, payload in spikes:
         axon = axons[neuron]
         for k in range(axon["syn_base"], axon["syn_base"] + axon["syn_count"]):
             s = synapses[k]
-            if s["delay"] < horizon:
-                out.append(((slot + 1 + s["delay"]) % config.delay_slots, s["target"], s["compartment"],
-                            graded_value(s["weight"], payload, graded)))
+            if s["delay"] >= horizon:
+                continue
+            value = graded_value(s["weight"], payload, graded)
+            if s["delay"] == 0:
+                out.direct.append((s["target"], s["compartment"], value))
+            else:
+                out.push.append(((slot + 1 + s["delay"]) % config.delay_slots, s["target"], s["compartment"],
+                                 value))
     return out
 
 
@@ -73,47 +98,64 @@ def random_synapse_memories(rng: random.Random, config: CoreConfig, *, max_count
 
 
 class QueueModel:
-    """docs/memory-map.md's event queue: events held per arrival slot, a capacity, two sticky errors.
+    """Core v2's event queue: events per arrival slot, the ``held`` count, a sticky error.
 
-    ``push`` during the fan-out of step ``s``: an event beyond ``event_queue`` held events
-    overflows the queue at step ``s`` (the first such step is kept) and is not held.
-    ``drain`` at step ``t`` adds slot ``t mod delay_slots``'s events into the accumulators;
-    a partial sum outside the signed ``acc_bits`` range overflows at ``t`` (it is stored
-    wrapped, as the hardware does; a run that overflowed is refused anyway).
+    ``held`` is +1 per push and loses a step's drained events at that step's end
+    (``step_end``), so during the fan-out of step ``s`` it counts the events with arrival
+    ``> s`` except the delay-0 ones of step ``s`` (which never enter the queue). A push
+    that finds ``held == event_queue`` is dropped; the first such push's step is kept.
     """
 
     def __init__(self, config: CoreConfig):
         self.config = config
         self.slots = [[] for _ in range(config.delay_slots)]
         self.held = 0
+        self.drained = 0  # drained since the last step_end
         self.queue_overflow_step = None
-        self.acc_overflow_step = None
 
-    def push(self, step: int, event) -> None:
+    def push(self, step: int, event) -> bool:
+        """Hold ``(slot, target, compartment, value)``; whether it was held (not dropped)."""
         slot, target, compartment, value = event
         if self.held == self.config.event_queue:
             if self.queue_overflow_step is None:
                 self.queue_overflow_step = step
-            return
+            return False
         self.slots[slot].append((target, compartment, value))
         self.held += 1
+        return True
 
-    def drain(self, step: int, accumulators: list[int], order=None) -> None:
-        """Add slot ``step mod delay_slots`` into ``accumulators`` (``acc[target * C + c]``).
+    def drain(self, slot: int) -> list:
+        """The events of arrival slot ``slot`` as ``(target, compartment, value)``; the slot empties."""
+        events, self.slots[slot] = self.slots[slot], []
+        self.drained += len(events)
+        return events
 
-        ``order`` reverses the sums' order when ``"lifo"`` (the hardware pushes at a list's
-        head); it matters only for which partial sum overflows first.
-        """
-        events = self.slots[step % self.config.delay_slots]
-        self.slots[step % self.config.delay_slots] = []
-        self.held -= len(events)
+    def step_end(self) -> None:
+        self.held -= self.drained
+        self.drained = 0
+
+
+class AccumulatorModel:
+    """Accumulator words of ``compartments`` signed ``acc_bits`` sums, one word per neuron.
+
+    ``add(step, target, compartment, value)`` adds into element ``compartment`` of word
+    ``target``; a sum outside the signed range is stored wrapped (sums modulo
+    ``2^acc_bits`` do not depend on the order of the adds) and the first step whose adds
+    left the range is kept. Within one step that is order-independent only where a word
+    element receives values of one sign, which the overflow tests keep to.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self.config = config
+        self.words = [[0] * config.compartments for _ in range(config.neurons)]
+        self.acc_overflow_step = None
+
+    def add(self, step: int, target: int, compartment: int, value: int) -> None:
         bits = self.config.acc_bits
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        for target, compartment, value in (reversed(events) if order == "lifo" else events):
-            k = target * self.config.compartments + compartment
-            total = accumulators[k] + value
-            if not lo <= total <= hi:
-                if self.acc_overflow_step is None:
-                    self.acc_overflow_step = step
-                total = (total - lo) % (1 << bits) + lo
-            accumulators[k] = total
+        lo = -(1 << (bits - 1))
+        total = self.words[target][compartment] + value
+        if not lo <= total <= -lo - 1:
+            if self.acc_overflow_step is None:
+                self.acc_overflow_step = step
+            total = (total - lo) % (1 << bits) + lo
+        self.words[target][compartment] = total

@@ -1,165 +1,219 @@
 # amaranth: UnusedElaboratable=no
-"""The delay event queue with a real accumulator memory, in the Amaranth simulator.
+"""The delay event queue v2 in the Amaranth simulator, against ``core_model.QueueModel``.
 
-A run is many timesteps of: drain slot ``t mod delay_slots`` into the accumulators,
-then push a random batch of events (random gaps between pushes) as a fan-out of step
-``t`` would. After every drain the accumulators, the number of events held and both
-sticky errors are compared with ``core_model.QueueModel``; the queue's free list is
-exercised by small capacities that fill, empty and refill many times.
+A run is many timesteps of core v2's pattern: pulse ``drain`` of slot ``(t + 1) mod D``
+and, in the same clocks, push a random batch of the step's events (delays 1 .. D - 1,
+random gaps between them) while a consumer takes ``drained`` with random stalls; when
+the queue is idle, pulse ``step_end``. Every clock ``held`` is compared with the model;
+after every step the drained events (as a multiset: the hardware's list order is its
+own) and the sticky error with its step. Small pools fill, empty and refill many times,
+so the free FIFO's words are reused over and over. Dual-port and single-port pools.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
-from amaranth.hdl import Elaboratable, Module, signed
-from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 from core_model import QueueModel, event_core
 
 from neurofab.errors import ValidationError
-from neurofab.hdl.event_queue import EventQueue
+from neurofab.hdl.event_queue import DRAIN_LATENCY, EventQueue
 
 
-class QueueBench(Elaboratable):
-    def __init__(self, config):
-        self.dut = EventQueue(config)
-        self.accumulators = Memory(shape=signed(config.acc_bits), depth=config.neurons * config.compartments,
-                                   init=[])
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.dut = self.dut
-        m.submodules.accumulators = self.accumulators
-        wiring.connect(m, self.dut.acc_rd, self.accumulators.read_port())
-        wiring.connect(m, self.dut.acc_wr, self.accumulators.write_port())
-        return m
-
-
-def random_batch(rng, config, slot, size, value_scale):
-    """Events of one step's fan-out: slot ``(slot + 1 + d) mod D``, targets bunched so sums collide."""
+def random_batch(rng, config, t, size, value_scale=65279):
+    """Events of step ``t``'s fan-out that enter the queue: delays 1 .. D - 1, targets bunched."""
     D = config.delay_slots
     hot = rng.randrange(config.neurons)
     events = []
     for _ in range(size):
-        d = rng.choice([0, D - 1, rng.randrange(D), rng.randrange(4)])
+        d = rng.choice([1, D - 1, rng.randrange(1, D), rng.randrange(1, min(D, 4))])
         target = rng.choice([hot, hot, rng.randrange(config.neurons)])
         value = rng.choice([rng.randint(-value_scale, value_scale), -65280, 65279, 0])
-        events.append(((slot + 1 + d) % D, target, rng.randrange(config.compartments), value))
+        events.append(((t + 1 + d) % D, target, rng.randrange(config.compartments), value))
     return events
 
 
-def run_queue(config, seed, steps, *, batch=(0, 12), value_scale=65279, p_valid=0.7):
-    rng = random.Random(seed)
-    bench = QueueBench(config)
-    dut = bench.dut
-    model = QueueModel(config)
-    n_acc = config.neurons * config.compartments
-    stats = {"drained": 0, "pushed": 0, "max_held": 0, "drain_clocks": []}
+def run_queue(config, seed, steps, *, single_port=False, batch=(0, 12), p_valid=0.7, p_ready=0.7,
+              batches=None):
+    """Run ``steps`` steps; returns the model and per-step facts.
 
-    async def drain(ctx, t):
-        ctx.set(dut.step, t)
-        ctx.set(dut.slot, t % config.delay_slots)
-        ctx.set(dut.drain, 1)
+    ``batches`` (a function of ``(rng, t)``) replaces the random batches. Each step's
+    facts: ``drained`` (events), ``pushed`` (offered), ``done`` (the clock of ``done``
+    after the ``drain`` pulse, clock 0) and ``idle`` (the first clock with nothing
+    left to do).
+    """
+    rng = random.Random(seed)
+    dut = EventQueue(config, single_port=single_port)
+    model = QueueModel(config)
+    D = config.delay_slots
+    facts = []
+
+    async def pulse(ctx, signal):
+        ctx.set(signal, 1)
         await ctx.tick()
-        ctx.set(dut.drain, 0)
-        clocks = 1
-        while True:
-            _, _, done = await ctx.tick().sample(dut.done)
-            clocks += 1
-            if done:
-                return clocks
-            assert clocks < 10 * config.event_queue + 20, "a drain never finished"
+        ctx.set(signal, 0)
 
     async def testbench(ctx):
-        ctx.set(dut.clear, 1)
+        await pulse(ctx, dut.clear)
+        assert ctx.get(dut.done) and not ctx.get(dut.held) and not ctx.get(dut.queue_overflow)
         await ctx.tick()
-        ctx.set(dut.clear, 0)
-        await ctx.tick().until(dut.done)
-        accumulators = [0] * n_acc
         for t in range(steps):
-            in_slot = len(model.slots[t % config.delay_slots])
-            clocks = await drain(ctx, t)
-            stats["drain_clocks"].append((in_slot, clocks))
-            stats["drained"] += in_slot
-            model.drain(t, accumulators, order="lifo")
-            got = [ctx.get(bench.accumulators.data[i]) for i in range(n_acc)]
-            assert got == accumulators, f"seed={seed} step {t}: accumulators"
-            assert ctx.get(dut.held) == model.held, f"seed={seed} step {t}: held"
-            assert ctx.get(dut.acc_overflow) == (model.acc_overflow_step is not None)
-            if model.acc_overflow_step is not None:
-                assert ctx.get(dut.acc_overflow_step) == model.acc_overflow_step
-
-            for event in random_batch(rng, config, t % config.delay_slots, rng.randint(*batch), value_scale):
-                while rng.random() >= p_valid:
-                    ctx.set(dut.push.valid, 0)
-                    await ctx.tick()
-                slot, target, compartment, value = event
-                ctx.set(dut.push.payload, {"slot": slot, "target": target, "compartment": compartment,
-                                           "value": value})
-                ctx.set(dut.push.valid, 1)
-                _, _, ready = await ctx.tick().sample(dut.push.ready)
-                assert ready, "the queue refused a push while idle"
-                model.push(t, event)
-                stats["pushed"] += 1
+            slot = (t + 1) % D
+            events = batches(rng, t) if batches else random_batch(rng, config, t, rng.randint(*batch))
+            want = model.drain(slot)
+            pending = list(events)
+            got, done_at, clock, offered = [], None, 0, False
+            ctx.set(dut.step, t)
+            ctx.set(dut.slot, slot)
+            ctx.set(dut.drain, 1)
+            while True:
+                # a push, once offered, stays offered until taken (the stream rule)
+                offered = bool(pending) and (offered or rng.random() < p_valid)
+                if offered:
+                    s, target, compartment, value = pending[0]
+                    ctx.set(dut.push.payload, {"slot": s, "target": target, "compartment": compartment,
+                                               "value": value})
+                ctx.set(dut.push.valid, offered)
+                ctx.set(dut.drained.ready, rng.random() < p_ready)
+                _, _, taken, out_valid, out_ready, out, done, busy = await ctx.tick().sample(
+                    dut.push.ready, dut.drained.valid, dut.drained.ready, dut.drained.payload, dut.done,
+                    dut.busy)
+                ctx.set(dut.drain, 0)
+                if offered and taken:
+                    model.push(t, pending.pop(0))
+                    offered = False
+                if out_valid and out_ready:
+                    got.append((out.target, out.compartment, out.value))
+                if done:
+                    assert done_at is None, f"seed={seed} step {t}: done twice"
+                    done_at = clock
+                assert ctx.get(dut.held) == model.held, f"seed={seed} step {t} clock {clock}: held"
+                clock += 1
+                if not pending and done_at is not None and not busy:
+                    break
+                assert clock < 10 * (len(events) + len(want)) + 50, f"seed={seed} step {t}: never idle"
             ctx.set(dut.push.valid, 0)
-            await ctx.tick()
-            assert not ctx.get(dut.busy)
-            assert ctx.get(dut.held) == model.held, f"seed={seed} step {t}: held after pushes"
-            stats["max_held"] = max(stats["max_held"], model.held)
+            assert Counter(got) == Counter(want), f"seed={seed} step {t}: drained events"
+            facts.append({"drained": len(want), "pushed": len(events), "done": done_at, "idle": clock - 1})
+            await pulse(ctx, dut.step_end)
+            model.step_end()
+            assert ctx.get(dut.held) == model.held, f"seed={seed} step {t}: held after step_end"
             assert ctx.get(dut.queue_overflow) == (model.queue_overflow_step is not None)
             if model.queue_overflow_step is not None:
-                assert ctx.get(dut.queue_overflow_step) == model.queue_overflow_step
+                assert ctx.get(dut.queue_overflow_step) == model.queue_overflow_step, f"seed={seed}"
 
-        # a clear empties every list and both errors; then every slot drains nothing
-        ctx.set(dut.clear, 1)
-        await ctx.tick()
-        ctx.set(dut.clear, 0)
-        await ctx.tick().until(dut.done)
-        assert ctx.get(dut.held) == 0
-        assert not ctx.get(dut.queue_overflow) and not ctx.get(dut.acc_overflow)
-        before = [ctx.get(bench.accumulators.data[i]) for i in range(n_acc)]
-        for s in range(config.delay_slots):
-            assert await drain(ctx, steps + s) == 2
-        assert [ctx.get(bench.accumulators.data[i]) for i in range(n_acc)] == before
+        # a clear empties every list and the error; then every slot drains nothing
+        await pulse(ctx, dut.clear)
+        assert ctx.get(dut.done) and ctx.get(dut.held) == 0 and not ctx.get(dut.queue_overflow)
+        for s in range(D):
+            ctx.set(dut.slot, s)
+            await pulse(ctx, dut.drain)
+            _, _, done, valid = await ctx.tick().sample(dut.done, dut.drained.valid)
+            assert done and not valid
+            assert not ctx.get(dut.busy)
 
-    sim = Simulator(bench)
+    sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
-    return model, stats
+    return model, facts
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_drains_match_model(seed):
-    """A queue that never fills: every sum exact, the free list reused many times over."""
-    config = event_core(neurons=8, compartments=3, event_queue=256)
-    model, stats = run_queue(config, seed, steps=150)
-    assert model.queue_overflow_step is None and model.acc_overflow_step is None
-    assert stats["drained"] > 3 * config.event_queue // 2  # words were freed and allocated again
-    for events, clocks in stats["drain_clocks"]:
-        assert clocks == (events + 4 if events else 2)
+@pytest.mark.parametrize("single_port", [False, True], ids=["dual-port", "single-port"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_drains_match_model(seed, single_port):
+    """A queue that never fills: every drained event exact, the free FIFO reused many times."""
+    config = event_core(neurons=8, compartments=3, event_queue=64, delay_slots=16)
+    model, facts = run_queue(config, seed, steps=150, single_port=single_port, batch=(0, 9))
+    assert model.queue_overflow_step is None
+    drained = sum(f["drained"] for f in facts)
+    assert drained > 8 * config.event_queue, f"seed={seed}: the pool's words were reused too little"
+    assert max(f["drained"] for f in facts) >= 8
 
 
+@pytest.mark.parametrize("single_port", [False, True], ids=["dual-port", "single-port"])
 @pytest.mark.parametrize("seed", [4, 5])
-def test_queue_overflow_is_sticky_with_its_step(seed):
+def test_queue_overflow_is_sticky_with_its_step(seed, single_port):
     """A small pool overflows: the first step is kept, events beyond capacity are not held."""
     config = event_core(neurons=6, compartments=2, event_queue=20, delay_slots=8)
-    model, stats = run_queue(config, seed, steps=60, batch=(0, 9))
+    model, facts = run_queue(config, seed, steps=60, single_port=single_port, batch=(0, 9))
     assert model.queue_overflow_step is not None, f"seed={seed}: the case never overflowed"
-    assert stats["max_held"] == config.event_queue
 
 
-@pytest.mark.parametrize("seed", [6, 7])
-def test_accumulator_overflow_is_sticky_with_its_step(seed):
-    """18-bit accumulators that are never cleared leave their range: error and step as the model's."""
-    config = event_core(neurons=2, compartments=1, event_queue=64, acc_bits=18, delay_slots=4)
-    model, _ = run_queue(config, seed, steps=40, batch=(2, 6))
-    assert model.acc_overflow_step is not None, f"seed={seed}: the case never overflowed"
+def test_overflow_at_the_exact_push():
+    """``held`` counts drained events until step_end: a pool of 7 holding 6 takes one more
+    push in a step that drains 3 of them, and drops the next, with 4 words in use."""
+    config = event_core(neurons=4, compartments=1, event_queue=7, delay_slots=4)
+
+    def batches(rng, t):
+        # step 0: 3 events for slot 2 (arrival 2) and 3 for slot 3 (arrival 3); step 1
+        # drains slot 2 while it pushes 4 for slots 0 (arrival 4) and 3: the 1st is held
+        # (7), the rest dropped
+        if t == 0:
+            return [(2, 0, 0, 1), (2, 1, 0, 2), (2, 2, 0, 3), (3, 0, 0, 4), (3, 1, 0, 5), (3, 2, 0, 6)]
+        if t == 1:
+            return [(0, 3, 0, 7), (0, 3, 0, 8), (0, 3, 0, 9), (3, 3, 0, 10)]
+        return []
+
+    for single_port in (False, True):
+        model, facts = run_queue(config, 0, steps=5, single_port=single_port, batches=batches,
+                                 p_valid=1.0, p_ready=1.0)
+        assert model.queue_overflow_step == 1
+        assert [f["drained"] for f in facts] == [0, 3, 3, 1, 0]
 
 
-def test_config_is_checked():
-    with pytest.raises(ValidationError, match="EventQueue.config"):
+def test_drain_timing_dual_port():
+    """``n`` events with a ready consumer are handed over in ``n + 3`` clocks, pushes or not."""
+    config = event_core(neurons=8, compartments=2, event_queue=128, delay_slots=8)
+    _, facts = run_queue(config, 7, steps=80, batch=(0, 16), p_valid=1.0, p_ready=1.0)
+    assert DRAIN_LATENCY == 3
+    assert sum(f["drained"] > 4 for f in facts) > 20
+    for f in facts:
+        n = f["drained"]
+        assert f["done"] == (n + DRAIN_LATENCY - 1 if n else 1), f
+        # pushes go on meanwhile, the last written the clock after it is taken (p - 1)
+        assert f["idle"] == max(f["pushed"] + 1, f["done"] + 1), f
+
+
+def test_drain_timing_single_port():
+    """Single-port pool: alone, a drain hands over ``n`` events in ``n + 3`` clocks and
+    pushes go one a clock; met, they take turns without a gap, so the pool's port is used
+    in every clock ``1 .. p + n`` of a step of ``p`` back-to-back pushes and ``n``
+    drained events (two clocks per queued event)."""
+    config = event_core(neurons=8, compartments=2, event_queue=128, delay_slots=8)
+    rng = random.Random(3)
+    sizes = [rng.choice([0, 1, 5, 12]) for _ in range(60)]
+
+    def drain_or_push(rng, t):  # steps alternate: pushes with delay 1, then their drain
+        if t % 2:
+            return []
+        return [((t + 2) % 8, rng.randrange(8), rng.randrange(2), rng.randint(-9, 9))
+                for _ in range(sizes[t])]
+
+    _, facts = run_queue(config, 3, steps=60, single_port=True, batches=drain_or_push, p_valid=1.0,
+                         p_ready=1.0)
+    for f in facts:
+        n, p = f["drained"], f["pushed"]
+        assert not (n and p)
+        if n:
+            assert (f["done"], f["idle"]) == (n + DRAIN_LATENCY - 1, n + DRAIN_LATENCY), f
+        elif p:
+            assert f["idle"] == p + 1, f
+    _, facts = run_queue(config, 4, steps=60, single_port=True, batch=(6, 16), p_valid=1.0, p_ready=1.0)
+    both = [f for f in facts if f["drained"] and f["pushed"]]
+    assert len(both) > 30
+    for f in both:
+        accesses = f["pushed"] + f["drained"]
+        # the last access is clock p + n: a push's write (idle the next clock) or the
+        # drain's last read (its event handed over 2 clocks later)
+        assert f["done"] <= accesses + 2 and f["idle"] == max(accesses + 1, f["done"] + 1), f
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ValidationError, match="EventQueue.config must be a CoreConfig, not None"):
         EventQueue(None)
+    with pytest.raises(ValidationError, match="EventQueue.single_port must be True or False, not 1"):
+        EventQueue(event_core(), single_port=1)

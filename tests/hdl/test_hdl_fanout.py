@@ -2,8 +2,9 @@
 """The fan-out engine over real axon and synapse memories, in the Amaranth simulator.
 
 Random axon tables and synapse memories; spikes offered with random gaps, events taken
-with random stalls; every event, in order, against ``core_model.fanout_events``. The
-timing test pins the contract's latency and throughput.
+from ``direct`` and ``push`` with random stalls of each; every event of each stream, in
+order, against ``core_model.fanout_events``. The timing test pins the contract's latency
+and throughput.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
-from core_model import event_core, fanout_events, random_synapse_memories
+from core_model import FanOutEvents, event_core, fanout_events, random_synapse_memories
 
 from neurofab.errors import ValidationError
 from neurofab.hdl.fanout import FanOut
@@ -40,11 +41,16 @@ class FanOutBench(Elaboratable):
 
 
 def run_fanout(config, axons, synapses, spikes, *, slot, horizon, graded, seed=0, p_valid=1.0, p_ready=1.0):
-    """Offer ``spikes``, collect the events; returns (events, accept cycles, event cycles, cycles)."""
+    """Offer ``spikes``, collect the events.
+
+    Returns ``(FanOutEvents, accept cycles, [(cycle, "direct" or "push")] of each event,
+    cycles)``.
+    """
     rng = random.Random(seed)
     bench = FanOutBench(config, axons, synapses)
     dut = bench.dut
-    got, accepted, emitted = [], [], []
+    got = FanOutEvents([], [])
+    accepted, emitted = [], []
     limit = 10 * (len(spikes) + sum(a["syn_count"] for a in axons)) + 50
     state = {"cycles": 0}
 
@@ -72,12 +78,19 @@ def run_fanout(config, axons, synapses, spikes, *, slot, horizon, graded, seed=0
         cycle = 0
         idle = 0
         while idle < 8:  # the engine idle for a while after the producer is done
-            ctx.set(dut.events.ready, rng.random() < p_ready)
-            _, _, valid, ready, event, busy, spike_valid = await ctx.tick().sample(
-                dut.events.valid, dut.events.ready, dut.events.payload, dut.busy, dut.spikes.valid)
-            if valid and ready:
-                got.append((event.slot, event.target, event.compartment, event.value))
-                emitted.append(cycle)
+            ctx.set(dut.direct.ready, rng.random() < p_ready)
+            ctx.set(dut.push.ready, rng.random() < p_ready)
+            _, _, d_valid, d_ready, direct, p_valid, p_ready_now, push, busy, spike_valid = \
+                await ctx.tick().sample(dut.direct.valid, dut.direct.ready, dut.direct.payload,
+                                        dut.push.valid, dut.push.ready, dut.push.payload, dut.busy,
+                                        dut.spikes.valid)
+            assert not (d_valid and p_valid), "an event offered on both streams"
+            if d_valid and d_ready:
+                got.direct.append((direct.target, direct.compartment, direct.value))
+                emitted.append((cycle, "direct"))
+            if p_valid and p_ready_now:
+                got.push.append((push.slot, push.target, push.compartment, push.value))
+                emitted.append((cycle, "push"))
             idle = idle + 1 if not (busy or spike_valid) and len(accepted) == len(spikes) else 0
             cycle += 1
             assert cycle < limit, "the fan-out never finished"
@@ -105,7 +118,7 @@ def test_events_match_model(seed, p_valid, p_ready):
                                            graded=graded, seed=seed, p_valid=p_valid, p_ready=p_ready)
     assert len(accepted) == len(spikes)
     want = fanout_events(config, axons, synapses, spikes, slot, horizon, graded)
-    assert len(want) > 30, "the case fans out too little to test anything"
+    assert len(want.direct) > 10 and len(want.push) > 10, "the case fans out too little to test anything"
     assert got == want, f"seed={seed}"
 
 
@@ -125,21 +138,28 @@ def test_graded_values_at_the_ends():
 
 
 def test_horizon_drops_late_arrivals():
-    """Only delays below the horizon (arrival < T) give events; horizon 0 gives none."""
+    """Only delays below the horizon (arrival < T) give events; horizon 0 gives none.
+
+    Delay 0 goes direct (with horizon >= 1), delays 1 .. horizon - 1 are pushed into
+    slots ``t + 2 ..`` (wrapping at 64).
+    """
     config = event_core(neurons=2, synapse_words=64)
     synapses = [{"weight": d + 1, "elig": 0, "delay": d, "target": 1, "compartment": 0, "plastic": 0}
                 for d in range(64)]
     axons = [{"syn_base": 0, "syn_count": 64}, {"syn_base": 64, "syn_count": 0}]
-    for horizon in (0, 1, 5, 63, 64):
+    for horizon in (0, 1, 2, 5, 63, 64):
         got, *_ = run_fanout(config, axons, synapses, [(0, 0)], slot=10, horizon=horizon, graded=False)
-        assert [e[3] - 1 for e in got] == list(range(horizon))
-        assert [e[0] for e in got] == [(11 + d) % 64 for d in range(horizon)]
+        assert got.direct == ([(1, 0, 1)] if horizon else [])
+        assert [e[3] - 1 for e in got.push] == list(range(1, horizon))
+        assert [e[0] for e in got.push] == [(11 + d) % 64 for d in range(1, horizon)]
 
 
 def test_latency_and_throughput():
-    """First event 3 clocks after the spike is taken; then one a clock; a spike costs max(count, 2)."""
+    """First event 3 clocks after the spike is taken; then one a clock on either stream, in
+    synapse order; a spike costs max(count, 2)."""
     config = event_core(neurons=4, synapse_words=32)
-    synapses = [{"weight": k, "elig": 0, "delay": 0, "target": 0, "compartment": 0, "plastic": 0}
+    # delays 0 and 1 alternate in threes: direct and push interleave within a spike
+    synapses = [{"weight": k, "elig": 0, "delay": (k // 3) % 2, "target": 0, "compartment": 0, "plastic": 0}
                 for k in range(32)]
     counts = [5, 0, 1, 7]
     bases = [0, 5, 5, 6]
@@ -148,10 +168,15 @@ def test_latency_and_throughput():
     got, accepted, emitted, _ = run_fanout(config, axons, synapses, spikes, slot=0, horizon=64, graded=False)
     costs = [max(counts[n], 2) for n, _ in spikes]
     assert [b - a for a, b in zip(accepted, accepted[1:], strict=False)] == costs[:-1]
-    assert emitted[0] == accepted[0] + 3
-    assert emitted == list(range(emitted[0], emitted[0] + 5)) + [
+    cycles = [cycle for cycle, _ in emitted]
+    assert cycles[0] == accepted[0] + 3
+    assert cycles == list(range(cycles[0], cycles[0] + 5)) + [
         accepted[2] + 3, *range(accepted[3] + 3, accepted[3] + 10), *range(accepted[4] + 3, accepted[4] + 8)]
-    assert [e[3] for e in got] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2, 3, 4]
+    words = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2, 3, 4]
+    kinds = ["push" if (w // 3) % 2 else "direct" for w in words]
+    assert [kind for _, kind in emitted] == kinds
+    assert [e[2] for e in got.direct] == [w for w, k in zip(words, kinds, strict=True) if k == "direct"]
+    assert [e[3] for e in got.push] == [w for w, k in zip(words, kinds, strict=True) if k == "push"]
 
 
 def test_config_is_checked():
