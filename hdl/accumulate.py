@@ -1,0 +1,134 @@
+"""Accumulate: the events arriving at the next step, added into their accumulator words.
+
+Core v2 (docs/hardware.md): during step ``t`` two streams carry the events that arrive
+at ``t + 1`` (``layouts.accumulator`` bank ``1 - t mod 2`` collects them): the fan-out's
+delay-0 events (``FanOut.direct``) and the queue's drained slot (``EventQueue.drained``).
+:class:`Accumulate` merges them into one read-modify-write a clock on that bank: add
+``value`` into element ``compartment`` of word ``target``.
+
+Sums are exact and do not depend on the order of the adds, as long as no partial sum
+leaves the signed ``acc_bits`` range; the order here depends on timing, so jobs are
+refused before they run where that could happen (``neurofab.emulator.capacity``, the
+accumulator-range check). ``acc_overflow`` is the hardware's safety net behind it.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+
+from neurofab.errors import ValidationError
+
+from .config import CoreConfig
+from .event_queue import STEP_BITS
+from .fanout import delivery_layout
+from .layouts import core_layouts
+
+__all__ = ["Accumulate"]
+
+
+class Accumulate(wiring.Component):
+    """Adds the ``direct`` and ``drained`` events into accumulator words, one a clock.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        ``neurons`` (words), ``compartments`` and ``acc_bits`` (``layouts.accumulator``).
+
+    Members
+    -------
+    direct, drained : ``In(stream.Signature(delivery_layout(config)))``
+        ``(target, compartment, value)``. Fixed arbitration: ``drained.ready`` is always
+        high; ``direct.ready`` is high when ``drained.valid`` is low. Neither ``ready``
+        depends on its own stream's ``valid``.
+    step : ``In(STEP_BITS)``
+        The current timestep ``t``, recorded by an overflow.
+    clear : ``In(1)``
+        Pulse (before a job): clear the error.
+    acc_rd, acc_wr : read and write port of an accumulator bank (``layouts.accumulator``
+        words, address = neuron). The read port may be transparent for the write port or
+        not: the adds forward their own last write either way.
+    busy : ``Out(1)``
+        An event taken is not yet written. Low with both inputs' ``valid`` low: every
+        event taken so far is in the bank.
+    acc_overflow : ``Out(1)``; acc_overflow_step : ``Out(STEP_BITS)``
+        Sticky error, cleared only by ``clear`` (or reset): an add whose sum left the
+        signed ``acc_bits`` range (the wrapped sum is stored), and the ``step`` of the
+        first.
+
+    Timing: an event taken in clock ``k`` has its word read in ``k`` and written in
+    ``k + 1``; an event a clock, so ``n`` events offered back to back are all written
+    ``n + 1`` clocks after the first is taken. Two adds to one word in consecutive clocks
+    add up (the second takes the first's sum from a register, not from the bank, which
+    has it only from ``k + 2``). The read port's ``en`` is high only in clocks that take
+    an event. Reset drops an event not yet written.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise ValidationError("Accumulate.config", f"must be a CoreConfig, not {config!r}")
+        self._config = config
+        layouts = core_layouts(config)
+        super().__init__({
+            "direct": In(stream.Signature(delivery_layout(config))),
+            "drained": In(stream.Signature(delivery_layout(config))),
+            "step": In(STEP_BITS),
+            "clear": In(1),
+            "acc_rd": In(ReadPort.Signature(addr_width=config.neuron_bits, shape=layouts.accumulator)),
+            "acc_wr": In(WritePort.Signature(addr_width=config.neuron_bits, shape=layouts.accumulator)),
+            "busy": Out(1),
+            "acc_overflow": Out(1),
+            "acc_overflow_step": Out(STEP_BITS),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        bits = config.acc_bits
+
+        # --- take: the drained stream first, then the direct one; read the word ----------
+        chosen = Signal(delivery_layout(config))
+        m.d.comb += chosen.eq(Mux(self.drained.valid, self.drained.payload, self.direct.payload))
+        taken = self.drained.valid | self.direct.valid
+        m.d.comb += [
+            self.drained.ready.eq(1),
+            self.direct.ready.eq(~self.drained.valid),
+            self.acc_rd.addr.eq(chosen.target),
+            self.acc_rd.en.eq(taken),
+        ]
+        adding = Signal()  # stage 2: the word of `event` is on acc_rd.data
+        event = Signal(delivery_layout(config))
+        m.d.sync += adding.eq(taken)
+        with m.If(taken):
+            m.d.sync += event.eq(chosen)
+
+        # --- add: forward last clock's write, add into one element, write back -----------
+        wrote = Signal()  # last clock wrote `last_word` to `last_target`
+        last_target = Signal.like(event.target)
+        last_word = Signal.like(self.acc_wr.data)
+        word = Signal.like(self.acc_wr.data)
+        m.d.comb += word.eq(Mux(wrote & (last_target == event.target), last_word, self.acc_rd.data))
+        total = Signal(signed(bits + 1))
+        m.d.comb += total.eq(word[event.compartment] + event.value)
+        new_word = Signal.like(word)
+        for c in range(config.compartments):
+            m.d.comb += new_word[c].eq(Mux(event.compartment == c, total[:bits], word[c]))
+        m.d.comb += [
+            self.acc_wr.addr.eq(event.target),
+            self.acc_wr.data.eq(new_word),
+            self.acc_wr.en.eq(adding),
+            self.busy.eq(adding),
+        ]
+        m.d.sync += wrote.eq(adding)
+        with m.If(adding):
+            m.d.sync += [last_target.eq(event.target), last_word.eq(new_word)]
+            fits = total[bits - 1] == total[bits]
+            with m.If(~fits & ~self.acc_overflow):
+                m.d.sync += [self.acc_overflow.eq(1), self.acc_overflow_step.eq(self.step)]
+        with m.If(self.clear):
+            m.d.sync += [self.acc_overflow.eq(0), self.acc_overflow_step.eq(0)]
+        return m
