@@ -23,13 +23,14 @@ The contract, both forms (clock edges of ``domain``):
   written since power-up (the SPRAM has no initial contents; the fallback's are zero,
   but nothing may rely on that), and any ``addr >= depth``.
 
-How the SPRAM form keeps that contract: each tile's ``CHIPSELECT`` is its bank's select
-gated by ``en | we``, so a tile that is not accessed keeps its ``DATAOUT``. The bank
-that was read is registered with the read (``bank_q``) and picks the lanes of ``rdata``
-the clock after, which is when the tiles' data appear. The SPRAM's own ``DATAOUT`` is
-undefined after a write to its tile (Yosys's ``cells_sim.v`` makes it ``x``), so a flag
-``fresh_q`` (the last clock was a read) chooses between the tiles' outputs and ``hold``,
-a register that copies ``rdata`` every clock. Cost over the tiles: ``width`` flip-flops
+How the SPRAM form keeps that contract: the bank that was read is registered with the
+read (``bank_q``) and picks the lanes of ``rdata`` the clock after, which is when the
+tiles' data appear. The SPRAM's own ``DATAOUT`` is undefined after a write to its tile
+(Yosys's ``cells_sim.v`` makes it ``x``), so a flag ``fresh_q`` (the last clock was a
+read) chooses between the tiles' outputs and ``hold``, a register that copies ``rdata``
+every clock; correctness rests on these two registers alone. Each tile's
+``CHIPSELECT`` is its bank's select gated by ``en | we`` only to save power: an idle
+tile draws standby current, not read current. Cost over the tiles: ``width`` flip-flops
 for ``hold`` and ``width`` 2..5-input muxes (one LUT a bit up to two banks, two beyond),
 plus ``banks - 1`` select bits; no logic between the address and the tiles but the bank
 decode. Reset clears ``bank_q``, ``fresh_q`` and ``hold``, never the memory.

@@ -3,7 +3,7 @@
 the SB_SPRAM256KA form's mapping under Yosys ``synth_ice40``.
 
 The plain model here (:class:`SinglePortModel`, :func:`random_operations`) is also the
-model of the cocotb bench (tests/cocotb/spram_bench.py), which runs the SPRAM form on
+model of the cocotb bench (tests/cocotb/test_cocotb_spram.py), which runs the SPRAM form on
 Verilator with Yosys's ``cells_sim.v``: both forms are held to the same clock-by-clock
 contract, and the model never looks at the hardware.
 """
