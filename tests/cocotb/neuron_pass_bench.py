@@ -7,9 +7,10 @@ drew them for the memories' initial contents. Each pass then:
 1. :class:`MemoryLoader` writes fresh accumulators and stimulus sums (the host's job);
 2. the pass runs, with ``Backpressure`` on the spike list and a ``StreamMonitor``
    collecting it;
-3. :class:`MemoryPeeker` reads every neuron word and accumulator back;
+3. :class:`MemoryPeeker` reads every neuron word and accumulator word back;
 4. the model (``pass_model.expected_pass``) says what they and the spike list must be,
-   and the bench compares.
+   and the bench compares, and checks the pass's length: ``count + NeuronPass.LATENCY``
+   clocks plus one for every clock the spike list stalled it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from pass_model import expected_pass, fields_of, random_pass_inputs, random_profiles, random_words, small_core
 from stream_agents import Backpressure, StreamMonitor
 
-from neurofab.hdl.layouts import core_layouts
-from neurofab.hdl.neuron_pass import spike_layout
+from neurofab.hdl.layouts import STIMULUS_BITS, core_layouts
+from neurofab.hdl.neuron_pass import NeuronPass, spike_layout
 
 __all__ = ["MemoryLoader", "MemoryPeeker", "bench_core"]
 
@@ -72,7 +73,8 @@ class MemoryPeeker:
         self._data = getattr(dut, f"{prefix}__data")
         self._clock = clock
 
-    async def read(self, depth: int, *, signed: bool = False) -> list[int]:
+    async def read(self, depth: int) -> list[int]:
+        """Words ``0 .. depth - 1`` as unsigned integers (unpacked with the memory's layout)."""
         values = []
         for address in range(depth):
             self._addr.value = address
@@ -80,7 +82,7 @@ class MemoryPeeker:
             await RisingEdge(self._clock)
             await ReadOnly()
             value = self._data.value
-            values.append(value.to_signed() if signed else value.to_unsigned())
+            values.append(value.to_unsigned())
             await RisingEdge(self._clock)  # leave the read-only phase before the next write
         self._en.value = 0
         return values
@@ -92,8 +94,8 @@ async def neuron_pass_random_passes(dut):
     config, profiles, words, rng = bench_core()
     passes = _setting("PASSES", 20)
     p_ready = _setting("P_READY_PERCENT", 50) / 100
-    c = config.compartments
     neuron_layout = core_layouts(config).neuron
+    acc_layout = core_layouts(config).accumulator
     dut._log.info("seed=%d passes=%d core=%s p_ready=%.2f", _setting("SEED", 1), passes, config, p_ready)
 
     spikes = []
@@ -102,8 +104,8 @@ async def neuron_pass_random_passes(dut):
         entry = data.Const(spike_layout(config), word)
         spikes.append((entry.neuron, entry.payload))
 
-    acc_loader = MemoryLoader(dut, "acc_load", dut.clk, config.acc_bits)
-    stim_loader = MemoryLoader(dut, "stim_load", dut.clk, 32)
+    acc_loader = MemoryLoader(dut, "acc_load", dut.clk, acc_layout.size)
+    stim_loader = MemoryLoader(dut, "stim_load", dut.clk, STIMULUS_BITS)
     neuron_peeker = MemoryPeeker(dut, "neuron_peek", dut.clk)
     acc_peeker = MemoryPeeker(dut, "acc_peek", dut.clk)
     backpressure = Backpressure(dut, "spikes", dut.clk, random.Random(rng.random()), p_ready)
@@ -123,12 +125,14 @@ async def neuron_pass_random_passes(dut):
     fired = 0
     for k in range(passes):
         accumulators, stimulus, flags, count = random_pass_inputs(rng, config)
-        await acc_loader.load(accumulators)
+        # Packed with the hardware's own layout: element c of a word is compartment c.
+        await acc_loader.load([acc_layout.const(sums).as_bits() for sums in accumulators])
         await stim_loader.load(stimulus)
         want_words, want_acc, want_spikes = expected_pass(config, words, profiles, accumulators, stimulus,
                                                           count, flags)
 
         spikes.clear()
+        stalls_before = spike_monitor.stalls
         dut.count.value = count
         for name, value in flags.items():
             getattr(dut, name).value = value
@@ -145,11 +149,13 @@ async def neuron_pass_random_passes(dut):
             await RisingEdge(dut.clk)
             clocks += 1
         await RisingEdge(dut.clk)
+        stalls = spike_monitor.stalls - stalls_before
 
         raw_words = await neuron_peeker.read(config.neurons)
         got_words = [fields_of(data.Const(neuron_layout, w)) for w in raw_words]
-        got_acc = await acc_peeker.read(config.neurons * c, signed=True)
-        label = f"pass {k} (count {count}, flags {flags}, {clocks} clocks)"
+        got_acc = [list(data.Const(acc_layout, w)) for w in await acc_peeker.read(config.neurons)]
+        label = f"pass {k} (count {count}, flags {flags}, {clocks} clocks, {stalls} stalled)"
+        assert clocks == (count + NeuronPass.LATENCY + stalls if count else 1), f"{label}: pass length"
         for n in range(config.neurons):
             assert got_words[n] == want_words[n], \
                 f"{label}: neuron {n}\n  expected {want_words[n]}\n  got      {got_words[n]}"

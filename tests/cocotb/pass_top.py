@@ -6,12 +6,12 @@ ports, and the neuron words and accumulators read back through extra read ports,
 the host link will do on a board.
 """
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-from neurofab.hdl.config import CoreConfig, addr_bits, count_bits
+from neurofab.hdl.config import CoreConfig, count_bits
 from neurofab.hdl.layouts import PROFILE_LAYOUT, core_layouts
 from neurofab.hdl.neuron_pass import NeuronPass, spike_layout
 
@@ -25,19 +25,18 @@ class PassTop(wiring.Component):
     -------
     start, count, dendritic, noise, graded, busy, done, spikes
         The pass's own members, passed through.
-    acc_load, stim_load : write ports (``addr``, ``data``, ``en``) of the accumulators
-        and the stimulus memory.
+    acc_load, stim_load : write ports (``addr``, ``data``, ``en``) of the accumulator
+        words (``layouts.accumulator``) and the stimulus memory (``layouts.stimulus``).
     neuron_peek, acc_peek : read ports (``addr``, ``en``; ``data`` one clock later) of the
-        neuron words and the accumulators.
+        neuron words and the accumulator words.
     """
 
-    def __init__(self, config: CoreConfig, words, profiles, *, stimulus_width: int = 32):
+    def __init__(self, config: CoreConfig, words, profiles):
         self._config = config
         self._words = words
         self._profiles = profiles
-        self._stimulus_width = stimulus_width
         layouts = core_layouts(config)
-        acc_addr = addr_bits(config.neurons * config.compartments)
+        bits = config.neuron_bits
         super().__init__({
             "start": In(1),
             "count": In(count_bits(config.neurons)),
@@ -47,25 +46,23 @@ class PassTop(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "spikes": Out(stream.Signature(spike_layout(config))),
-            "acc_load": Out(WritePort.Signature(addr_width=acc_addr, shape=signed(config.acc_bits))),
-            "stim_load": Out(WritePort.Signature(addr_width=config.neuron_bits,
-                                                 shape=signed(stimulus_width))),
-            "neuron_peek": Out(ReadPort.Signature(addr_width=config.neuron_bits, shape=layouts.neuron)),
-            "acc_peek": Out(ReadPort.Signature(addr_width=acc_addr, shape=signed(config.acc_bits))),
+            "acc_load": Out(WritePort.Signature(addr_width=bits, shape=layouts.accumulator)),
+            "stim_load": Out(WritePort.Signature(addr_width=bits, shape=layouts.stimulus)),
+            "neuron_peek": Out(ReadPort.Signature(addr_width=bits, shape=layouts.neuron)),
+            "acc_peek": Out(ReadPort.Signature(addr_width=bits, shape=layouts.accumulator)),
         })
 
     def elaborate(self, platform):
         m = Module()
         config = self._config
         layouts = core_layouts(config)
-        m.submodules.npass = npass = NeuronPass(config, stimulus_width=self._stimulus_width)
+        m.submodules.npass = npass = NeuronPass(config)
         m.submodules.neurons = neurons = Memory(shape=layouts.neuron, depth=config.neurons, init=self._words)
         m.submodules.profiles = profiles = Memory(shape=PROFILE_LAYOUT, depth=config.profiles,
                                                   init=self._profiles)
-        m.submodules.accumulators = accumulators = Memory(
-            shape=signed(config.acc_bits), depth=config.neurons * config.compartments, init=[])
-        m.submodules.stimulus = stimulus = Memory(shape=signed(self._stimulus_width), depth=config.neurons,
-                                                  init=[])
+        m.submodules.accumulators = accumulators = Memory(shape=layouts.accumulator, depth=config.neurons,
+                                                          init=[])
+        m.submodules.stimulus = stimulus = Memory(shape=layouts.stimulus, depth=config.neurons, init=[])
 
         for name in ("start", "count", "dendritic", "noise", "graded"):
             m.d.comb += getattr(npass, name).eq(getattr(self, name))
