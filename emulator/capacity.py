@@ -9,22 +9,32 @@ step (:class:`neurofab.hdl.event_queue.EventQueue`). Given a :class:`QueueCapaci
 :class:`CapacityExceeded` at the same step, instead of returning spikes the core would
 not have produced.
 
-The rule (hdl/config.py, docs/memory-map.md "Capacities the emulator models"): a spike
-emitted at step ``s`` over a synapse with delay ``d`` is one event, zero weights
-included, held **by the core of the synapse's target** from the fan-out of ``s`` until
-the drain of ``s + 1 + d`` (the drain of step ``t`` runs before the fan-out of ``t``),
-and not at all when ``s + 1 + d >= T``. After the fan-out of step ``s`` a core may hold
-at most ``event_queue`` events; if it holds more, it overflowed at step ``s``. Before the
-first overflow the core and the emulator agree spike for spike, so counting from the
-emulator's own spikes gives the hardware's step exactly.
+The rule (hdl/config.py, docs/hardware.md "Core v2"): a spike emitted at step ``s`` over
+a synapse with delay ``d`` is one event, zero weights included, that arrives at ``s + 1 +
+d`` on **the core of the synapse's target**, and is not made at all when ``s + 1 + d >=
+T``. A delay-0 event goes straight into the accumulators of step ``s + 1`` and never
+enters the queue; any other is pushed during the fan-out of ``s``, and the queue counts
+it (``held``) until the end of step ``s + d``, the step that drains it. So after the
+fan-out of step ``s`` a core holds the events with arrival ``> s`` less the delay-0
+events emitted at ``s``, at most ``event_queue`` of them; if it holds more, it overflowed
+at step ``s``. (The hardware subtracts a step's drained events at the step's end, not as
+they leave, so the count does not depend on how its concurrent streams interleave.)
+Before the first overflow the core and the emulator agree spike for spike, so counting
+from the emulator's own spikes gives the hardware's step exactly.
 
-Accumulators cannot overflow where the queue does not: the events drained into one
-``(neuron, compartment)`` accumulator at a step were all held at once, so there are at
-most ``event_queue`` of them, each of magnitude at most :data:`MAX_EVENT_MAGNITUDE`, and
-the accumulator is cleared every step. :class:`QueueCapacity` refuses a core shape where
-``event_queue * MAX_EVENT_MAGNITUDE`` does not fit the signed ``acc_bits`` range (no
-preset; only a hand-made narrow core), because there the outcome depends on the order in
-which the hardware adds events, which this model does not follow.
+Accumulators: the events into one ``(neuron, compartment)`` sum arrive at the hardware
+in an order that depends on timing, so a partial sum that leaves the signed ``acc_bits``
+range cannot be modelled; it must be impossible. :func:`check_accumulator_range` (the
+emulator with a capacity, through :meth:`QueueCapacity.check_accumulators`, and the RTL
+backend, through :func:`check_image_accumulators`: one rule) refuses a job before it
+runs when the events one step can bring to one sum could leave that range: the sum of
+the largest positive values of the synapses onto it, or of the largest negative ones
+(any partial sum lies between the two). A synapse's value is its weight ``w``, or with
+graded spikes ``(w * g) >> 7`` for a payload ``g <= 255``, so at most ``(w * 255) >> 7``
+in magnitude (``-65,280 .. 65,278``); a plastic synapse of a learning job may take any
+weight. The hardware presets' signed 32-bit sums take 32,896 synapses of the most
+negative graded value onto one compartment (65,536 of weight -32,768 without graded
+spikes), and refuse one more.
 
 How the counting runs: per source neuron, its synapses are summarised once as a short
 list of ``(target core, delay, count)`` (:func:`source_groups`). After each chunk of
@@ -49,8 +59,13 @@ from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig
 __all__ = [
     "MAX_EVENT_MAGNITUDE",
     "CapacityExceeded",
+    "AccumulatorRangeError",
     "QueueCapacity",
     "QueueCounter",
+    "event_extremes",
+    "accumulator_reach",
+    "check_accumulator_range",
+    "check_image_accumulators",
     "source_groups",
     "warm_up",
 ]
@@ -122,6 +137,155 @@ def _rebuild(kind, step, capacity, preset, args, core, in_flight, cls):
     return error
 
 
+class AccumulatorRangeError(ValidationError):
+    """One step's events could carry an accumulator sum out of its signed ``acc_bits`` range.
+
+    Raised before a run (:func:`check_accumulator_range`), like a network that does not
+    fit the preset: the CLI prints it and exits 2, the service answers 400. ``path`` is
+    ``"core"``; attributes ``neuron`` (global id), ``compartment``, ``reach`` (the
+    largest sum, signed: negative for the negative side), ``preset``.
+    """
+
+    def __init__(self, message: str, *, neuron: int, compartment: int, reach: int, preset: str):
+        super().__init__("core", message)
+        self.neuron, self.compartment, self.reach, self.preset = neuron, compartment, reach, preset
+
+    def __reduce__(self):  # keep the keyword arguments through pickling (worker processes)
+        return _rebuild_range, (self.args[0], self.neuron, self.compartment, self.reach, self.preset)
+
+
+def _rebuild_range(text, neuron, compartment, reach, preset):
+    error = AccumulatorRangeError.__new__(AccumulatorRangeError)
+    ValueError.__init__(error, text)
+    error.path = "core"
+    error.neuron, error.compartment, error.reach, error.preset = neuron, compartment, reach, preset
+    return error
+
+
+#: a weight's range (docs/model.md: "w (signed 16 bit)"), for plastic synapses that learn
+_W_MIN, _W_MAX = -(1 << 15), (1 << 15) - 1
+#: the largest graded payload: ``(w * g) >> 7`` with ``g <= 255``
+_G_MAX = 255
+_GRADED_SHIFT = 7
+
+
+def event_extremes(weight, *, graded: bool, plastic=None):
+    """The most positive and the most negative value one event of each synapse can carry.
+
+    Without ``graded`` an event's value is its weight ``w``; with it ``(w * g) >> 7`` for
+    a payload ``g`` in ``0 .. 255``, which is monotonic in ``g``: ``0 .. (w * 255) >> 7``
+    (``>> 7`` floors, so ``w = -1`` gives ``-2``). Where ``plastic`` is true (a learning
+    job's plastic synapses), the weight may become any of ``-32768 .. 32767``. Returns
+    ``(most, least)``, ``int64`` arrays: ``most >= 0 >= least``.
+    """
+    w = np.asarray(weight, np.int64)
+    if graded:
+        top = (w * _G_MAX) >> _GRADED_SHIFT
+    else:
+        top = w
+    most, least = np.maximum(top, 0), np.minimum(top, 0)
+    if plastic is not None:
+        learns = np.asarray(plastic, bool)
+        hi = (_W_MAX * _G_MAX) >> _GRADED_SHIFT if graded else _W_MAX
+        lo = (_W_MIN * _G_MAX) >> _GRADED_SHIFT if graded else _W_MIN
+        most = np.where(learns, hi, most)
+        least = np.where(learns, lo, least)
+    return most, least
+
+
+def accumulator_reach(tgt, compartment, weight, n_neurons: int, compartments: int, *, graded: bool,
+                      plastic=None):
+    """``(up, down)``, each ``int64`` of shape ``(n_neurons, compartments)``.
+
+    ``up[n, c]`` is the sum of the largest positive values of the synapses onto
+    compartment ``c`` of neuron ``n`` (:func:`event_extremes`), ``down[n, c]`` the sum of
+    the most negative ones (``<= 0``). A synapse gives at most one event a step (its
+    source spikes at most once a step), so every partial sum of one step's events into
+    that accumulator lies in ``down .. up``, and both ends can be reached.
+    """
+    most, least = event_extremes(weight, graded=graded, plastic=plastic)
+    key = np.asarray(tgt, np.int64) * compartments + np.asarray(compartment, np.int64)
+    size = n_neurons * compartments
+    # float64 sums of integers are exact below 2^53: at most 2^32 synapses of |value| <= 65,280
+    up = np.bincount(key, weights=most, minlength=size).astype(np.int64)
+    down = np.bincount(key, weights=least, minlength=size).astype(np.int64)
+    return up.reshape(n_neurons, compartments), down.reshape(n_neurons, compartments)
+
+
+def _population_names(populations):
+    """``gid -> "label[i]"`` for ``populations`` given as ``(label, size)`` in gid order."""
+    labels = [label for label, _ in populations]
+    starts = np.cumsum([0] + [int(size) for _, size in populations])
+
+    def name(gid: int) -> str:
+        p = int(np.searchsorted(starts, gid, side="right")) - 1
+        if 0 <= p < len(labels):
+            return f"{labels[p]}[{gid - int(starts[p])}]"
+        return str(gid)
+    return name
+
+
+def check_accumulator_range(config: CoreConfig, tgt, compartment, weight, *, graded: bool, plastic=None,
+                            names=None) -> None:
+    """Raise :class:`AccumulatorRangeError` where one step's events could overflow a sum.
+
+    ``tgt`` (global neuron ids), ``compartment``, ``weight`` (and, for a learning job,
+    ``plastic``) are the synapses; ``graded`` the job's flag; ``names(gid)`` names a
+    neuron in the message (default: its id). The sum of a ``(neuron,
+    compartment)`` is a signed ``config.acc_bits``-bit accumulator; the check fails when
+    :func:`accumulator_reach` leaves that range, and names the first such sum (lowest
+    neuron, then compartment).
+    """
+    tgt = np.asarray(tgt, np.int64)
+    if tgt.size == 0:
+        return
+    n = int(tgt.max()) + 1
+    up, down = accumulator_reach(tgt, compartment, weight, n, config.compartments, graded=graded,
+                                 plastic=plastic)
+    hi = (1 << (config.acc_bits - 1)) - 1
+    lo = -(1 << (config.acc_bits - 1))
+    over = (up > hi) | (down < lo)
+    if not over.any():
+        return
+    gid, c = (int(i) for i in np.argwhere(over)[0])
+    reach = int(up[gid, c]) if up[gid, c] > hi else int(down[gid, c])
+    who = names(gid) if names is not None else str(gid)
+    kind = "graded spikes" if graded else "spikes"
+    learning = " (plastic synapses at any weight: the job learns)" if plastic is not None and \
+        np.asarray(plastic, bool).any() else ""
+    raise AccumulatorRangeError(
+        f"neuron {who} compartment {c} can receive {reach:,} in one step: its synapses' events "
+        f"({kind}{learning}) could add up beyond the signed {config.acc_bits}-bit accumulator "
+        f"({lo:,} .. {hi:,}) of preset {config.name}, where the order of the adds decides what "
+        f"is stored; use fewer or weaker synapses onto it",
+        neuron=gid, compartment=c, reach=reach, preset=config.name)
+
+
+def check_image_accumulators(image, job) -> None:
+    """:func:`check_accumulator_range` for ``job`` on a compiled ``image``, from its synapse memories.
+
+    The same rule as :meth:`QueueCapacity.check_accumulators` (the emulator's), for a
+    backend that runs the image itself (``neurofab.host.rtl``): every core's synapse
+    words (a target is ``bounds[core] + target``), the image's preset and populations.
+    """
+    from neurofab.hdl.layouts import Memory  # here: the emulator itself needs no Amaranth
+
+    config = image.config
+    tgt, compartment, weight, plastic = [], [], [], []
+    for c in range(image.n_cores):
+        words = image.fields(c, Memory.SYNAPSE)
+        tgt.append(int(image.bounds[c]) + words["target"])
+        compartment.append(words["compartment"])
+        weight.append(words["weight"])
+        plastic.append(words["plastic"].astype(bool))
+    if not tgt:
+        return
+    check_accumulator_range(config, np.concatenate(tgt), np.concatenate(compartment), np.concatenate(weight),
+                            graded=job.learning.graded,
+                            plastic=np.concatenate(plastic) if job.learning.enabled else None,
+                            names=_population_names(image.populations))
+
+
 @dataclass(frozen=True, eq=False)
 class QueueCapacity:
     """The event queues of a compiled image's cores, for ``simulate(..., capacity=)``.
@@ -134,8 +298,9 @@ class QueueCapacity:
     core_of_gid : array of int, shape ``(n_neurons,)``
         The core that holds each neuron (by global id). An event lives on its target's core.
 
-    Raises :class:`ValidationError` when a core id is outside ``0 .. max_cores - 1`` or
-    the shape's accumulators could overflow before its queue does (see the module doc).
+    Raises :class:`ValidationError` when a core id is outside ``0 .. max_cores - 1``.
+    A job's accumulator sums are checked by :meth:`check_accumulators` (see the module
+    doc), which needs the job.
     """
 
     config: CoreConfig
@@ -155,13 +320,6 @@ class QueueCapacity:
             raise ValidationError(f"capacity.core_of_gid[{i}]",
                                   f"must be a core of 0 .. {config.max_cores - 1} (preset {config.name}), "
                                   f"not {int(cores[i])}")
-        if config.event_queue * MAX_EVENT_MAGNITUDE >= 1 << (config.acc_bits - 1):
-            raise ValidationError(
-                "capacity.config.acc_bits",
-                f"of preset {config.name} is {config.acc_bits}: {config.event_queue:,} events of up to "
-                f"{MAX_EVENT_MAGNITUDE:,} can overflow an accumulator before the queue, which the emulator "
-                f"does not model; it needs at least "
-                f"{(config.event_queue * MAX_EVENT_MAGNITUDE).bit_length() + 1} bits")
         object.__setattr__(self, "core_of_gid", cores.astype(np.int32, copy=False))
 
     @classmethod
@@ -182,6 +340,18 @@ class QueueCapacity:
             return None
         return cls.from_image(image)
 
+    def check_accumulators(self, netlist, job) -> None:
+        """Refuse ``job`` on ``netlist`` where one step's events could overflow an accumulator.
+
+        :func:`check_accumulator_range` over the netlist's synapses, with the job's
+        ``graded`` and ``enabled`` (learning) flags; raises :class:`AccumulatorRangeError`.
+        The engine calls it before a run with this capacity.
+        """
+        names = _population_names([(p.label, p.size) for p in netlist.populations])
+        check_accumulator_range(self.config, netlist.tgt, netlist.compartment, netlist.weight,
+                                graded=job.learning.graded,
+                                plastic=netlist.plastic if job.learning.enabled else None, names=names)
+
     @property
     def events_per_core(self) -> int:
         return self.config.event_queue
@@ -201,11 +371,14 @@ class QueueCapacity:
             raise ValidationError(f"netlist.delay[{i}]",
                                   f"must be below the {self.config.name} core's {self.config.delay_slots} "
                                   f"delay slots, not {int(delay[i])}")
+        # delay-0 events go straight into the accumulators: the queue never holds them
+        queued = delay > 0
+        src, delay = src[queued], delay[queued]
         n_cores = self.n_cores
         if n_cores == 1:  # every hardware preset: no per-synapse lookup
             targets = np.zeros(src.shape[0], np.int32)
         else:
-            targets = self.core_of_gid[np.asarray(tgt, np.int64)]
+            targets = self.core_of_gid[np.asarray(tgt, np.int64)[queued]]
         offsets, group_core, group_delay, group_count = source_groups(src, targets, delay, n, n_cores)
         return QueueCounter(self, offsets, group_core, group_delay, group_count, timesteps)
 

@@ -1,7 +1,8 @@
 """The emulator's model of the cores' event queues: the same overflow, at the same step.
 
 hdl/config.py: after the fan-out of step ``s`` a core holds the events with arrival
-``> s`` (and ``< T``) whose target is one of its neurons, at most ``event_queue`` of
+``> s`` (and ``< T``) whose target is one of its neurons, less the delay-0 events emitted
+at ``s`` (core v2 adds those straight into its accumulators), at most ``event_queue`` of
 them; one more and the core overflows at step ``s``. ``simulate(..., capacity=)`` must
 raise :class:`CapacityExceeded` at exactly that step, never earlier, never later, and
 change nothing else. Checked on hand-worked networks (the expected counts derived in
@@ -23,7 +24,13 @@ from netgen import random_case as random_netgen_case
 from neurofab.compiler import compile_network
 from neurofab.emulator import CapacityExceeded, QueueCapacity, simulate
 from neurofab.emulator.arith import graded_contribution
-from neurofab.emulator.capacity import MAX_EVENT_MAGNITUDE
+from neurofab.emulator.capacity import (
+    MAX_EVENT_MAGNITUDE,
+    AccumulatorRangeError,
+    check_accumulator_range,
+    check_image_accumulators,
+    event_extremes,
+)
 from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS
 from neurofab.job import Job, Learning, Reward, Stimulus
@@ -56,8 +63,9 @@ def fan_case(k: int, d: int, timesteps: int, sources: int = 1, stimulus_times=No
 def naive_held(netlist, spike_times, spike_gids, timesteps, core_of_gid) -> np.ndarray:
     """``held[c, s]``: events on core ``c`` after the fan-out of ``s``, one synapse at a time.
 
-    A spike at ``s`` over a synapse with delay ``d`` is held by its target's core from the
-    fan-out of ``s`` until the drain of ``s + 1 + d``, and never when that is ``>= T``.
+    A spike at ``s`` over a synapse with delay ``d >= 1`` is held by its target's core
+    from the fan-out of ``s`` through step ``s + d`` (whose end subtracts it, drained),
+    and never when ``s + 1 + d >= T``; with delay 0 it is never held.
     """
     n_cores = int(np.max(core_of_gid)) + 1
     change = np.zeros((n_cores, timesteps + 1), np.int64)
@@ -66,7 +74,7 @@ def naive_held(netlist, spike_times, spike_gids, timesteps, core_of_gid) -> np.n
         out.setdefault(src, []).append((int(core_of_gid[tgt]), d))
     for s, gid in zip(spike_times.tolist(), spike_gids.tolist(), strict=True):
         for c, d in out.get(gid, ()):
-            if s + 1 + d < timesteps:
+            if d > 0 and s + 1 + d < timesteps:
                 change[c, s] += 1
                 change[c, s + 1 + d] -= 1
     return np.cumsum(change, axis=1)[:, :timesteps]
@@ -81,7 +89,7 @@ def overflow_of(netlist, job, capacity) -> CapacityExceeded:
 # --- hand-worked networks ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("k, d", [(2, 0), (3, 4), (7, 1), (5, 63)])
+@pytest.mark.parametrize("k, d", [(2, 1), (3, 4), (7, 1), (5, 63)])
 def test_one_neuron_every_step_holds_k_times_d_plus_1(k, d):
     # The source spikes at every step s. Its spike of step s' is held after the fan-out of
     # s for s' <= s < s' + 1 + d, so after step s the queue holds the spikes of steps
@@ -126,7 +134,7 @@ def test_at_capacity_passes_and_one_more_fails():
     assert "more than 1,024 events in flight on core 0 (preset icebreaker)" in str(error)
 
 
-@pytest.mark.parametrize("d", [0, 9, 63])
+@pytest.mark.parametrize("d", [1, 9, 63])
 def test_arrivals_at_or_after_T_are_not_held(d):
     # A spike at s arrives at s + 1 + d; with T = d + 1 every arrival is >= T, so a source
     # spiking at every step holds nothing and a queue of one never overflows.
@@ -152,13 +160,21 @@ def test_a_burst_in_the_last_steps_is_not_held():
     assert overflow_of(netlist, job, single_core(PRESETS["icebreaker"], netlist)).step == 17
 
 
-def test_drain_frees_before_the_fan_out():
-    # delay 0: a spike of step s arrives at s + 1, drained at the start of s + 1 before that
-    # step's fan-out, so a source spiking every step into k targets holds exactly k.
+def test_delay_0_events_are_never_held():
+    # delay 0: a spike of step s arrives at s + 1 and goes straight into the accumulators,
+    # so a source spiking every step into 9 targets holds nothing, even in a queue of one.
     netlist, job = fan_case(9, 0, 50)
-    result = simulate(netlist, job, capacity=single_core(core(9), netlist))
-    assert result.extra["queue_peak"] == [9]
-    assert overflow_of(netlist, job, single_core(core(8), netlist)).step == 0
+    result = simulate(netlist, job, capacity=single_core(core(1), netlist))
+    assert result.extra["queue_peak"] == [0]
+    # 5 synapses of delay 0 and 3 of delay 1 from a source spiking every step: the delay-1
+    # events of step s are held through step s + 1, so 3 after step 0 and 6 from step 1 on
+    synapses = [SynapseSpec(0, 1 + j, 0, 0 if j < 5 else 1, j % 4, plastic=False) for j in range(8)]
+    netlist = netlist_from_synapses([("src", 1, EVERY_STEP), ("tgt", 8, EVERY_STEP)], [synapses], seed=1)
+    job = Job(timesteps=20, stimuli=(Stimulus("src", 1000),))
+    result = simulate(netlist, job, capacity=single_core(core(6), netlist))
+    assert (result.extra["queue_peak"], result.extra["queue_peak_step"]) == ([6], [1])
+    error = overflow_of(netlist, job, single_core(core(5), netlist))
+    assert (error.step, error.in_flight) == (1, 6)
 
 
 def test_zero_weight_and_every_compartment_count():
@@ -306,29 +322,86 @@ def test_event_magnitude_is_the_largest_contribution():
     assert MAX_EVENT_MAGNITUDE > 32768  # larger than any plain weight
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
-def test_no_preset_can_overflow_an_accumulator(name):
-    # The events drained into one accumulator at a step were all held at once: at most
-    # event_queue of them, each of magnitude <= 65,280, into an accumulator cleared every
-    # step. Every preset's signed acc_bits range holds that sum, so on a preset only the
-    # queue can overflow, and the capacity model (which follows no adding order) is exact.
-    config = PRESETS[name]
-    assert config.event_queue * MAX_EVENT_MAGNITUDE <= (1 << (config.acc_bits - 1)) - 1
-    QueueCapacity(config, np.zeros(3, np.int64))
+def one_sum(weights, *, graded, plastic=None, config=None):
+    """:func:`check_accumulator_range` for synapses all onto compartment 2 of neuron 3."""
+    n = len(weights)
+    check_accumulator_range(config or PRESETS["icebreaker"], np.full(n, 3), np.full(n, 2),
+                            np.asarray(weights), graded=graded, plastic=plastic)
 
 
-def test_a_core_whose_accumulators_could_overflow_is_refused():
-    narrow = dataclasses.replace(PRESETS["icebreaker"], name="narrow", event_queue=16, acc_bits=18)
-    # 16 x 65,280 = 1,044,480 < 2^20: 21 bits would do
-    with pytest.raises(ValidationError, match=r"capacity.config.acc_bits of preset narrow is 18: 16 "
-                                              r"events of up to 65,280 can overflow an accumulator .* least "
-                                              r"21 bits"):
-        QueueCapacity(narrow, np.zeros(3, np.int64))
-    # the bound is exact: 32,896 x 65,280 = 2,147,450,880 fits signed 32 bits, 32,897 x 65,280
-    # = 2,147,516,160 does not
-    QueueCapacity(dataclasses.replace(narrow, event_queue=32_896, acc_bits=32), np.zeros(1, np.int64))
-    with pytest.raises(ValidationError, match="at least 33 bits"):
-        QueueCapacity(dataclasses.replace(narrow, event_queue=32_897, acc_bits=32), np.zeros(1, np.int64))
+def test_event_extremes_follow_the_rounding():
+    # (w * g) >> 7 floors: w = -1 reaches -2 at g = 255, w = 1 only 1; plain values are w
+    most, least = event_extremes([-32768, 32767, -1, 1, 0, 128, -129], graded=True)
+    assert most.tolist() == [0, 65278, 0, 1, 0, 255, 0]
+    assert least.tolist() == [-65280, 0, -2, 0, 0, 0, -257]
+    assert all(max(abs(graded_contribution(w, g)) for g in range(256)) == max(m, -v)
+               for w, m, v in zip([-32768, 32767, -1, 1, 0, 128, -129], most, least, strict=True))
+    most, least = event_extremes([-5, 7, 0], graded=False)
+    assert (most.tolist(), least.tolist()) == ([0, 7, 0], [-5, 0, 0])
+    # a plastic synapse of a learning job may take any weight
+    most, least = event_extremes([1, 1], graded=False, plastic=[True, False])
+    assert (most.tolist(), least.tolist()) == ([32767, 1], [-32768, 0])
+
+
+def test_the_accumulator_bound_is_exact():
+    # signed 32 bits: -2,147,483,648 .. 2,147,483,647
+    one_sum([-32768] * 32_896, graded=True)  # -2,147,450,880
+    one_sum([32767] * 32_897, graded=True)  # 65,278 x 32,897 = 2,147,450,366
+    one_sum([-32768] * 65_536, graded=False)  # exactly -2^31
+    one_sum([32767] * 65_538, graded=False)  # 2,147,418,... < 2^31 - 1
+    with pytest.raises(AccumulatorRangeError,
+                       match=r"^core neuron 3 compartment 2 can receive -2,147,516,160 in one step: its "
+                             r"synapses' events \(graded spikes\) could add up beyond the signed 32-bit "
+                             r"accumulator \(-2,147,483,648 \.\. 2,147,483,647\) of preset icebreaker"):
+        one_sum([-32768] * 32_897, graded=True)
+    with pytest.raises(AccumulatorRangeError, match="can receive 2,147,515,644 in one step"):
+        one_sum([32767] * 32_898, graded=True)
+    with pytest.raises(AccumulatorRangeError, match=r"can receive -2,147,516,416 in one step: .*\(spikes\)"):
+        one_sum([-32768] * 65_537, graded=False)
+    # positive and negative events cancel: each side is bounded on its own
+    one_sum([-32768] * 32_896 + [32767] * 32_897, graded=True)
+
+
+def test_a_learning_job_counts_plastic_synapses_at_any_weight():
+    narrow = dataclasses.replace(PRESETS["icebreaker"], name="narrow", acc_bits=18)  # -131,072 .. 131,071
+    one_sum([1, 1, 1, 1, 1], graded=True, plastic=np.array([True, True, False, False, False]), config=narrow)
+    with pytest.raises(AccumulatorRangeError, match=r"can receive 195,834 .*\(graded spikes \(plastic "
+                                                    r"synapses at any weight: the job learns\)\)"):
+        one_sum([1, 1, 1], graded=True, plastic=np.ones(3, bool), config=narrow)
+
+
+def test_the_emulator_and_the_image_check_the_same_sums():
+    # 18-bit sums: two graded events of -65,280 fit (-130,560), three do not; the first
+    # sum over names the neuron by population, and compartment
+    narrow = dataclasses.replace(PRESETS["icebreaker"], name="narrow", acc_bits=18)
+    synapses = [SynapseSpec(i, 3 + 1, -32768, 1, 2, plastic=False) for i in range(3)]
+    synapses += [SynapseSpec(i, 3 + 0, -32768, 1, 1, plastic=False) for i in range(2)]
+    netlist = netlist_from_synapses([("src", 3, EVERY_STEP), ("tgt", 2, EVERY_STEP)], [synapses], seed=1)
+    image = compile_network(netlist, narrow)
+    plain = Job(timesteps=5, stimuli=(Stimulus("src", 1000),))
+    graded = dataclasses.replace(plain, learning=Learning(graded=True))
+    capacity = QueueCapacity.from_image(image)
+    for job in (plain, graded):
+        want = None if job is plain else "core neuron tgt[1] compartment 2 can receive -195,840 in one step"
+        for check in (lambda job: capacity.check_accumulators(netlist, job),
+                      lambda job: check_image_accumulators(image, job)):
+            if want is None:
+                check(job)
+                continue
+            with pytest.raises(AccumulatorRangeError) as error:
+                check(job)
+            assert str(error.value).startswith(want)
+            assert (error.value.neuron, error.value.compartment, error.value.reach) == (4, 2, -195_840)
+            copy = pickle.loads(pickle.dumps(error.value))
+            assert type(copy) is AccumulatorRangeError and str(copy) == str(error.value)
+            assert (copy.neuron, copy.compartment, copy.reach, copy.preset, copy.path) == (
+                4, 2, -195_840, "narrow", "core")
+
+
+def test_queue_capacity_takes_any_acc_bits():
+    # the old blanket refusal of narrow cores is gone: sums are checked per job
+    wide_queue = dataclasses.replace(PRESETS["icebreaker"], event_queue=1 << 20, acc_bits=18)
+    assert QueueCapacity(wide_queue, np.zeros(3, np.int64)).events_per_core == 1 << 20
 
 
 # --- bad input, and the error itself --------------------------------------------------------------
