@@ -156,6 +156,27 @@ EDGE_CASES = [
      (0, 3, 1, 0)),
     ("threshold_max_unreachable_minus_noise",
      base_input(noise=1, leak=0, v=0, threshold=V_MAX, lfsr=0x00FF, s=1 << 30), (V_MAX - 1, 0, 0, 0)),
+    # The saturation edges, seen through the graded payload ((v - threshold) >> 3 + 128):
+    # a v of V_MAX, 40 above the threshold, pays 133.
+    ("sum_exactly_max", base_input(graded=1, leak=0, threshold=V_MAX - 40, a=(V_MAX, 0, 0, 0)),
+     (0, 3, 1, 133)),
+    ("sum_one_past_max", base_input(graded=1, leak=0, threshold=V_MAX - 40, a=(V_MAX + 1, 0, 0, 0)),
+     (0, 3, 1, 133)),
+    ("sum_just_below_max", base_input(graded=1, leak=0, threshold=V_MAX - 40, a=(V_MAX - 8, 0, 0, 0)),
+     (0, 3, 1, 132)),
+    ("sum_exactly_min", base_input(leak=0, resting=V_MIN, a=(V_MIN, 0, 0, 0)), (V_MIN, 0, 0, 0)),
+    ("sum_one_above_min", base_input(leak=0, resting=V_MIN, a=(V_MIN + 1, 0, 0, 0)), (V_MIN + 1, 0, 0, 0)),
+    # lfsr 0x01FE advances to 0x00FF: noise +127 takes V_MAX - 3 past the top, to V_MAX.
+    ("noise_saturates_up",
+     base_input(noise=1, graded=1, leak=0, v=V_MAX - 3, threshold=V_MAX - 40, lfsr=0x01FE), (0, 3, 1, 133)),
+    # The widest v - threshold, both ways (25 bits).
+    ("fire_widest_excess", base_input(graded=1, leak=0, v=V_MAX, threshold=V_MIN, resting=V_MIN),
+     (V_MIN, 3, 1, 255)),
+    ("no_fire_widest_deficit", base_input(graded=1, leak=0, v=V_MIN, threshold=V_MAX, resting=V_MIN),
+     (V_MIN, 0, 0, 0)),
+    ("leak_down_lands_on_resting", base_input(v=503, leak=3, resting=500), (500, 0, 0, 0)),
+    ("leak_up_lands_on_resting", base_input(v=497, leak=3, resting=500), (500, 0, 0, 0)),
+    ("leak_down_one_short_of_resting", base_input(v=504, leak=3, resting=500), (501, 0, 0, 0)),
 ]
 
 
