@@ -227,3 +227,11 @@ def test_spike_list_backpressure():
     traces = run_passes(small_core(), seed=5, passes=3, p_ready=0.1)
     assert sum(len(t.spikes) for t in traces) > 3
     assert sum(t.stalls for t in traces) > 20
+
+
+@pytest.mark.parametrize("neurons", [1, 2])
+def test_tiny_cores(neurons):
+    """One neuron (a zero-width address) and two: the counters' edges."""
+    traces = run_passes(small_core(neurons=neurons), seed=9, passes=8, counts=[neurons, 0, neurons, 1] * 2)
+    assert [t.clocks - t.stalls for t in traces] == [c + NeuronPass.LATENCY if c else 1
+                                                     for c in [neurons, 0, neurons, 1] * 2]
