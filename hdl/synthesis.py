@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 from .toolchain import ToolNotFound, yosys_command
 
 __all__ = ["SynthesisReport", "synthesize", "SerialHarness", "PlaceAndRouteError", "place_and_route_ice40",
-           "place_and_route_ecp5", "main"]
+           "place_and_route_ecp5", "DEVICES", "shortfall", "main"]
 
 # Which cells count as what, per family (Yosys's techmapped primitive names).
 _CLASSES = {
@@ -208,6 +208,32 @@ _NEXTPNR = {
 }
 
 
+#: what each device offers, per cell class of :data:`_CLASSES` (nextpnr's BEL counts):
+#: an iCE40 logic cell holds one LUT4 (and a carry and a flip-flop), an ECP5 slice half
+#: one LUT4; ECP5 carry cells take two LUT4s' places.
+DEVICES = {
+    ("ice40", "up5k"): {"lut": 5280, "ff": 5280, "bram": 30, "spram": 4, "dsp": 8},
+    ("ecp5", "25k"): {"lut": 24288, "ff": 24288, "bram": 56, "dsp": 28},
+    ("ecp5", "85k"): {"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+}
+
+
+def shortfall(report: SynthesisReport, device: str) -> list[str]:
+    """What ``report``'s design needs beyond ``device`` (``"up5k"``, ``"85k"`` ...), as
+    ``"bram 180 > 30"`` lines; empty when Yosys's counts fit (nextpnr may still fail).
+
+    Necessary conditions only: placement can fail for other reasons (routing, the
+    logic cells that LUT, flip-flop and carry must share).
+    """
+    offered = DEVICES.get((report.family, device))
+    if offered is None:
+        return []
+    needed = {kind: report._count(kind) for kind in offered}
+    if report.family == "ecp5":
+        needed["lut"] += 2 * report.carries
+    return [f"{kind} {needed[kind]:,} > {limit:,}" for kind, limit in offered.items() if needed[kind] > limit]
+
+
 def _place_and_route(component, *, family: str, device: str, package: str, top: str, seed: int,
                      freq_mhz: float, workdir: Path | None) -> SynthesisReport:
     module, entry, dist, device_args = _NEXTPNR[family]
@@ -216,6 +242,12 @@ def _place_and_route(component, *, family: str, device: str, package: str, top: 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(workdir) if workdir is not None else Path(scratch)
         report = synthesize(SerialHarness(component), family=family, top=top, workdir=folder, keep_json=True)
+        over = shortfall(report, device)
+        if over:
+            # nextpnr would spend minutes packing before it says the same
+            reason = f"needs more than the {device} has: {', '.join(over)}"
+            raise PlaceAndRouteError(f"{top} does not fit the {family} {device}: {', '.join(over)}",
+                                     reason=reason, report=report)
         nextpnr = [sys.executable, "-c", f"import sys, {module} as n; sys.exit(n.{entry}(sys.argv[1:]))"]
         result = subprocess.run([*nextpnr, *device_args(device, package), "--json", f"{top}.json",
                                  "--seed", str(seed), "--freq", f"{freq_mhz:g}", "--timing-allow-fail",

@@ -20,7 +20,13 @@ from neurofab.hdl.fanout import FanOut
 from neurofab.hdl.layouts import core_layouts
 from neurofab.hdl.neuron import NeuronUpdate
 from neurofab.hdl.neuron_pass import NeuronPass
-from neurofab.hdl.synthesis import PlaceAndRouteError, place_and_route_ecp5, place_and_route_ice40, synthesize
+from neurofab.hdl.synthesis import (
+    PlaceAndRouteError,
+    place_and_route_ecp5,
+    place_and_route_ice40,
+    shortfall,
+    synthesize,
+)
 
 UP5K_CELLS = 5280
 ICEBREAKER_MHZ = 12.0
@@ -109,8 +115,9 @@ def test_place_and_route_ecp5_counts_block_rams_and_dsps(record_property):
     assert 10 < report.fmax_mhz < 1000, report.summary()
 
 
-def test_place_and_route_failure_reports_the_reason_and_the_sizes():
-    """A memory of 32 EBRs' worth on the UP5K (30 EBRs): nextpnr's reason, and Yosys's numbers."""
+def test_a_design_too_big_for_the_device_is_refused_with_the_numbers():
+    """A memory of 32 EBRs' worth on the UP5K (30 EBRs): refused before nextpnr, with
+    Yosys's counts and what is short."""
 
     class TooBig(wiring.Component):
         def __init__(self):
@@ -124,7 +131,16 @@ def test_place_and_route_failure_reports_the_reason_and_the_sizes():
                          write.en.eq(1), self.out.eq(read.data)]
             return m
 
-    with pytest.raises(PlaceAndRouteError, match="nextpnr-ice40 failed on too_big") as caught:
+    with pytest.raises(PlaceAndRouteError, match="too_big does not fit the ice40 up5k: bram 32") as caught:
         place_and_route_ice40(TooBig(), top="too_big")
     assert caught.value.report.brams == 32, caught.value.report.summary()
-    assert "ERROR" in caught.value.reason and "ICESTORM_RAM" in caught.value.reason
+    assert caught.value.reason == "needs more than the up5k has: bram 32 > 30"
+    assert shortfall(caught.value.report, "up5k") == ["bram 32 > 30"]
+    assert shortfall(caught.value.report, "85k") == []  # not an ECP5 device: nothing known
+
+
+def test_nextpnr_failure_carries_its_error_line():
+    with pytest.raises(PlaceAndRouteError, match="nextpnr-ecp5 failed on mac_harness") as caught:
+        place_and_route_ecp5(_MacWithMemory(), top="mac_harness", package="NOPACKAGE")
+    assert caught.value.reason.startswith("ERROR") and "NOPACKAGE" in caught.value.reason
+    assert caught.value.report.dsps == 1
