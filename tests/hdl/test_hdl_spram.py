@@ -14,11 +14,14 @@ import random
 from dataclasses import dataclass
 
 import pytest
-from amaranth.hdl import Fragment, Instance, Value, signed, unsigned
-from amaranth.lib import data
+from amaranth.hdl import Fragment, Instance, Module, Value, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from neurofab.errors import ValidationError
+from neurofab.hdl.config import addr_bits
 from neurofab.hdl.spram import MAX_DEPTH, SPRAM_DEPTH, SinglePortRAM, spram_tiles
 from neurofab.hdl.synthesis import synthesize
 
@@ -245,3 +248,60 @@ def test_spram_form_maps_to_exact_tile_count(width, depth, record_property):
     # a (banks + 1):1 mux a bit (the banks' rows and hold) is ``banks`` LUT4s; plus the
     # bank decode of the chip selects
     assert report.luts <= width * banks + 2 * banks + 4, report.summary()
+
+
+# -- docs/ice40-plan.md: the icebreaker v2 memories on the UP5K ------------------------------
+
+class _PlanMemories(wiring.Component):
+    """Only the memories of the plan, every port a top-level port (nothing to optimise away).
+
+    ``ebr``: name -> (width, depth), ``lib.memory`` with one read and one write port;
+    ``spram``: name -> (width, depth), :class:`SinglePortRAM` tiles.
+    """
+
+    def __init__(self, ebr: dict, spram: dict):
+        self._ebr, self._spram = ebr, spram
+        members = {}
+        for name, (width, depth) in ebr.items():
+            bits = addr_bits(depth)
+            members.update({f"{name}_raddr": In(bits), f"{name}_ren": In(1), f"{name}_rdata": Out(width),
+                            f"{name}_waddr": In(bits), f"{name}_wdata": In(width), f"{name}_we": In(1)})
+        for name, (width, depth) in spram.items():
+            members.update({f"{name}_addr": In(addr_bits(depth)), f"{name}_wdata": In(width),
+                            f"{name}_we": In(1), f"{name}_en": In(1), f"{name}_rdata": Out(width)})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        def port(name, suffix):
+            return getattr(self, f"{name}_{suffix}")
+
+        for name, (width, depth) in self._ebr.items():
+            memory = m.submodules[name] = Memory(shape=width, depth=depth, init=[])
+            read, write = memory.read_port(), memory.write_port()
+            m.d.comb += [read.addr.eq(port(name, "raddr")), read.en.eq(port(name, "ren")),
+                         port(name, "rdata").eq(read.data), write.addr.eq(port(name, "waddr")),
+                         write.data.eq(port(name, "wdata")), write.en.eq(port(name, "we"))]
+        for name, (width, depth) in self._spram.items():
+            ram = m.submodules[name] = SinglePortRAM(shape=width, depth=depth, primitive=True)
+            m.d.comb += [ram.addr.eq(port(name, "addr")), ram.wdata.eq(port(name, "wdata")),
+                         ram.we.eq(port(name, "we")), ram.en.eq(port(name, "en")),
+                         port(name, "rdata").eq(ram.rdata)]
+        return m
+
+
+def test_icebreaker_plan_memories_fit_the_up5k(record_property):
+    """docs/ice40-plan.md's map (512 neurons x 4 compartments, acc_bits 20, one bank,
+    16,384 synapses, a 14,336-entry chunked pool): 27 EBR and 4 SPRAM, as its table says."""
+    neurons, compartments, acc_bits, chunks = 512, 4, 20, 14336 // 64
+    plan = _PlanMemories(
+        ebr={"accumulators": (compartments * acc_bits, neurons), "neurons": (68, neurons),
+             "stimulus": (32, neurons), "chunk_links": (8, chunks), "free_chunks": (8, chunks),
+             "arrivals": (8 + 8 + 6, 64)},
+        # SP0 + SP1: synapse bits 0..31; SP2 + SP3: the pool (and the packed rows above it)
+        spram={"synapses": (32, 16384), "pool": (32, 16384)})
+    report = synthesize(plan, family="ice40", top="icebreaker_plan")
+    record_property("synthesis", report.summary())
+    assert report.cells.get("SB_SPRAM256KA", 0) == 4, report.cells
+    assert report.brams == 27, report.summary()
