@@ -15,8 +15,9 @@ comparison) and a few LUTs of muxing between its registers, so the core clocks a
 2. :class:`LeakStage`: the leaked ``v`` (clamped at ``resting``; ``resting`` when
    refractory), and the first level of the input sum;
 3. :class:`SumStage`: ``I + S`` summed exactly (0 when refractory);
-4. :class:`IntegrateStage`: ``v = sat(v + I + S, 24)``, one saturation;
-5. :class:`NoiseStage`: ``v = sat(v + ((lfsr & 0xFF) - 128), 24)`` when noise is on;
+4. :class:`IntegrateStage`: ``x = v + I + S``, exact;
+5. :class:`NoiseStage`: ``v = sat(x, 24)``, one saturation, and then
+   ``v = sat(v + ((lfsr & 0xFF) - 128), 24)`` when noise is on;
 6. :class:`FireStage`: threshold, graded payload, reset and refractory load.
 
 Every stage has the same handshake (see :class:`PipelineStage`), so the pipeline as a
@@ -196,11 +197,16 @@ def _sum_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.S
     })
 
 
-def _soma_layout(tag_width: int, *, noise: bool) -> data.StructLayout:
-    fields = {**_carried(tag_width), "v": signed(V_BITS)}
-    if noise:
-        fields["noise"] = unsigned(1)
-    return data.StructLayout(fields)
+def _integrate_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+    return data.StructLayout({
+        **_carried(tag_width),
+        "noise": unsigned(1),
+        "x": signed(_sum_width(input_width, stimulus_width) + 3),  # v + I + S, exact
+    })
+
+
+def _soma_layout(tag_width: int) -> data.StructLayout:
+    return data.StructLayout({**_carried(tag_width), "v": signed(V_BITS)})
 
 
 class PipelineStage(wiring.Component):
@@ -333,36 +339,56 @@ class SumStage(PipelineStage):
 
 
 class IntegrateStage(PipelineStage):
-    """Stage 4: ``v = sat(v + I + S, 24)``, the sum exact, one saturation.
+    """Stage 4: ``x = v + I + S``, exact (its saturation is the next stage's).
 
-    A refractory neuron arrives with ``v = resting`` and ``I + S = 0``, so it keeps
-    ``resting``. Handshake, latency and reset as :class:`PipelineStage`.
+    A refractory neuron arrives with ``v = resting`` and ``I + S = 0``, so ``x`` is
+    ``resting``. Only the adder is here: the saturation's reduction and mux would follow
+    the widest carry chain of the pipeline. Handshake, latency and reset as
+    :class:`PipelineStage`.
     """
 
     def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
         super().__init__(_sum_layout(input_width, stimulus_width, tag_width),
-                         _soma_layout(tag_width, noise=True))
+                         _integrate_layout(input_width, stimulus_width, tag_width))
 
     def compute(self, m, i, o):
         self.pass_through(m, i, o, [*_CARRIED, "noise"])
-        # Amaranth widens the sum by a bit, so v + total is exact before the saturation.
-        m.d.comb += o.v.eq(_saturate_fast(i.v + i.total, V_BITS))
+        m.d.comb += o.x.eq(i.v + i.total)
 
 
 class NoiseStage(PipelineStage):
-    """Stage 5: with ``noise``, ``v = sat(v + ((lfsr & 0xFF) - 128), 24)``, on the advanced LFSR.
+    """Stage 5: ``v = sat(x, 24)``, then with ``noise`` ``v = sat(v + ((lfsr & 0xFF) - 128), 24)``.
 
-    Skipped for a refractory neuron (noise belongs to the non-refractory soma update).
+    The noise uses the advanced LFSR and is skipped for a refractory neuron (it belongs
+    to the non-refractory soma update). The two saturations are not done one after the
+    other: with ``n`` the noise, ``sat(sat(x) + n)`` is ``sat(x + n)`` when ``x`` is in
+    range, and otherwise the top end (``hi``, or ``hi + n`` for ``n < 0``) or the bottom
+    end (``lo``, or ``lo + n`` for ``n >= 0``), which are bit patterns of ``n``'s byte.
+    So the one carry chain (``x[:24] + n``) runs beside the range check of ``x``.
     Handshake, latency and reset as :class:`PipelineStage`.
     """
 
-    def __init__(self, *, tag_width: int):
-        super().__init__(_soma_layout(tag_width, noise=True), _soma_layout(tag_width, noise=False))
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
+        super().__init__(_integrate_layout(input_width, stimulus_width, tag_width),
+                         _soma_layout(tag_width))
 
     def compute(self, m, i, o):
         self.pass_through(m, i, o, _CARRIED)
-        noisy = _saturate_fast(i.v + noise_term(i.lfsr), V_BITS)
-        m.d.comb += o.v.eq(Mux(i.noise & ~i.refractory, noisy, i.v))
+        x = i.x
+        top = x[V_BITS - 1:]
+        in_range = ~top.any() | top.all()
+        hi, lo = (1 << (V_BITS - 1)) - 1, -(1 << (V_BITS - 1))
+        saturated = Mux(in_range, x[:V_BITS], Mux(x[-1], lo, hi))
+
+        byte = i.lfsr[:8]
+        negative = ~byte[7]  # n = byte - 128 < 0
+        # n < 0: hi + n = 0x7FFF7F + byte, byte < 128 (an 8-bit sum under a constant top).
+        top_plus_n = Cat((byte[:7] + 0x7F)[:8], Const(0x7FFF, 16))
+        # n >= 0: lo + n = 0x800000 + byte[:7].
+        bottom_plus_n = Cat(byte[:7], Const(0, 16), Const(1, 1))
+        noisy = Mux(in_range, _saturate_fast(x[:V_BITS].as_signed() + noise_term(i.lfsr), V_BITS),
+                    Mux(x[-1], Mux(negative, lo, bottom_plus_n), Mux(negative, top_plus_n, hi)))
+        m.d.comb += o.v.eq(Mux(i.noise & ~i.refractory, noisy, saturated))
 
 
 class FireStage(PipelineStage):
@@ -378,7 +404,7 @@ class FireStage(PipelineStage):
     """
 
     def __init__(self, *, tag_width: int):
-        super().__init__(_soma_layout(tag_width, noise=False), update_output_layout(tag_width))
+        super().__init__(_soma_layout(tag_width), update_output_layout(tag_width))
 
     def compute(self, m, i, o):
         self.pass_through(m, i, o, ["tag", "lfsr"])
@@ -470,7 +496,7 @@ class NeuronUpdate(wiring.Component):
             LeakStage(**widths),
             SumStage(**widths),
             IntegrateStage(**widths),
-            NoiseStage(tag_width=self._tag_width),
+            NoiseStage(**widths),
             FireStage(tag_width=self._tag_width),
         ]
         upstream = wiring.flipped(self.i)

@@ -169,6 +169,17 @@ EDGE_CASES = [
     # lfsr 0x01FE advances to 0x00FF: noise +127 takes V_MAX - 3 past the top, to V_MAX.
     ("noise_saturates_up",
      base_input(noise=1, graded=1, leak=0, v=V_MAX - 3, threshold=V_MAX - 40, lfsr=0x01FE), (0, 3, 1, 133)),
+    # Noise after a saturation, each end and each sign (lfsr 0x01FE: +127, 0x0100: 0,
+    # 0x00FF: -1, 0x0000: -128).
+    ("saturated_top_plus_noise",
+     base_input(noise=1, graded=1, leak=0, threshold=V_MAX - 40, lfsr=0x01FE, s=1 << 30), (0, 3, 1, 133)),
+    ("saturated_top_minus_128", base_input(noise=1, leak=0, threshold=V_MAX, lfsr=0x0000, s=1 << 30),
+     (V_MAX - 128, 0, 0, 0)),
+    ("saturated_bottom_minus_noise", base_input(noise=1, leak=0, lfsr=0x00FF, s=-(1 << 30)),
+     (V_MIN, 0, 0, 0)),
+    ("saturated_bottom_plus_noise", base_input(noise=1, leak=0, lfsr=0x01FE, s=-(1 << 30)),
+     (V_MIN + 127, 0, 0, 0)),
+    ("saturated_bottom_noise_zero", base_input(noise=1, leak=0, lfsr=0x0100, s=-(1 << 30)), (V_MIN, 0, 0, 0)),
     # The widest v - threshold, both ways (25 bits).
     ("fire_widest_excess", base_input(graded=1, leak=0, v=V_MAX, threshold=V_MIN, resting=V_MIN),
      (V_MIN, 3, 1, 255)),
