@@ -19,7 +19,8 @@ queue therefore holds the events with arrival ``> s`` less the delay-0 events of
   ``compartment``, ``next``), one linked list per arrival slot;
 - the **arrival table**, one word per slot (``layouts.arrival``: ``head``, ``tail``;
   whether a slot's list is empty is a register bit per slot, so a drain or a clear
-  empties a list without a memory write);
+  empties a list without a memory write; its ``nonempty`` field is written, never
+  read), with one read port that is not transparent, so it maps to a block RAM;
 - the **free FIFO** of pool indices a drain has read. A push takes its word from that
   FIFO, or, while it is empty, the next never-used word (``fresh``): allocation never
   reads the pool, so it does not compete with the drain for the pool's read port, and a
@@ -97,17 +98,18 @@ class EventQueue(wiring.Component):
     -------
     push : ``In(stream.Signature(event_layout(config)))``
         Events ``(slot, target, compartment, value)`` from the fan-out, ``slot`` never
-        the slot being drained. One a clock; ``ready`` is always high with a dual-port
-        pool (and does not depend on ``valid``). An event that finds ``event_queue``
-        events held is dropped: the queue overflows (see below).
+        the slot being drained. One a clock; with a dual-port pool ``ready`` is high
+        except in the clock of a ``drain`` pulse (it does not depend on ``valid``). An
+        event that finds ``event_queue`` events held is dropped: the queue overflows
+        (see below).
     drained : ``Out(stream.Signature(delivery_layout(config)))``
         ``(target, compartment, value)`` of every event of the slot being drained, one a
         clock while ``ready`` (a stall holds it; nothing is lost or repeated).
     step : ``In(STEP_BITS)``
         The current timestep ``t``, recorded by an overflow; hold it during a step.
     drain : ``In(1)``
-        Pulse while no drain runs: drain arrival slot ``slot`` (``(t + 1) mod
-        delay_slots`` in step ``t``).
+        Pulse while not ``busy``: drain arrival slot ``slot`` (``(t + 1) mod
+        delay_slots`` in step ``t``). That clock reads the slot's entry and takes no push.
     slot : ``In(addr_bits(delay_slots))``
         The slot to drain; held until ``done``.
     step_end : ``In(1)``
@@ -135,13 +137,12 @@ class EventQueue(wiring.Component):
     ``3 .. n + 2`` after the ``drain`` pulse (clock 0: the slot's table entry is read;
     clock 1: its head; ``DRAIN_LATENCY`` = 3), ``done`` with the last; an empty slot
     gives ``done`` in clock 1; the queue is idle (``busy`` low) from clock ``n + 3`` (2),
-    or from the clock after the last push's, ``p + 1`` for ``p`` pushes taken in clocks
-    ``0 .. p - 1``, if later. Single-port pool: in every clock in which both a drain
+    or from the clock after the last push's write, ``p + 2`` for ``p`` pushes taken in
+    clocks ``1 .. p``, if later. Single-port pool: in every clock in which both a drain
     read and a push write are due, one waits (they take turns), and ``push.ready`` is
-    low while a push waits; there is no gap, so with ``p`` back-to-back pushes from the
-    ``drain`` pulse and a ready consumer the pool's port is busy in every clock ``1 .. p
-    + n``, and the step's last access is in clock ``p + n``. Reset empties the lists only
-    together with a ``clear``.
+    low while a push waits; there is no gap, so with ``p`` back-to-back pushes offered
+    from the ``drain`` pulse and a ready consumer the pool's port is busy in every clock
+    ``1 .. p + n`` (``n > 0``). Reset empties the lists only together with a ``clear``.
     """
 
     def __init__(self, config: CoreConfig, *, single_port: bool = False):
@@ -184,9 +185,10 @@ class EventQueue(wiring.Component):
         # --- memories ---------------------------------------------------------------------
         m.submodules.arrivals = arrivals = Memory(shape=layouts.arrival, depth=config.delay_slots, init=[])
         arrival_wr = arrivals.write_port()
-        # Back-to-back pushes into one slot: the second reads the entry the first writes.
-        push_entry_rd = arrivals.read_port(transparent_for=(arrival_wr,))
-        drain_entry_rd = arrivals.read_port()
+        # One read port, not transparent (a block RAM as it is): the drain's start reads
+        # it in a clock that takes no push, and a push whose slot the previous push is
+        # writing in the same clock takes that entry from registers (below).
+        entry_rd = arrivals.read_port()
         m.submodules.free = free = Memory(shape=index_shape, depth=capacity, init=[])
         free_wr = free.write_port()
         free_rd = free.read_port(transparent_for=(free_wr,))
@@ -196,7 +198,7 @@ class EventQueue(wiring.Component):
             m.submodules.pool = pool = Memory(shape=layouts.event, depth=capacity, init=[])
             pool_rd = pool.read_port()
             pool_wr = pool.write_port()
-        for port in (push_entry_rd, drain_entry_rd, arrival_wr, free_wr):
+        for port in (entry_rd, arrival_wr, free_wr):
             m.d.comb += port.en.eq(0)
 
         nonempty = Signal(config.delay_slots)  # bit s: slot s's list has an event
@@ -233,7 +235,8 @@ class EventQueue(wiring.Component):
         write_addr = Signal(index_shape)
         write_event = Signal.like(self.push.payload)
         pop = Signal()
-        m.d.comb += self.push.ready.eq(~write_due | write_now)
+        drain_start = Signal()  # the drain reads its slot's entry: no push this clock
+        m.d.comb += self.push.ready.eq((~write_due | write_now) & ~drain_start)
         with m.If(self.push.valid & self.push.ready):
             with m.If(held == capacity):
                 with m.If(~self.queue_overflow):
@@ -241,8 +244,8 @@ class EventQueue(wiring.Component):
             with m.Else():
                 m.d.comb += [
                     pushed.eq(1),
-                    push_entry_rd.addr.eq(self.push.payload.slot),
-                    push_entry_rd.en.eq(1),
+                    entry_rd.addr.eq(self.push.payload.slot),
+                    entry_rd.en.eq(1),
                 ]
                 with m.If(free_count != 0):
                     m.d.comb += pop.eq(1)
@@ -254,20 +257,34 @@ class EventQueue(wiring.Component):
             m.d.sync += write_due.eq(pushed)
 
         # --- push, stage B: the event becomes its slot's new head ---------------------------
-        old = push_entry_rd.data
+        # The entry read in stage A misses a write of the same clock: the previous push's,
+        # when it went to the same slot. Then that push's entry comes from registers.
+        stale = Signal()
+        written_head = Signal(index_shape)
+        written_tail = Signal(index_shape)
+        old_head = Mux(stale, written_head, entry_rd.data.head)
+        old_tail = Mux(stale, written_tail, entry_rd.data.tail)
         was_nonempty = nonempty.bit_select(write_event.slot, 1)
+        new_tail = Signal(index_shape)
         word = Signal(layouts.event)
         m.d.comb += [
+            new_tail.eq(Mux(was_nonempty, old_tail, write_addr)),
             word.value.eq(write_event.value),
             word.target.eq(write_event.target),
             word.compartment.eq(write_event.compartment),
-            word.next.eq(old.head),
+            word.next.eq(old_head),
         ]
+        with m.If(pushed):
+            m.d.sync += [
+                stale.eq(write_now & (write_event.slot == self.push.payload.slot)),
+                written_head.eq(write_addr),
+                written_tail.eq(new_tail),
+            ]
         with m.If(write_now):
             m.d.comb += [
                 arrival_wr.addr.eq(write_event.slot),
                 arrival_wr.data.head.eq(write_addr),
-                arrival_wr.data.tail.eq(Mux(was_nonempty, old.tail, write_addr)),
+                arrival_wr.data.tail.eq(new_tail),
                 arrival_wr.data.nonempty.eq(1),
                 arrival_wr.en.eq(1),
             ]
@@ -297,15 +314,16 @@ class EventQueue(wiring.Component):
         take = ~self.drained.valid | self.drained.ready
         consume = fetched & take
         at_tail = current == tail
-        entry = drain_entry_rd.data
+        entry = entry_rd.data
         slot_nonempty = nonempty.bit_select(self.slot, 1)
         m.d.comb += [
             read_due.eq((first & slot_nonempty) | waiting | (consume & ~at_tail)),
             read_addr.eq(Mux(first, entry.head, Mux(waiting, waiting_addr, event.next))),
         ]
 
-        with m.If(self.drain & ~first & ~walking & ~self.drained.valid):
-            m.d.comb += [drain_entry_rd.addr.eq(self.slot), drain_entry_rd.en.eq(1)]
+        m.d.comb += drain_start.eq(self.drain & ~first & ~walking & ~self.drained.valid)
+        with m.If(drain_start):
+            m.d.comb += [entry_rd.addr.eq(self.slot), entry_rd.en.eq(1)]
             m.d.sync += first.eq(1)
         with m.If(first):
             m.d.sync += first.eq(0)

@@ -174,15 +174,17 @@ def test_drain_timing_dual_port():
     for f in facts:
         n = f["drained"]
         assert f["done"] == (n + DRAIN_LATENCY - 1 if n else 1), f
-        # pushes go on meanwhile, the last written the clock after it is taken (p - 1)
-        assert f["idle"] == max(f["pushed"] + 1, f["done"] + 1), f
+        # pushes go on meanwhile from clock 1 (the drain's clock 0 takes none), the last
+        # taken in clock p and written in p + 1
+        assert f["idle"] == max(f["pushed"] + 2 if f["pushed"] else 0, f["done"] + 1), f
 
 
 def test_drain_timing_single_port():
     """Single-port pool: alone, a drain hands over ``n`` events in ``n + 3`` clocks and
     pushes go one a clock; met, they take turns without a gap, so the pool's port is used
-    in every clock ``1 .. p + n`` of a step of ``p`` back-to-back pushes and ``n``
-    drained events (two clocks per queued event)."""
+    in every clock ``1 .. p + n`` of a step of ``p`` back-to-back pushes (offered from the
+    ``drain`` pulse, taken from the clock after) and ``n`` drained events: two clocks
+    per queued event."""
     config = event_core(neurons=8, compartments=2, event_queue=128, delay_slots=8)
     rng = random.Random(3)
     sizes = [rng.choice([0, 1, 5, 12]) for _ in range(60)]
@@ -201,7 +203,7 @@ def test_drain_timing_single_port():
         if n:
             assert (f["done"], f["idle"]) == (n + DRAIN_LATENCY - 1, n + DRAIN_LATENCY), f
         elif p:
-            assert f["idle"] == p + 1, f
+            assert f["idle"] == p + 2, f  # taken in clocks 1 .. p, written in 2 .. p + 1
     _, facts = run_queue(config, 4, steps=60, single_port=True, batch=(6, 16), p_valid=1.0, p_ready=1.0)
     both = [f for f in facts if f["drained"] and f["pushed"]]
     assert len(both) > 30
