@@ -62,6 +62,7 @@ def simulate(netlist: Netlist, job: Job, *, progress=None,
     _check_job(job, netlist.n_neurons)
     if capacity is not None:
         _check_capacity(capacity, netlist.n_neurons)
+        capacity.check_accumulators(netlist, job)
         compile_seconds += _warm_up_capacity()
     result, more_compile_seconds = _run(netlist, arrays, job, progress, capacity=capacity)
     result.compute_seconds = time.perf_counter() - started - compile_seconds - more_compile_seconds

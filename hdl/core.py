@@ -1,120 +1,90 @@
-"""One neuromorphic core: its memories, the three blocks of a timestep, and the controller.
+"""One neuromorphic core: its memories, the blocks of a timestep, and the controller.
 
 :class:`Core` owns every memory of a single core (docs/memory-map.md, "One core") and
-runs one timestep per ``step`` command:
+runs one timestep per ``step`` command. Step ``t`` reads its input sums from
+accumulator bank ``b = t mod 2`` while the other bank collects step ``t + 1``'s, so
+everything of a step runs at once (docs/hardware.md draws it):
 
-1. **Drain**: :class:`~neurofab.hdl.event_queue.EventQueue` adds the events of arrival
-   slot ``t mod delay_slots`` into the accumulators;
-2. **Neuron pass**: :class:`~neurofab.hdl.neuron_pass.NeuronPass` updates every neuron
-   and lists the spikes;
-3. **Fan-out**: :class:`~neurofab.hdl.fanout.FanOut` turns each spike into events that
-   the queue holds until their arrival step.
+- :class:`~neurofab.hdl.neuron_pass.NeuronPass` updates neurons ``0 .. count - 1``, one
+  a clock, reading and zeroing bank ``b``; its spikes go to the host and, through a
+  FIFO as deep as the core has neurons, to
+- :class:`~neurofab.hdl.fanout.FanOut`, one synapse a clock: delay-0 events straight to
+  :class:`~neurofab.hdl.accumulate.Accumulate`, the rest into
+- :class:`~neurofab.hdl.event_queue.EventQueue`, which meanwhile drains the events that
+  arrive at ``t + 1`` into :class:`~neurofab.hdl.accumulate.Accumulate`, which adds
+  each into bank ``1 - b``.
 
-Phases 2 and 3 overlap: the pass's spike list is a stream straight into the fan-out
-(and, through a fork, out to the host), since the fan-out touches neither the neuron
-memory nor the accumulators that the pass works on. The step ends when the pass has
-written its last neuron and the fan-out and the queue are idle. The learning sweep and
-routes to other cores are not part of this core yet (docs/hardware.md).
+The step ends when all of them are idle; a step of ``n`` neurons and ``E`` events takes
+about ``max(n, E)`` clocks plus the pipelines' latencies. Routes to other cores and the
+learning sweep are not part of this core yet (docs/hardware.md).
 
 The host reaches every memory through one word-wide port (``host_*``) while the core
 is idle, the way a host link will: to load an image, keep the stimulus sums current
 and read the state back.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import enum, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory as RAM
 from amaranth.lib.wiring import In, Out
 
 from neurofab.errors import ValidationError
 
+from .accumulate import Accumulate
 from .config import CoreConfig, addr_bits, count_bits
 from .event_queue import STEP_BITS, EventQueue
 from .fanout import FanOut
-from .layouts import PROFILE_LAYOUT, core_layouts
+from .layouts import Memory, core_layouts
 from .neuron_pass import NeuronPass, spike_layout
 
-__all__ = ["HostMemory", "CYCLE_BITS", "host_word_bits", "host_addr_bits", "Core"]
+__all__ = ["CYCLE_BITS", "HOST_MEMORIES", "host_word_bits", "host_addr_bits", "Core"]
 
-#: width of the per-step cycle counters
+#: width of the per-step cycle counter
 CYCLE_BITS = 32
 
-
-class HostMemory(enum.Enum, shape=unsigned(3)):
-    """The memories the host port reaches; numbered as ``layouts.Memory`` for the image's.
-
-    ``STIMULUS`` (one signed stimulus sum per neuron) and ``ACCUMULATOR`` are the core's
-    runtime memories; their numbers belong with ``layouts.Memory`` once the memory map
-    lists them.
-    """
-
-    PROFILE = 0
-    NEURON = 1
-    AXON = 2
-    SYNAPSE = 3
-    STIMULUS = 6
-    ACCUMULATOR = 7
-
-
-def _depths(config: CoreConfig) -> dict:
-    return {
-        HostMemory.PROFILE: config.profiles,
-        HostMemory.NEURON: config.neurons,
-        HostMemory.AXON: config.axons,
-        HostMemory.SYNAPSE: config.synapse_words,
-        HostMemory.STIMULUS: config.neurons,
-        HostMemory.ACCUMULATOR: config.accumulators,
-    }
-
-
-def _shapes(config: CoreConfig, stimulus_width: int) -> dict:
-    layouts = core_layouts(config)
-    return {
-        HostMemory.PROFILE: PROFILE_LAYOUT,
-        HostMemory.NEURON: layouts.neuron,
-        HostMemory.AXON: layouts.axon,
-        HostMemory.SYNAPSE: layouts.synapse,
-        HostMemory.STIMULUS: signed(stimulus_width),
-        HostMemory.ACCUMULATOR: signed(config.acc_bits),
-    }
-
-
-def host_word_bits(config: CoreConfig, stimulus_width: int = 32) -> int:
-    """Width of the host port's data: the widest word of any memory it reaches."""
-    return max(_size(shape) for shape in _shapes(config, stimulus_width).values())
-
-
-def host_addr_bits(config: CoreConfig) -> int:
-    """Width of the host port's address: the deepest memory's."""
-    return max(addr_bits(depth) for depth in _depths(config).values())
+#: the memories the host port reaches (``layouts.Memory`` numbers); ``ROUTE`` joins them
+#: with the multi-core router, ``SYNAPSE_ORDER`` stays on the host
+HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Memory.STIMULUS,
+                 Memory.ACCUMULATOR)
 
 
 def _size(shape) -> int:
     return shape.size if hasattr(shape, "size") else shape.width
 
 
+def host_word_bits(config: CoreConfig) -> int:
+    """Width of the host port's data: the widest word of any memory it reaches."""
+    layouts = core_layouts(config)
+    return max(_size(layouts.for_memory(m)) for m in HOST_MEMORIES)
+
+
+def host_addr_bits(config: CoreConfig) -> int:
+    """Width of the host port's address: the deepest memory's."""
+    layouts = core_layouts(config)
+    return max(addr_bits(layouts.depth(m)) for m in HOST_MEMORIES)
+
+
 class Core(wiring.Component):
-    """A single core: memories, drain, neuron pass, fan-out, and the step controller.
+    """A single core: memories, neuron pass, fan-out, event queue, accumulate, controller.
 
     Parameters
     ----------
     config : CoreConfig
         The core's shape (``max_cores`` must be 1: routes are not built yet).
-    stimulus_width : int
-        Width of a neuron's stimulus sum (signed), 24 .. 64.
 
     Members
     -------
     clear : ``In(1)``
-        Pulse while idle: before a job, empty the event queue, clear its errors and set
-        the step counter ``t`` to 0 (the memories keep their contents).
+        Pulse while idle: before a job, empty the event queue, clear its errors, zero
+        both accumulator banks and set ``t`` to 0 (the other memories keep their
+        contents). Takes ``max(neurons, queue clear) + 2`` clocks.
     step : ``In(1)``
-        Pulse while idle: run timestep ``t`` (drain, neuron pass with fan-out), then
-        ``t += 1``.
+        Pulse while idle: run timestep ``t``, then ``t += 1``.
     count : ``In(count_bits(neurons))``
         Local neurons (the pass updates ``0 .. count - 1``).
     timesteps : ``In(STEP_BITS)``
-        ``T``: an event arriving at ``t >= T`` is not queued.
+        ``T``: an event arriving at ``t >= T`` is not made.
     dendritic, noise, graded : ``In(1)``
         The job's flags. Inputs are sampled at ``step`` and must hold until ``done``.
     busy : ``Out(1)``
@@ -123,45 +93,32 @@ class Core(wiring.Component):
         One-clock pulse at the end of a clear or a step.
     t : ``Out(STEP_BITS)``
         Steps run since the last clear.
-    cycles, drain_cycles : ``Out(CYCLE_BITS)``
-        Clocks of the last step, from the ``step`` edge to ``done`` inclusive, and of its
-        drain phase.
+    cycles : ``Out(CYCLE_BITS)``
+        Clocks of the last step, from the ``step`` edge to ``done`` inclusive.
     events_held : ``Out(count_bits(event_queue))``
-        Events in flight now.
+        Events in flight (the queue's count, see :class:`EventQueue`).
     queue_overflow, acc_overflow : ``Out(1)``; ``queue_overflow_step``, ``acc_overflow_step`` :
-        ``Out(STEP_BITS)``: the event queue's sticky errors and their steps (see
-        :class:`~neurofab.hdl.event_queue.EventQueue`).
+        ``Out(STEP_BITS)``: the sticky errors and their steps.
     spikes : ``Out(stream.Signature(spike_layout(config)))``
         ``(neuron, payload)`` of each spike of the step, in neuron order; a stall holds the
-        step.
-    host_memory : ``In(HostMemory)``; host_addr : ``In(host_addr_bits(config))``;
+        pass.
+    host_memory : ``In(layouts.Memory)``; host_addr : ``In(host_addr_bits(config))``;
     host_wdata : ``In(host_word_bits(config))``; host_we, host_re : ``In(1)``;
     host_rdata : ``Out(host_word_bits(config))``
         While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
         low bits of ``host_wdata``) at the clock edge; ``host_re`` reads it, the word on
-        ``host_rdata`` from the next clock until the next read.
-
-    Cycle budget of step ``t`` (clocks from ``step`` to ``done`` inclusive), ``n`` neurons,
-    ``c`` compartments, ``E`` events draining, ``S`` spikes with ``K`` synapses in all:
-    ``1`` (start) + drain (``E + 4``, or 2 when the slot is empty) + pass
-    (``(3 + c) * n + 5``) + the fan-out's tail after the pass, + 1 (done). The fan-out
-    runs under the pass (``max(syn_count, 2)`` clocks a spike) and adds clocks only when
-    a spike's synapses outlast the neurons still to update.
+        ``host_rdata`` from the next clock until the next read. ``ACCUMULATOR`` word
+        ``bank * neurons + n`` is neuron ``n``'s in ``bank``.
     """
 
-    def __init__(self, config: CoreConfig, *, stimulus_width: int = 32):
+    def __init__(self, config: CoreConfig):
         if not isinstance(config, CoreConfig):
             raise ValidationError("Core.config", f"must be a CoreConfig, not {config!r}")
         if config.max_cores != 1:
             raise ValidationError("Core.config", f"must be a single-core shape (max_cores 1; routes "
                                   f"between cores are not built), not max_cores {config.max_cores}")
-        if isinstance(stimulus_width, bool) or not isinstance(stimulus_width, int) \
-                or not 24 <= stimulus_width <= 64:
-            raise ValidationError("Core.stimulus_width",
-                                  f"must be an integer in 24 .. 64, not {stimulus_width!r}")
         self._config = config
-        self._stimulus_width = stimulus_width
-        word = host_word_bits(config, stimulus_width)
+        word = host_word_bits(config)
         super().__init__({
             "clear": In(1),
             "step": In(1),
@@ -174,14 +131,13 @@ class Core(wiring.Component):
             "done": Out(1),
             "t": Out(STEP_BITS),
             "cycles": Out(CYCLE_BITS),
-            "drain_cycles": Out(CYCLE_BITS),
             "events_held": Out(count_bits(config.event_queue)),
             "queue_overflow": Out(1),
             "queue_overflow_step": Out(STEP_BITS),
             "acc_overflow": Out(1),
             "acc_overflow_step": Out(STEP_BITS),
             "spikes": Out(stream.Signature(spike_layout(config))),
-            "host_memory": In(HostMemory),
+            "host_memory": In(Memory),
             "host_addr": In(host_addr_bits(config)),
             "host_wdata": In(word),
             "host_we": In(1),
@@ -196,106 +152,160 @@ class Core(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        shapes = _shapes(config, self._stimulus_width)
-        depths = _depths(config)
+        layouts = core_layouts(config)
+        n_max = config.neurons
 
-        m.submodules.npass = npass = NeuronPass(config, stimulus_width=self._stimulus_width)
+        m.submodules.npass = npass = NeuronPass(config)
         m.submodules.fanout = fanout = FanOut(config)
         m.submodules.queue = queue = EventQueue(config)
+        m.submodules.accumulate = accumulate = Accumulate(config)
+        m.submodules.spike_fifo = fifo = SyncFIFOBuffered(width=spike_layout(config).size, depth=n_max)
 
-        # --- memories: one read and one write port each, shared by phase ------------------
-        phase_drain = Signal()
-        phase_pass = Signal()  # the pass and the fan-out under it
         host = ~self.busy
-        memories, read_ports, write_ports = {}, {}, {}
-        for which in HostMemory:
-            memory = Memory(shape=shapes[which], depth=depths[which], init=[])
-            m.submodules[f"{which.name.lower()}_memory"] = memory
-            memories[which] = memory
-            read_ports[which] = memory.read_port()
-            write_ports[which] = memory.write_port()
-            m.d.comb += read_ports[which].en.eq(0)
+        running = Signal()  # a step runs: the blocks own the memories' ports
+        bank = Signal()  # the bank step t reads: t mod 2
 
-        def share_read(which, users):
-            """``users``: (select, ReadPort-like interface); the data goes to all of them."""
-            port = read_ports[which]
-            for _, user in users:
+        # --- memories: one read and one write port each ------------------------------------
+        names = {Memory.PROFILE: "profile", Memory.NEURON: "neuron", Memory.AXON: "axon",
+                 Memory.SYNAPSE: "synapse", Memory.STIMULUS: "stimulus"}
+        rd, wr = {}, {}
+        for which, name in names.items():
+            ram = RAM(shape=layouts.for_memory(which), depth=layouts.depth(which), init=[])
+            m.submodules[f"{name}_memory"] = ram
+            rd[which], wr[which] = ram.read_port(), ram.write_port()
+        banks = []
+        for b in range(2):
+            ram = RAM(shape=layouts.accumulator, depth=n_max, init=[])
+            m.submodules[f"acc{b}_memory"] = ram
+            banks.append((ram.read_port(), ram.write_port()))
+
+        # the host's side: address, data and enables of the selected memory
+        host_rd_en = Signal()
+        host_wr_en = Signal()
+        m.d.comb += [host_rd_en.eq(host & self.host_re), host_wr_en.eq(host & self.host_we)]
+        acc_bank = Signal()  # the host's accumulator address is in bank 1
+        acc_index = Signal(addr_bits(n_max))
+        m.d.comb += [
+            acc_bank.eq(self.host_addr >= n_max),
+            acc_index.eq(Mux(acc_bank, self.host_addr - n_max, self.host_addr)),
+        ]
+
+        def connect_read(port, user, select, host_select, addr):
+            """``user`` (a ReadPort-like interface of a block) while ``select``, else the host."""
+            if user is not None:
                 m.d.comb += user.data.eq(port.data)
-            for i, (select, user) in enumerate(users):
-                with (m.If if i == 0 else m.Elif)(select):
+            with m.If(select):
+                if user is not None:
                     m.d.comb += [port.addr.eq(user.addr), port.en.eq(user.en)]
+            with m.Else():
+                m.d.comb += [port.addr.eq(addr), port.en.eq(host_rd_en & host_select)]
 
-        def share_write(which, users):
-            port = write_ports[which]
-            for i, (select, user) in enumerate(users):
-                with (m.If if i == 0 else m.Elif)(select):
+        def connect_write(port, user, select, host_select, addr):
+            with m.If(select):
+                if user is not None:
                     m.d.comb += [port.addr.eq(user.addr), port.data.eq(user.data), port.en.eq(user.en)]
+            with m.Else():
+                m.d.comb += [port.addr.eq(addr), port.data.eq(self.host_wdata),
+                             port.en.eq(host_wr_en & host_select)]
 
-        host_target = {which: host & (self.host_memory == which) for which in HostMemory}
-        host_rd = {which: _HostRead(self, which, shapes[which]) for which in HostMemory}
-        host_wr = {which: _HostWrite(self, which, shapes[which]) for which in HostMemory}
-        for which in HostMemory:
-            m.d.comb += [
-                host_rd[which].addr.eq(self.host_addr),
-                host_rd[which].en.eq(host_target[which] & self.host_re),
-                host_wr[which].addr.eq(self.host_addr),
-                host_wr[which].data.eq(self.host_wdata),
-                host_wr[which].en.eq(host_target[which] & self.host_we),
-            ]
+        users = {
+            Memory.PROFILE: (npass.profile_rd, None),
+            Memory.NEURON: (npass.neuron_rd, npass.neuron_wr),
+            Memory.AXON: (fanout.axon_rd, None),
+            Memory.SYNAPSE: (fanout.syn_rd, None),
+            Memory.STIMULUS: (npass.stim_rd, None),
+        }
+        for which, (user_rd, user_wr) in users.items():
+            selected = self.host_memory == which
+            connect_read(rd[which], user_rd, running, selected, self.host_addr)
+            connect_write(wr[which], user_wr, running, selected, self.host_addr)
 
-        N, P, A, Y, S, C = (HostMemory.NEURON, HostMemory.PROFILE, HostMemory.AXON, HostMemory.SYNAPSE,
-                            HostMemory.STIMULUS, HostMemory.ACCUMULATOR)
-        share_read(N, [(phase_pass, npass.neuron_rd), (host, host_rd[N])])
-        share_write(N, [(phase_pass, npass.neuron_wr), (host, host_wr[N])])
-        share_read(P, [(phase_pass, npass.profile_rd), (host, host_rd[P])])
-        share_write(P, [(host, host_wr[P])])
-        share_read(S, [(phase_pass, npass.stim_rd), (host, host_rd[S])])
-        share_write(S, [(host, host_wr[S])])
-        share_read(C, [(phase_drain, queue.acc_rd), (phase_pass, npass.acc_rd), (host, host_rd[C])])
-        share_write(C, [(phase_drain, queue.acc_wr), (phase_pass, npass.acc_wr), (host, host_wr[C])])
-        share_read(A, [(phase_pass, fanout.axon_rd), (host, host_rd[A])])
-        share_write(A, [(host, host_wr[A])])
-        share_read(Y, [(phase_pass, fanout.syn_rd), (host, host_rd[Y])])
-        share_write(Y, [(host, host_wr[Y])])
+        # accumulator banks: bank ``bank`` is the pass's, the other Accumulate's; a clear
+        # zeroes both through their write ports
+        zeroing = Signal()
+        zero_addr = Signal(addr_bits(n_max))
+        acc_host = self.host_memory == Memory.ACCUMULATOR
+        for b, (port_rd, port_wr) in enumerate(banks):
+            mine = bank == b  # the pass's bank this step
+            with m.If(running & mine):
+                m.d.comb += [
+                    port_rd.addr.eq(npass.acc_rd.addr), port_rd.en.eq(npass.acc_rd.en),
+                    port_wr.addr.eq(npass.acc_wr.addr), port_wr.data.eq(npass.acc_wr.data),
+                    port_wr.en.eq(npass.acc_wr.en),
+                ]
+            with m.Elif(running):
+                m.d.comb += [
+                    port_rd.addr.eq(accumulate.acc_rd.addr), port_rd.en.eq(accumulate.acc_rd.en),
+                    port_wr.addr.eq(accumulate.acc_wr.addr), port_wr.data.eq(accumulate.acc_wr.data),
+                    port_wr.en.eq(accumulate.acc_wr.en),
+                ]
+            with m.Elif(zeroing):
+                m.d.comb += [port_wr.addr.eq(zero_addr), port_wr.data.eq(0), port_wr.en.eq(1)]
+            with m.Else():
+                selected = acc_host & (acc_bank == b)
+                m.d.comb += [
+                    port_rd.addr.eq(acc_index), port_rd.en.eq(host_rd_en & selected),
+                    port_wr.addr.eq(acc_index), port_wr.data.eq(self.host_wdata),
+                    port_wr.en.eq(host_wr_en & selected),
+                ]
+        m.d.comb += [
+            npass.acc_rd.data.eq(Mux(bank, banks[1][0].data, banks[0][0].data)),
+            accumulate.acc_rd.data.eq(Mux(bank, banks[0][0].data, banks[1][0].data)),
+        ]
 
-        # the host's read data: the memory it last read
-        read_from = Signal(HostMemory)
-        with m.If(self.host_re & host):
-            m.d.sync += read_from.eq(self.host_memory)
+        # the host's read data: the memory (and bank) it last read
+        read_from = Signal(Memory)
+        read_bank = Signal()
+        with m.If(host_rd_en):
+            m.d.sync += [read_from.eq(self.host_memory), read_bank.eq(acc_bank)]
         with m.Switch(read_from):
-            for which in HostMemory:
+            for which in names:
                 with m.Case(which):
-                    m.d.comb += self.host_rdata.eq(Value.cast(read_ports[which].data))
+                    m.d.comb += self.host_rdata.eq(Value.cast(rd[which].data))
+            with m.Case(Memory.ACCUMULATOR):
+                m.d.comb += self.host_rdata.eq(Mux(read_bank, Value.cast(banks[1][0].data),
+                                                   Value.cast(banks[0][0].data)))
 
-        # --- the spike list: to the fan-out and to the host, each taking every spike ------
-        to_fanout, to_host = Signal(), Signal()  # taken already by that side
+        # --- spikes: to the host and into the FIFO before the fan-out, each taking every one
+        to_fifo, to_host = Signal(), Signal()  # taken already by that side
         spikes = npass.spikes
         m.d.comb += [
-            fanout.spikes.payload.eq(spikes.payload),
+            fifo.w_data.eq(spikes.payload),
             self.spikes.payload.eq(spikes.payload),
-            fanout.spikes.valid.eq(spikes.valid & ~to_fanout),
+            fifo.w_en.eq(spikes.valid & ~to_fifo),
             self.spikes.valid.eq(spikes.valid & ~to_host),
-            spikes.ready.eq((to_fanout | fanout.spikes.ready) & (to_host | self.spikes.ready)),
+            spikes.ready.eq((to_fifo | fifo.w_rdy) & (to_host | self.spikes.ready)),
         ]
         with m.If(spikes.valid & spikes.ready):
-            m.d.sync += [to_fanout.eq(0), to_host.eq(0)]
+            m.d.sync += [to_fifo.eq(0), to_host.eq(0)]
         with m.Else():
-            with m.If(fanout.spikes.valid & fanout.spikes.ready):
-                m.d.sync += to_fanout.eq(1)
+            with m.If(fifo.w_en & fifo.w_rdy):
+                m.d.sync += to_fifo.eq(1)
             with m.If(self.spikes.valid & self.spikes.ready):
                 m.d.sync += to_host.eq(1)
-        wiring.connect(m, fanout.events, queue.push)
+        m.d.comb += [
+            fanout.spikes.payload.eq(fifo.r_data),
+            fanout.spikes.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(fanout.spikes.ready),
+        ]
+        wiring.connect(m, fanout.push, queue.push)
+        wiring.connect(m, fanout.direct, accumulate.direct)
+        wiring.connect(m, queue.drained, accumulate.drained)
 
         # --- the controller ---------------------------------------------------------------
-        slot = Signal(range(config.delay_slots))
+        slot = Signal(range(config.delay_slots))  # t mod delay_slots
+        next_slot = Signal.like(slot)  # (t + 1) mod delay_slots: the slot drained in step t
         horizon = Signal.like(fanout.horizon)
         cycles = Signal(CYCLE_BITS)
-        finish = Signal()  # the step's last clock
         count = Signal.like(self.count)
         flags = Signal(3)
+        pass_done = Signal()
+        drain_done = Signal()
         m.d.comb += [
+            next_slot.eq(Mux(slot == config.delay_slots - 1, 0, slot + 1)),
             queue.step.eq(self.t),
-            queue.slot.eq(slot),
+            queue.slot.eq(next_slot),
+            accumulate.step.eq(self.t),
             fanout.slot.eq(slot),
             fanout.horizon.eq(horizon),
             fanout.graded.eq(flags[2]),
@@ -306,79 +316,58 @@ class Core(wiring.Component):
             self.events_held.eq(queue.held),
             self.queue_overflow.eq(queue.queue_overflow),
             self.queue_overflow_step.eq(queue.queue_overflow_step),
-            self.acc_overflow.eq(queue.acc_overflow),
-            self.acc_overflow_step.eq(queue.acc_overflow_step),
+            self.acc_overflow.eq(accumulate.acc_overflow),
+            self.acc_overflow_step.eq(accumulate.acc_overflow_step),
         ]
-        # events arriving at t + 1 + delay >= T are not queued: delay < T - 1 - t
+        # events arriving at t + 1 + delay >= T are not made: delay < T - 1 - t
         ahead = Signal(STEP_BITS)  # T - 1 - t, where t < T
         m.d.comb += ahead.eq(self.timesteps - 1 - self.t)
-        last_step = self.t + 1 >= self.timesteps  # no event of this step arrives before T
+        last_step = self.t + 1 >= self.timesteps
         m.d.sync += cycles.eq(cycles + 1)
+        # every spike written to the FIFO is counted in its level from the next clock, and
+        # the pass's last spike is handed over by ``done``: so from the clock after ``done``
+        idle_blocks = (fifo.level == 0) & ~fanout.busy & ~accumulate.busy & ~queue.busy
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.clear):
-                    m.d.comb += queue.clear.eq(1)
-                    m.d.sync += [self.t.eq(0), slot.eq(0)]
+                    m.d.comb += [queue.clear.eq(1), accumulate.clear.eq(1)]
+                    m.d.sync += [self.t.eq(0), slot.eq(0), bank.eq(0), zero_addr.eq(0)]
                     m.next = "CLEAR"
                 with m.Elif(self.step):
-                    m.d.comb += queue.drain.eq(1)
                     m.d.sync += [
                         cycles.eq(1),
                         count.eq(self.count),
                         flags.eq(Cat(self.dendritic, self.noise, self.graded)),
                         horizon.eq(Mux(last_step, 0,
                                        Mux(ahead > config.delay_slots, config.delay_slots, ahead))),
+                        pass_done.eq(0),
+                        drain_done.eq(0),
                     ]
-                    m.next = "DRAIN"
+                    m.next = "START"
             with m.State("CLEAR"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(queue.done):
+                m.d.comb += [self.busy.eq(1), zeroing.eq(1)]
+                m.d.sync += zero_addr.eq(Mux(zero_addr == n_max - 1, zero_addr, zero_addr + 1))
+                with m.If((zero_addr == n_max - 1) & ~queue.busy):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
-            with m.State("DRAIN"):
-                m.d.comb += [self.busy.eq(1), phase_drain.eq(1)]
-                with m.If(queue.done):
-                    # the pass latches its inputs in this clock; its reads start in the next
-                    m.d.comb += npass.start.eq(1)
-                    m.d.sync += self.drain_cycles.eq(cycles + 1)
-                    m.next = "PASS"
-            with m.State("PASS"):
-                m.d.comb += [self.busy.eq(1), phase_pass.eq(1)]
+            with m.State("START"):
+                # the blocks latch their inputs in this clock; their reads start in the next
+                m.d.comb += [self.busy.eq(1), running.eq(1), npass.start.eq(1), queue.drain.eq(1)]
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), running.eq(1)]
                 with m.If(npass.done):
-                    with m.If(~fanout.busy & ~queue.busy):
-                        m.d.comb += finish.eq(1)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "FAN_OUT"
-            with m.State("FAN_OUT"):
-                m.d.comb += [self.busy.eq(1), phase_pass.eq(1)]
-                with m.If(~fanout.busy & ~queue.busy):
-                    m.d.comb += finish.eq(1)
+                    m.d.sync += pass_done.eq(1)
+                with m.If(queue.done):
+                    m.d.sync += drain_done.eq(1)
+                with m.If(pass_done & drain_done & idle_blocks):
+                    m.d.comb += [self.done.eq(1), queue.step_end.eq(1)]
+                    m.d.sync += [
+                        self.t.eq(self.t + 1),
+                        slot.eq(next_slot),
+                        bank.eq(~bank),
+                        self.cycles.eq(cycles + 1),
+                    ]
                     m.next = "IDLE"
-        with m.If(finish):
-            m.d.comb += self.done.eq(1)
-            m.d.sync += [
-                self.t.eq(self.t + 1),
-                slot.eq(Mux(slot == config.delay_slots - 1, 0, slot + 1)),
-                self.cycles.eq(cycles + 1),
-            ]
         return m
-
-
-class _HostRead:
-    """The host's side of a shared read port: ``addr``, ``en`` from the host, ``data`` to it."""
-
-    def __init__(self, core, which, shape):
-        self.addr = Signal(addr_bits(_depths(core.config)[which]), name=f"host_{which.name.lower()}_raddr")
-        self.en = Signal(name=f"host_{which.name.lower()}_ren")
-        self.data = Signal(shape, name=f"host_{which.name.lower()}_rdata")
-
-
-class _HostWrite:
-    """The host's side of a shared write port: the low bits of ``host_wdata`` as the word."""
-
-    def __init__(self, core, which, shape):
-        self.addr = Signal(addr_bits(_depths(core.config)[which]), name=f"host_{which.name.lower()}_waddr")
-        self.en = Signal(name=f"host_{which.name.lower()}_wen")
-        self.data = Signal(shape, name=f"host_{which.name.lower()}_wdata")

@@ -81,11 +81,11 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from neurofab.compiler.image import initial_lfsr
 from neurofab.compiler.placement import CapacityError
-from neurofab.emulator.capacity import CapacityExceeded
+from neurofab.emulator.capacity import CapacityExceeded, check_image_accumulators
 from neurofab.errors import ValidationError
 from neurofab.hdl.config import CoreConfig
-from neurofab.hdl.core import Core, HostMemory
-from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words, word_lanes
+from neurofab.hdl.core import Core
+from neurofab.hdl.layouts import STIMULUS_BITS, Memory, core_layouts, pack_words, unpack_words, word_lanes
 from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
 
@@ -102,8 +102,8 @@ __all__ = [
     "run_requests",
 ]
 
-#: width of the core's per-neuron stimulus sums (``Core``'s default)
-STIMULUS_WIDTH = 32
+#: width of the core's per-neuron stimulus sums
+STIMULUS_WIDTH = STIMULUS_BITS
 
 #: name of the Verilog top module
 TOPLEVEL = "rtl_top"
@@ -173,8 +173,8 @@ class RtlTop(wiring.Component):
     out over its host link instead.
     """
 
-    def __init__(self, config: CoreConfig, *, stimulus_width: int = STIMULUS_WIDTH):
-        self._core = Core(config, stimulus_width=stimulus_width)
+    def __init__(self, config: CoreConfig):
+        self._core = Core(config)
         members = {name: member for name, member in self._core.signature.members.items() if name != "spikes"}
         members["spiked"] = Out(config.neurons)
         members["spike_order_error"] = Out(1)
@@ -218,12 +218,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neurofab" / "rtl"
 
 
-def _build_key(config: CoreConfig, stimulus_width: int) -> str:
+def _build_key(config: CoreConfig) -> str:
     """A hash of everything the built model depends on (see the module doc)."""
     import neurofab.hdl
 
     digest = hashlib.sha256()
-    digest.update(json.dumps([config.to_dict(), stimulus_width, list(_VERILATOR_ARGS), _MAKEFLAGS],
+    digest.update(json.dumps([config.to_dict(), list(_VERILATOR_ARGS), _MAKEFLAGS],
                              sort_keys=True).encode())
     for source in sorted(Path(neurofab.hdl.__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
@@ -269,13 +269,13 @@ class _Build:
 _builds: dict[tuple, _Build] = {}
 
 
-def build_core(config: CoreConfig, *, stimulus_width: int = STIMULUS_WIDTH) -> Path:
+def build_core(config: CoreConfig) -> Path:
     """Build (or find) the Verilator model of ``RtlTop(config)``; return its folder."""
-    return _build(config, stimulus_width).folder
+    return _build(config).folder
 
 
-def _build(config: CoreConfig, stimulus_width: int) -> _Build:
-    memo = (config, stimulus_width)
+def _build(config: CoreConfig) -> _Build:
+    memo = config
     if memo in _builds:
         return _builds[memo]
     from amaranth.back import verilog
@@ -284,14 +284,14 @@ def _build(config: CoreConfig, stimulus_width: int) -> _Build:
     from neurofab.hdl.toolchain import use_verilator
 
     use_verilator()
-    folder = cache_root() / f"{config.name}-{_build_key(config, stimulus_width)}"
+    folder = cache_root() / f"{config.name}-{_build_key(config)}"
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     seconds = 0.0
     with locked(folder / ".lock"):
         if not (folder / "complete").exists():
             source = folder / f"{TOPLEVEL}.v"
-            source.write_text(verilog.convert(RtlTop(config, stimulus_width=stimulus_width), name=TOPLEVEL,
+            source.write_text(verilog.convert(RtlTop(config), name=TOPLEVEL,
                                               emit_src=False))
             control = folder / "public.vlt"
             control.write_text(_CONTROL)
@@ -376,6 +376,9 @@ def _prepare(image, job, populations) -> _Prepared:
         raise CapacityError("core", f"the network needs {image.n_cores} cores of {config.name!r}; the rtl "
                                     f"backend runs one core")
     populations = _populations_of(image, populations)
+    # the core adds a step's events in an order the emulator does not follow: a job whose
+    # sums could overflow there is refused, by the same rule as the emulator's
+    check_image_accumulators(image, job)
     layouts = core_layouts(config)
     n = image.n_neurons
     neuron = image.fields(0, Memory.NEURON)
@@ -425,7 +428,7 @@ def rtl_run_many(runs, *, progress=None, return_errors: bool = False) -> list:
         groups.setdefault(p.image.config, []).append(index)
     done_before = 0
     for config, indices in groups.items():
-        build = _build(config, STIMULUS_WIDTH)
+        build = _build(config)
 
         def report(done, _before=done_before):
             if progress is not None:
@@ -540,7 +543,6 @@ def _result(p: _Prepared, output: dict, build: _Build, where) -> RunResult:
             "cycles_per_step": {"mean": float(cycles.mean()) if cycles.shape[0] else 0.0,
                                 "max": int(cycles.max()) if cycles.shape[0] else 0},
             "cycles": cycles.tolist(),
-            "drain_cycles": output["drain_cycles"].astype(np.int64).tolist(),
             "events_held": output["held"].astype(np.int64).tolist(),
             "load_clocks": int(output["load_clocks"]),
             "build_seconds": round(build.seconds, 1),
@@ -581,7 +583,7 @@ class _HostPort:
         self.falling = FallingEdge(dut.clk)
         self.done = RisingEdge(dut.done)
 
-    async def write(self, memory: HostMemory, addresses, values) -> int:
+    async def write(self, memory: Memory, addresses, values) -> int:
         """Write ``values`` at ``addresses`` of ``memory``; return the clocks taken."""
         dut = self.dut
         dut.host_memory.value = memory.value
@@ -595,7 +597,7 @@ class _HostPort:
         dut.host_we.value = 0
         return clocks
 
-    async def read(self, memory: HostMemory, count: int) -> list[int]:
+    async def read(self, memory: Memory, count: int) -> list[int]:
         """Words ``0 .. count - 1`` of ``memory`` (the data comes the clock after the address)."""
         dut = self.dut
         dut.host_memory.value = memory.value
@@ -623,13 +625,13 @@ async def _run_request(dut, port: _HostPort, request: dict, progress) -> dict:
     n, compartments, T, dendritic, noise, graded, neuron_bits, lanes = request["settings"].tolist()
     began = time.perf_counter()
     load_clocks = 0
-    for memory, key in ((HostMemory.PROFILE, "profile"), (HostMemory.NEURON, "neuron"),
-                        (HostMemory.AXON, "axon"), (HostMemory.SYNAPSE, "synapse")):
+    for memory, key in ((Memory.PROFILE, "profile"), (Memory.NEURON, "neuron"),
+                        (Memory.AXON, "axon"), (Memory.SYNAPSE, "synapse")):
         words = _word_ints(request[key])
         load_clocks += await port.write(memory, range(len(words)), words)
-    # this core may hold a previous job's sums: every neuron's starts at 0
-    load_clocks += await port.write(HostMemory.STIMULUS, range(n), [0] * n)
-    load_clocks += await port.write(HostMemory.ACCUMULATOR, range(n * compartments), [0] * (n * compartments))
+    # this core may hold a previous job's sums: every neuron's starts at 0 (``clear`` zeroes
+    # the accumulators)
+    load_clocks += await port.write(Memory.STIMULUS, range(n), [0] * n)
     dut.count.value = n
     dut.timesteps.value = T
     dut.dendritic.value = dendritic
@@ -639,14 +641,14 @@ async def _run_request(dut, port: _HostPort, request: dict, progress) -> dict:
 
     stim_t, stim_gid = request["stim_t"].tolist(), request["stim_gid"].tolist()
     stim_sum = [value & ((1 << STIMULUS_WIDTH) - 1) for value in request["stim_sum"].tolist()]
-    times, gids, cycles, drain_cycles, held, order_errors = [], [], [], [], [], []
+    times, gids, cycles, held, order_errors = [], [], [], [], []
     error_kind, error_step = "", -1
     k = 0
     for t in range(T):
         first = k
         while k < len(stim_t) and stim_t[k] == t:
             k += 1
-        await port.write(HostMemory.STIMULUS, stim_gid[first:k], stim_sum[first:k])
+        await port.write(Memory.STIMULUS, stim_gid[first:k], stim_sum[first:k])
         await port.command(dut.step)
         if dut.t.value.to_unsigned() != t + 1:
             raise AssertionError(f"step {t}: the core's step counter reads {dut.t.value.to_unsigned()}")
@@ -661,7 +663,6 @@ async def _run_request(dut, port: _HostPort, request: dict, progress) -> dict:
             times.extend([t] * neurons.shape[0])
         order_errors.append(int(dut.spike_order_error.value))
         cycles.append(dut.cycles.value.to_unsigned())
-        drain_cycles.append(dut.drain_cycles.value.to_unsigned())
         held.append(dut.events_held.value.to_unsigned())
         if dut.queue_overflow.value:
             error_kind, error_step = "queue_overflow", dut.queue_overflow_step.value.to_unsigned()
@@ -670,11 +671,11 @@ async def _run_request(dut, port: _HostPort, request: dict, progress) -> dict:
         progress(t + 1)
         if error_kind:
             break
-    words = [] if error_kind else await port.read(HostMemory.NEURON, n)
+    words = [] if error_kind else await port.read(Memory.NEURON, n)
     mask = (1 << neuron_bits) - 1
     return {
         "times": np.array(times, np.int32), "gids": np.array(gids, np.int32),
-        "cycles": np.array(cycles, np.int64), "drain_cycles": np.array(drain_cycles, np.int64),
+        "cycles": np.array(cycles, np.int64),
         "held": np.array(held, np.int64), "spike_order_error": np.array(order_errors, np.int8),
         "words": _int_words([w & mask for w in words], lanes),
         "error_kind": np.array(error_kind), "error_step": np.array(error_step),

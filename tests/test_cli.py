@@ -122,11 +122,19 @@ def test_progress_bar_draws_only_after_its_delay():
 
 
 def test_a_job_beyond_the_boards_event_queue_fails_as_the_board_would(tmp_path, capsys):
-    # The quickstart's 25 inhibitory neurons each reach all 100 excitatory ones: 2,500
-    # events at once, more than the icebreaker core's 1,024-event queue holds.
+    # The quickstart's delay-0 events go straight into the core's accumulators, so it runs
+    # on the icebreaker core as on the emulator. Delayed by 3 steps, the 25 inhibitory
+    # neurons' events to all 100 excitatory ones are held in the queue: 2,500 at once, more
+    # than the core's 1,024.
     args = ["simulate", str(EXAMPLES / "network.json"), str(EXAMPLES / "job.json")]
     assert main([*args, "-o", str(tmp_path / "sim.json")]) == 0
-    assert main([*args, "--core", "icebreaker"]) == 2
+    assert main([*args, "--core", "icebreaker", "-o", str(tmp_path / "board.json")]) == 0
+    assert (json.loads((tmp_path / "board.json").read_text())["result"]
+            == json.loads((tmp_path / "sim.json").read_text())["result"])
+    network = json.loads((EXAMPLES / "network.json").read_text())
+    network["connections"][1]["delay"] = 3
+    delayed = write(tmp_path, "delayed.json", network)
+    assert main(["simulate", delayed, str(EXAMPLES / "job.json"), "--core", "icebreaker"]) == 2
     assert ("the event queue overflowed at step 5: more than 1,024 events in flight on core 0 "
             "(preset icebreaker)") in capsys.readouterr().err
 

@@ -26,7 +26,8 @@ from core_run import events_held_per_step
 from netgen import FEATURES, SynapseSpec, netlist_from_synapses, random_case
 
 from neurofab.compiler import CapacityError, compile_network
-from neurofab.emulator import simulate
+from neurofab.emulator import QueueCapacity, simulate
+from neurofab.emulator.capacity import AccumulatorRangeError
 from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS, CoreConfig
 from neurofab.host.rtl import RtlOverflowError, rtl_run, rtl_run_many
@@ -88,7 +89,7 @@ def test_random_networks_match_the_emulator(batch):
             failures.append(f"{label}: {rtl}")
             continue
         compared += 1
-        failures += mismatches(label, case.netlist, case.job, rtl, emu, compartments=CORE.compartments)
+        failures += mismatches(label, case.netlist, case.job, rtl, emu)
     print(f"batch {batch}: {compared} cases compared, {len(cases) - compared} overflows checked, "
           f"rtl {seconds:.1f} s")
     assert not failures, "\n".join(failures)
@@ -164,7 +165,7 @@ def test_long_run_whole_core():
           f"{job.timesteps} steps, {emu.total_spikes} spikes, max {held.max()} events held; "
           f"rtl {seconds:.1f} s (simulation {rtl.compute_seconds:.1f} s), "
           f"cycles/step {rtl.extra['cycles_per_step']}")
-    failures = mismatches(f"long seed={seed}", netlist, job, rtl, emu, compartments=CORE.compartments)
+    failures = mismatches(f"long seed={seed}", netlist, job, rtl, emu)
     assert not failures, "\n".join(failures)
 
 
@@ -198,19 +199,23 @@ NARROW = CoreConfig(name="rtl-narrow", max_cores=1, neurons=8, compartments=1, p
                     axons=8, route_words=0, delay_slots=64, event_queue=16, acc_bits=18)
 
 
-def test_accumulator_overflow_fails_the_job_at_its_step():
-    # five spikes at step 2 over weight 32,767 arrive at step 3: 163,835 > 2^17 - 1
+def test_accumulator_overflow_is_refused_before_the_run_as_by_the_emulator():
+    # five sources of weight 32,767 onto one neuron can add 163,835 > 2^17 - 1 in one step, in
+    # an order the emulator does not follow: both backends refuse the job with one message
     netlist, job = burst_case(sources=5, targets=1, weight=32767, delay=0, burst_step=2, timesteps=6)
     image = compile_network(netlist, NARROW)
-    message = r"an accumulator overflowed at step 3: .* signed 18-bit"
-    with pytest.raises(RtlOverflowError, match=message) as error:
+    message = r"neuron .* compartment 0 can receive 163,835 in one step: .* signed 18-bit accumulator"
+    with pytest.raises(AccumulatorRangeError, match=message) as rtl_error:
         rtl_run(image, job, populations=netlist.populations)
-    assert (error.value.kind, error.value.step) == ("acc_overflow", 3)
+    with pytest.raises(AccumulatorRangeError) as emu_error:
+        simulate(netlist, job, capacity=QueueCapacity.from_image(image))
+    assert str(rtl_error.value) == str(emu_error.value)
+    assert isinstance(rtl_error.value, ValidationError)
     # four fit: the same core runs them exactly as the emulator does
     netlist, job = burst_case(sources=4, targets=1, weight=32767, delay=0, burst_step=2, timesteps=6)
     rtl = rtl_run(compile_network(netlist, NARROW), job, populations=netlist.populations)
     emu = simulate(netlist, job)
-    assert not mismatches("narrow, four sources", netlist, job, rtl, emu, compartments=1)
+    assert not mismatches("narrow, four sources", netlist, job, rtl, emu)
     assert rtl.total_spikes == 4 + 1
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from neurofab.compiler.image import initial_lfsr
-from neurofab.hdl.core import Core, HostMemory
+from neurofab.hdl.core import Core
 from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words
 from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
@@ -59,14 +59,14 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
     neuron = image.fields(0, Memory.NEURON)
     neuron["lfsr"] = initial_lfsr(job.seed, np.arange(n))
     loads = [
-        (HostMemory.PROFILE, image.memories[0][Memory.PROFILE]),
-        (HostMemory.NEURON, pack_words(layouts.neuron, neuron, n)),
-        (HostMemory.AXON, image.memories[0][Memory.AXON]),
-        (HostMemory.SYNAPSE, image.memories[0][Memory.SYNAPSE]),
+        (Memory.PROFILE, image.memories[0][Memory.PROFILE]),
+        (Memory.NEURON, pack_words(layouts.neuron, neuron, n)),
+        (Memory.AXON, image.memories[0][Memory.AXON]),
+        (Memory.SYNAPSE, image.memories[0][Memory.SYNAPSE]),
     ]
     st_t, st_gid, st_delta = stimulus_schedule(job, _populations(image))
     core = Core(config)
-    out = {"times": [], "gids": [], "cycles": [], "drain_cycles": [], "held": [], "words": None,
+    out = {"times": [], "gids": [], "cycles": [], "held": [], "words": None,
            "errors": None, "load_clocks": 0}
 
     async def write(ctx, which, address, value):
@@ -109,7 +109,7 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
                 changed.add(int(st_gid[k]))
                 k += 1
             for gid in sorted(changed):
-                await write(ctx, HostMemory.STIMULUS, gid, stimulus[gid])
+                await write(ctx, Memory.STIMULUS, gid, stimulus[gid])
             ctx.set(core.step, 1)
             ctx.set(core.spikes.ready, rng.random() < p_ready)
             await ctx.tick()
@@ -128,14 +128,13 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
                 assert clocks < 100_000, f"step {t} never finished"
             assert ctx.get(core.t) == t + 1
             out["cycles"].append(ctx.get(core.cycles))
-            out["drain_cycles"].append(ctx.get(core.drain_cycles))
             out["held"].append(ctx.get(core.events_held))
             assert out["cycles"][-1] == clocks, f"step {t}: cycles {out['cycles'][-1]}, counted {clocks}"
         out["errors"] = {name: ctx.get(getattr(core, name)) for name in (
             "queue_overflow", "queue_overflow_step", "acc_overflow", "acc_overflow_step")}
         words = []
         for address in range(n):
-            words.append(await read(ctx, HostMemory.NEURON, address))
+            words.append(await read(ctx, Memory.NEURON, address))
         out["words"] = words
 
     sim = Simulator(core)
@@ -153,16 +152,18 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
         timesteps=T, spike_times=times[order], spike_gids=gids[order],
         final_weights=np.zeros(0, np.int32),
         final_state={name: state[name] for name in ("v", "r", "lfsr")},
-        extra={"cycles": out["cycles"], "drain_cycles": out["drain_cycles"], "events_held": out["held"],
+        extra={"cycles": out["cycles"], "events_held": out["held"],
                "errors": out["errors"], "load_clocks": out["load_clocks"]},
     )
 
 
 def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int) -> np.ndarray:
-    """Events in flight after the fan-out of each step, from a run's spikes (the config's rule).
+    """The queue's ``held`` after each step, from a run's spikes (the core's rule).
 
-    A spike at ``s`` over a synapse with delay ``d`` is held from the fan-out of ``s``
-    until the drain of ``s + 1 + d``, and not at all when that is ``>= T``.
+    A spike at ``s`` over a synapse with delay ``d >= 1`` is held from the fan-out of ``s``
+    until the end of step ``s + d`` (whose drain delivered it for step ``s + 1 + d``), and
+    not at all when ``s + 1 + d >= T``; delay-0 events go straight to the accumulators.
+    So after step ``t`` the queue holds the events with arrival ``>= t + 2``.
     """
     change = np.zeros(timesteps + 1, np.int64)
     by_source = {}
@@ -170,7 +171,7 @@ def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int) -> np
         by_source.setdefault(src, []).append(d)
     for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
         for d in by_source.get(gid, ()):
-            if s + 1 + d < timesteps:
+            if d >= 1 and s + 1 + d < timesteps:
                 change[s] += 1
-                change[s + 1 + d] -= 1
+                change[s + d] -= 1
     return np.cumsum(change)[:timesteps]
