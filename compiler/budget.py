@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig
 from neurofab.hdl.layouts import TRACE_BITS, core_layouts
 
-__all__ = ["Primitive", "CoreMemory", "Placed", "PRIMITIVES", "MAPPINGS", "core_memories", "core_bits",
+__all__ = ["Primitive", "CoreMemory", "Placed", "PRIMITIVES", "MAPPINGS", "OVER_BUDGET", "core_memories",
+           "core_bits",
            "device_budget", "blocks_for"]
 
 
@@ -69,37 +70,47 @@ PRIMITIVES = {
 #: Per preset: ``(memory, first bit, end bit or None, primitive, "parallel" | "rows")``.
 #: "parallel" memories get their own blocks in the cheapest aspect ratio and are read
 #: one word per cycle; "rows" memories share one primitive time-multiplexed, a word
-#: taking ``ceil(width / 16)`` consecutive 16-bit rows (the iCE40's neuron-side SPRAM).
+#: taking ``ceil(width / 16)`` consecutive 16-bit rows.
+_V2 = ("profile", "neuron", "acc_bank0", "acc_bank1", "stimulus", "axon", "synapse", "event", "free",
+       "arrival", "spike_fifo")
 MAPPINGS = {
+    # core v2 as built, with its big memories in SPRAM where a word per cycle allows: it does
+    # not fit the UP5K (see OVER_BUDGET)
     "icebreaker": (
-        ("synapse", 0, 48, "ice40-spram", "parallel"),  # weight, elig, delay, target
-        ("synapse", 48, None, "ice40-ebr", "parallel"),  # compartment, plastic
-        ("accumulator", 0, None, "ice40-spram", "rows"),
-        ("neuron", 0, None, "ice40-spram", "rows"),
-        ("axon", 0, None, "ice40-spram", "rows"),
-        ("profile", 0, None, "ice40-spram", "rows"),
-        ("event", 0, None, "ice40-ebr", "parallel"),
-        ("arrival", 0, None, "ice40-ebr", "parallel"),
+        ("synapse", 0, 48, "ice40-spram", "parallel"),
+        ("synapse", 48, None, "ice40-ebr", "parallel"),
+        *((m, 0, None, "ice40-ebr", "parallel") for m in _V2 if m != "synapse"),
     ),
-    "ulx3s-25f": tuple((m, 0, None, "ecp5-25-ebr", "parallel") for m in (
-        "profile", "neuron", "accumulator", "axon", "synapse", "event", "arrival")),
-    "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "parallel") for m in (
-        "profile", "neuron", "accumulator", "axon", "synapse", "event", "arrival")),
+    "ulx3s-25f": tuple((m, 0, None, "ecp5-25-ebr", "parallel") for m in _V2),
+    "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "parallel") for m in _V2),
+}
+
+#: Presets whose mapping above does not fit the device yet, and where the plan that will is
+OVER_BUDGET = {
+    "icebreaker": "docs/ice40-plan.md (512 neurons x 4 compartments, one accumulator bank, the pool "
+                  "and synapses in SPRAM)",
 }
 
 
 def core_memories(config: CoreConfig) -> dict[str, CoreMemory]:
-    """Every memory of one core of shape ``config``, by name."""
+    """Every memory of one core of shape ``config``, as :class:`neurofab.hdl.core.Core` builds it, by name."""
     layouts = core_layouts(config)
     mems = [
         CoreMemory("profile", config.profiles, layouts.profile.size, True),
         CoreMemory("neuron", config.neurons, layouts.neuron.size, True),
-        CoreMemory("accumulator", config.accumulators, config.acc_bits, False),
+        # two banks of one word per neuron: step t's sums, and step t + 1's being collected
+        CoreMemory("acc_bank0", config.neurons, layouts.accumulator.size, False),
+        CoreMemory("acc_bank1", config.neurons, layouts.accumulator.size, False),
+        CoreMemory("stimulus", config.neurons, layouts.stimulus.width, False),
         CoreMemory("axon", config.axons, layouts.axon.size, True),
         CoreMemory("synapse", config.synapse_words, layouts.synapse.size, True),
         CoreMemory("route", config.route_words, layouts.route.size, True),
         CoreMemory("event", config.event_queue, layouts.event.size, False),
+        # the queue's free list: pool indices a drain has read, reusable at once
+        CoreMemory("free", config.event_queue, config.queue_bits, False),
         CoreMemory("arrival", config.delay_slots, layouts.arrival.size, False),
+        # the step's spikes between the pass (one a clock) and the fan-out (one a synapse)
+        CoreMemory("spike_fifo", config.neurons, config.neuron_bits + 8, False),
         # a remote axon's pre-synaptic trace x, for STDP on this core (local axons use the neuron's)
         CoreMemory("axon_trace", config.axons - config.neurons, TRACE_BITS, False),
     ]

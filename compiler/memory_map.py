@@ -18,7 +18,7 @@ from pathlib import Path
 from neurofab.hdl.config import PRESETS
 from neurofab.hdl.layouts import Memory, core_layouts, word_bytes, word_lanes
 
-from .budget import MAPPINGS, core_bits, device_budget
+from .budget import MAPPINGS, OVER_BUDGET, core_bits, device_budget
 from .image import IMAGE_MEMORIES
 
 __all__ = ["SECTIONS", "render_sections", "update_document", "main"]
@@ -72,9 +72,11 @@ def _budgets() -> str:
                          f"{p.depth * (hi - lo):,}", p.primitive, p.blocks if p.blocks else p.note])
         logical = core_bits(cfg)
         used = "; ".join(f"{prim}: {u} of {a} blocks" for prim, (u, a) in totals.items())
+        verdict = (f" **Does not fit**: the plan that will is {OVER_BUDGET[name]}." if name in OVER_BUDGET
+                   else "")
         out.append(f"#### `{name}` ({cfg.device})\n\n"
                    + _table(["memory", "bits", "depth x width", "bits total", "primitive", "blocks"], rows)
-                   + f"\nLogical bits {logical:,} of the device's {cfg.memory_bits:,}; {used}.\n")
+                   + f"\nLogical bits {logical:,} of the device's {cfg.memory_bits:,}; {used}.{verdict}\n")
     return "\n".join(out)
 
 

@@ -13,7 +13,8 @@ memory                    depth                      contents
 ========================= ========================== =====================================
 profile table             ``profiles``               neuron parameters, shared
 neuron memory             ``neurons``                state, profile index, route list
-accumulators              ``neurons * compartments`` input sums, ``acc_bits`` wide
+accumulators              ``2 * neurons``            two banks of ``compartments`` sums
+stimulus                  ``neurons``                stimulus sums (host-written)
 axon table                ``axons``                  synapse list of each axon
 synapse memory            ``synapse_words``          target, weight, delay, ...
 route table               ``route_words``            (destination core, axon)
@@ -24,18 +25,20 @@ Axon ``i < n_local`` of a core is its own neuron ``i``; the axons above are *rem
 axons, one per (source neuron on another core) that has synapses here. So ``axons``
 bounds local neurons plus remote sources.
 
-The event queue (the delay mechanism). A spike emitted at step ``s`` by a neuron
-fans out over its synapses; each synapse becomes one event ``(target, compartment,
-value)`` with ``value`` fixed at emission, enqueued **on the target's core** for
-arrival step ``s + 1 + delay`` (events arriving at ``t >= T`` are not enqueued). At
-the start of step ``t`` a core drains the events of arrival step ``t`` into its
-accumulators. The queue is one shared pool: after the fan-out of step ``s`` (every
-core's, remote spikes included), the events held by a core, i.e. those with arrival
-``> s``, must number at most ``event_queue``; otherwise the core overflows at step
-``s`` and the run is refused with an error naming that step and core (the emulator
-predicts this at the same step). An accumulator holds a signed ``acc_bits``-bit sum;
-a sum that leaves that range while draining overflows the same way. Every synapse of
-a spiking neuron gives one event, zero weights included.
+The event queue (the delay mechanism). A spike emitted at step ``s`` fans out over its
+synapses; each becomes one event ``(target, compartment, value)``, value fixed at
+emission, arriving at ``s + 1 + delay`` on the target's core (none when that is ``>= T``).
+A delay-0 event goes straight into the accumulators that collect step ``s + 1``; any
+other is pushed into the core's queue and drained during step ``s + delay``. The queue
+counts ``held``: +1 per push, less a step's drained events at that step's end. So after
+the fan-out of step ``s`` (every core's, remote spikes included) a core holds the events
+with arrival ``> s`` less the delay-0 events emitted at ``s``; more than ``event_queue``
+and the core overflows at step ``s``, and the run is refused naming that step and core
+(the emulator predicts the same step). An accumulator holds a signed ``acc_bits``-bit
+sum, and one step's events reach it in a timing-dependent order; a job whose synapses'
+largest positive values, or most negative ones, onto one (neuron, compartment) could add
+up beyond that range is refused before it runs, naming the neuron and compartment. Every
+synapse of a spiking neuron gives one event, zero weights included.
 """
 
 from __future__ import annotations
@@ -215,7 +218,7 @@ PRESETS: dict[str, CoreConfig] = {
         _preset(
             name="ulx3s-25f", device="ECP5-25F: 56 x 18 Kbit block RAM",
             memory_bits=56 * 18432,
-            max_cores=1, neurons=1024, compartments=4, profiles=16, synapse_words=8192,
+            max_cores=1, neurons=1024, compartments=4, profiles=16, synapse_words=6144,
             axons=1024, route_words=0, delay_slots=64, event_queue=2048, acc_bits=32,
         ),
         _preset(

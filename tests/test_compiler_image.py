@@ -174,12 +174,14 @@ def test_report_memory_bits_are_the_budget_and_the_documents_figure(preset):
                         [{"source": "exc", "target": "inh", "pairs": all_to_all(6, 5)}])
     report = compile_network(net, preset).report()
     lay = core_layouts(cfg)
-    # spelt out: the image memories at full depth, then accumulators, event queue, arrival
-    # lists and the remote axons' traces
+    # spelt out: the image memories at full depth, then two accumulator banks, stimulus
+    # sums, event pool and its free list, arrival lists, spike FIFO and remote axons' traces
     by_hand = (cfg.profiles * lay.profile.size + cfg.neurons * lay.neuron.size + cfg.axons * lay.axon.size
                + cfg.synapse_words * lay.synapse.size + cfg.route_words * lay.route.size
-               + cfg.accumulators * cfg.acc_bits + cfg.event_queue * lay.event.size
-               + cfg.delay_slots * lay.arrival.size + (cfg.axons - cfg.neurons) * 8)
+               + 2 * cfg.accumulators * cfg.acc_bits + cfg.neurons * 32
+               + cfg.event_queue * (lay.event.size + cfg.queue_bits)
+               + cfg.delay_slots * lay.arrival.size + cfg.neurons * (cfg.neuron_bits + 8)
+               + (cfg.axons - cfg.neurons) * 8)
     assert [c["memory_bits"] for c in report["cores"]] == [core_bits(cfg)] == [by_hand]
     if preset != "sim":  # the doc prints the block-RAM arithmetic of the hardware presets
         doc = (Path(__file__).resolve().parent.parent / "docs" / "memory-map.md").read_text()
