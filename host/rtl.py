@@ -92,6 +92,8 @@ from neurofab.results import RunResult
 __all__ = [
     "locked",
     "STIMULUS_WIDTH",
+    "VERILATOR_MAKEFLAGS",
+    "verilator_make_environment",
     "RtlError",
     "RtlOverflowError",
     "RtlTop",
@@ -119,7 +121,7 @@ _VERILATOR_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "
 # ("Vtop__pch.h.fast: linker input file not found"). GCC's option is ``-include``; make
 # takes variable definitions from MAKEFLAGS as if given on its command line. OPT_FAST
 # -O2 rather than the default -Os: a model is built once and then runs for long.
-_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2"
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2"
 
 # cocotb's runner marks every signal of the design public (``--public-flat-rw``), which
 # keeps Verilator from inlining and optimising across Amaranth's modules; the bench
@@ -223,7 +225,7 @@ def _build_key(config: CoreConfig) -> str:
     import neurofab.hdl
 
     digest = hashlib.sha256()
-    digest.update(json.dumps([config.to_dict(), list(_VERILATOR_ARGS), _MAKEFLAGS],
+    digest.update(json.dumps([config.to_dict(), list(_VERILATOR_ARGS), VERILATOR_MAKEFLAGS],
                              sort_keys=True).encode())
     for source in sorted(Path(neurofab.hdl.__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
@@ -242,6 +244,15 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def verilator_make_environment():
+    """``MAKEFLAGS`` for a Verilator build through the cocotb runner, for the duration.
+
+    Every Verilator build of the project goes through this (the RTL backend's and the
+    test benches'): see ``VERILATOR_MAKEFLAGS``.
+    """
+    return _environment(MAKEFLAGS=VERILATOR_MAKEFLAGS)
 
 
 @contextmanager
@@ -297,7 +308,7 @@ def _build(config: CoreConfig) -> _Build:
             control.write_text(_CONTROL)
             log = folder / "build.log"
             try:
-                with _environment(MAKEFLAGS=_MAKEFLAGS):
+                with verilator_make_environment():
                     get_runner("verilator").build(sources=[control, source], hdl_toplevel=TOPLEVEL,
                                                   build_dir=folder, build_args=list(_VERILATOR_ARGS),
                                                   log_file=log)

