@@ -14,6 +14,11 @@ loopback port with a fresh data directory, then measures:
    against the bare emulator running the same job back to back in this process
    (``parse_job`` + ``bind_job`` + ``simulate`` + ``result_document`` on an expanded
    network, i.e. what the service must do per job, minus everything a service adds).
+   The target's figure, 16 clients, is measured in ``--turns`` turns: each turn runs
+   the bare emulator and the service (in alternating order), each from a settled
+   machine (:func:`settle`), and the ratio reported is the median of the turns' ratios,
+   so that a burst of load elsewhere on a shared machine, which slows one turn, does
+   not decide it. Every turn's figures are printed.
 2. **Submit latency.** p50 and p99 of ``POST /v1/jobs`` (``submit_job``, no wait) with
    16 clients, each submitting and then waiting for its job.
 3. **A large job.** 16,384 neurons x 1,000 steps (the E/I network of
@@ -21,14 +26,22 @@ loopback port with a fresh data directory, then measures:
    completed job (the worker parses, expands, runs, stores the result), against the
    bare emulator doing the same (``parse_network`` + ``expand`` + ``simulate`` +
    ``result_document``). Both sides are warmed up first (JIT compilation) and take
-   turns ``--repeats`` times; the ratio reported is the median of the per-turn ratios
-   (service / bare, each pair run back to back), so that a burst of load elsewhere on
-   the shared machine, which slows one turn of both, does not decide it. Each side's
-   fastest and median times are printed too.
+   turns ``--repeats`` times, each from a settled machine, in alternating order; the
+   ratio reported is the median of the per-turn ratios (service / bare). Each side's
+   median and range are printed too.
+
+Settled (:func:`settle`) means the previous measurement's processes have gone quiet:
+the service's database files are flushed to disk, the service's processes use almost
+no CPU for two quarter-second windows (their SQLite checkpointers, which run every
+second, have written the last phase's commits back), and then that at least one core
+of the machine is free (waited for at most 5 s: others' work on a shared machine can
+outlast any wait; the machine's busy cores when each measurement began are printed,
+with the load average at the start).
 
 With each throughput figure goes the CPU time per job of the bench's clients (this
 process), the HTTP server (``http``: granian's processes) and the job workers (from
-``/proc``; Linux only), which says where a job's cost lies; the bare emulator's is the inverse of its rate.
+``/proc``; Linux only), which says where a job's cost lies; the bare emulator's is the
+inverse of its rate.
 
 Targets (printed with the figures): service throughput at 16 clients >= 0.5 x the bare
 emulator's; large job within 10% of the bare emulator; p99 submit latency < 50 ms.
@@ -189,11 +202,21 @@ def _percentile(values: list[float], q: float) -> float:
 # -- the bare emulator -----------------------------------------------------------------------
 
 
-def bare_small_jobs(n_jobs: int) -> float:
-    """Quickstart jobs per second, back to back, on an already expanded network."""
-    network = parse_network(QUICKSTART_NETWORK)
-    netlist = expand(network)
-    for _ in range(20):  # warm-up: JIT compilation, caches
+_BARE_NETWORK = []
+
+
+def bare_small_jobs(n_jobs: int, warm_up: int = 20) -> float:
+    """Quickstart jobs per second, back to back, on an already expanded network.
+
+    The network is parsed and expanded once per bench run (as the service's workers
+    and web processes keep it, keyed by network id); every job is parsed, bound, run and
+    its result document encoded, as the service must.
+    """
+    if not _BARE_NETWORK:
+        network = parse_network(QUICKSTART_NETWORK)
+        _BARE_NETWORK.append((network, expand(network)))
+    network, netlist = _BARE_NETWORK[0]
+    for _ in range(warm_up):  # JIT compilation, caches
         simulate(netlist, parse_job(QUICKSTART_JOB))
     started = time.perf_counter()
     for _ in range(n_jobs):
@@ -291,6 +314,69 @@ def service_large_job(url: str, key: str, network_doc: dict, job_doc: dict) -> t
     return time.perf_counter() - started, job["result"]
 
 
+# -- a quiet start for every measurement -----------------------------------------------------
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (``/proc/stat``)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _flush(data_dir: str) -> None:
+    """Write the service's database files out now, so that the kernel's writeback of one
+    phase's commits does not land in the next phase's measurement."""
+    for name in ("neurofab.sqlite3", "neurofab.sqlite3-wal"):
+        try:
+            fd = os.open(os.path.join(data_dir, name), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def settle(
+    service: Service, *, window: float = 0.25, idle_cpu: float = 0.02, machine_wait: float = 5.0
+) -> float:
+    """Wait until the previous measurement's work has settled; returns the machine's busy cores then.
+
+    Settled means: the service's processes (HTTP server, job workers) used under
+    ``idle_cpu`` of a core over two windows in a row after the database files were
+    flushed (their SQLite checkpointers run every second, so this also waits out the
+    checkpoint of the last phase's commits); then, for at most ``machine_wait``
+    seconds, that the machine as a whole has a core free (other people's work on a
+    shared machine can only be waited for so long: the figure returned says how busy it
+    was when the measurement began).
+    """
+    _flush(service.data)
+    pids = list(_process_tree(service.process.pid))
+    cores = os.cpu_count() or 1
+    quiet_windows, busy, machine_deadline = 0, 0.0, None
+    for _ in range(int(60 / window)):  # the service never goes quiet: measure anyway after a minute
+        tree_before = sum(_cpu_seconds(pid) for pid in pids)
+        machine_before = _machine_busy_seconds()
+        time.sleep(window)
+        tree = sum(_cpu_seconds(pid) for pid in pids) - tree_before
+        busy = (_machine_busy_seconds() - machine_before) / window
+        quiet_windows = quiet_windows + 1 if tree < idle_cpu * window else 0
+        if quiet_windows < 2:
+            continue
+        machine_deadline = machine_deadline or time.monotonic() + machine_wait
+        if busy <= cores - 1 or time.monotonic() >= machine_deadline:
+            break
+    return busy
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f} .. {max(values):.2f}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="job workers of the service (default 2)")
@@ -300,7 +386,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--neurons", type=int, default=16_384, help="size of the large job (default 16384)")
     parser.add_argument("--steps", type=int, default=1_000, help="steps of the large job (default 1000)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs of the large job (default 7)")
+    parser.add_argument("--repeats", type=int, default=7, help="turns of the large job (default 7)")
+    parser.add_argument(
+        "--turns", type=int, default=5, help="turns of bare vs service small-job throughput (default 5)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer jobs: a smoke run")
     args = parser.parse_args(argv)
     # The clients are threads of this process: let one whose response arrived take the
@@ -308,14 +397,13 @@ def main(argv=None) -> int:
     sys.setswitchinterval(0.0005)
     scale = 0.25 if args.quick else 1.0
     jobs_at = {1: int(200 * scale), 4: int(400 * scale), 16: int(800 * scale)}
+    bare_jobs = int(800 * scale)
 
     from emulator import job_document, network_document  # bench/emulator.py: the same E/I network
 
     large_network = network_document(args.neurons)
     large_job = job_document(args.neurons, args.steps)
-
-    print(f"bare emulator: {int(1000 * scale)} quickstart jobs back to back ...", file=sys.stderr)
-    bare_rate = bare_small_jobs(int(1000 * scale))
+    load_at_start = os.getloadavg()[0]
 
     service = Service(args.workers, args.http_workers, args.threads)
     try:
@@ -328,20 +416,58 @@ def main(argv=None) -> int:
             QUICKSTART_NETWORK["connections"],
             seed=QUICKSTART_NETWORK["seed"],
         )
-        service_throughput(url, small_key, net["network_id"], 4, 40)  # warm-up
-        rates = {}
-        cpu = {}
-        for clients, n_jobs in jobs_at.items():
-            print(f"service: {n_jobs} jobs with {clients} client(s) ...", file=sys.stderr)
+        network_id = net["network_id"]
+        # warm-up: JIT compilation and caches on both sides
+        bare_small_jobs(50)
+        service_throughput(url, small_key, network_id, 4, 40)
 
-            def run(clients=clients, n_jobs=n_jobs):
-                rates[clients] = service_throughput(url, small_key, net["network_id"], clients, n_jobs)
-                return n_jobs
+        # 1. Throughput. 1 and 4 clients once each (reported); then the target's figure,
+        # 16 clients, in turns against the bare emulator running the same jobs: each
+        # turn measures both sides (in alternating order) from a settled machine, and
+        # the ratio is the median of the turns' ratios.
+        rates, cpu, busy_at = {}, {}, {}
+        for clients in (1, 4):
+            busy_at[clients] = settle(service)
+            print(f"service: {jobs_at[clients]} jobs with {clients} client(s) ...", file=sys.stderr)
+
+            def run(clients=clients):
+                rates[clients] = service_throughput(url, small_key, network_id, clients, jobs_at[clients])
+                return jobs_at[clients]
 
             cpu[clients] = cpu_per_job(service.process.pid, run)
-        print("service: submit latency with 16 clients ...", file=sys.stderr)
-        latencies = submit_latencies(url, small_key, net["network_id"], 16, int(800 * scale))
+        bare_rates, service_rates, turn_ratios, turn_cpu, turn_busy = [], [], [], [], []
+        for turn in range(args.turns):
+            print(
+                f"turn {turn + 1}/{args.turns}: bare emulator {bare_jobs} jobs, "
+                f"service {jobs_at[16]} jobs with 16 clients ...",
+                file=sys.stderr,
+            )
+            measured = {}
+            for side in ("bare", "service") if turn % 2 == 0 else ("service", "bare"):
+                turn_busy.append(settle(service))
+                if side == "bare":
+                    measured["bare"] = bare_small_jobs(bare_jobs, warm_up=0)
+                else:
 
+                    def run(measured=measured):
+                        measured["service"] = service_throughput(url, small_key, network_id, 16, jobs_at[16])
+                        return jobs_at[16]
+
+                    turn_cpu.append(cpu_per_job(service.process.pid, run))
+            bare_rates.append(measured["bare"])
+            service_rates.append(measured["service"])
+            turn_ratios.append(measured["service"] / measured["bare"])
+        bare_rate = statistics.median(bare_rates)
+        rates[16] = statistics.median(service_rates)
+        cpu[16] = {role: statistics.median(c[role] for c in turn_cpu) for role in turn_cpu[0]}
+        ratio_small = statistics.median(turn_ratios)
+
+        # 2. Submit latency.
+        busy_latency = settle(service)
+        print("service: submit latency with 16 clients ...", file=sys.stderr)
+        latencies = submit_latencies(url, small_key, network_id, 16, int(800 * scale))
+
+        # 3. The large job.
         print(f"large job: {args.neurons} neurons x {args.steps} steps ...", file=sys.stderr)
         big_key = _signup(url, "researcher")
         # Warm-up on both sides: every job worker and this process compile their kernels.
@@ -354,61 +480,89 @@ def main(argv=None) -> int:
         bare_large_job(large_network, large_job)
         for t in warm:
             t.join()
-        service_times, bare_times = [], []
-        for _ in range(args.repeats):
-            seconds, service_result = service_large_job(url, big_key, large_network, large_job)
-            service_times.append(seconds)
-            seconds, bare_result = bare_large_job(large_network, large_job)
-            bare_times.append(seconds)
+        service_times, bare_times, large_busy = [], [], []
+        for turn in range(args.repeats):
+            for side in ("service", "bare") if turn % 2 == 0 else ("bare", "service"):
+                large_busy.append(settle(service))
+                if side == "service":
+                    seconds, service_result = service_large_job(url, big_key, large_network, large_job)
+                    service_times.append(seconds)
+                else:
+                    seconds, bare_result = bare_large_job(large_network, large_job)
+                    bare_times.append(seconds)
             assert service_result == bare_result, "the service and the emulator disagree"
     finally:
         service.stop()
 
     p50, p99 = _percentile(latencies, 50) * 1e3, _percentile(latencies, 99) * 1e3
     service_large, bare_large = statistics.median(service_times), statistics.median(bare_times)
-    ratio_small = rates[16] / bare_rate
-    ratio_large = statistics.median(sv / bt for sv, bt in zip(service_times, bare_times, strict=True))
+    large_ratios = [sv / bt for sv, bt in zip(service_times, bare_times, strict=True)]
+    ratio_large = statistics.median(large_ratios)
+    print()
+    print(
+        f"load average at start {load_at_start:.2f}; machine's busy cores when a measurement began: "
+        f"{_spread(turn_busy + large_busy + [busy_latency, *busy_at.values()])}"
+    )
     print()
     print("| measurement | value |")
     print("| --- | --- |")
-    print(f"| bare emulator, quickstart jobs back to back | {bare_rate:.1f} jobs/s |")
+    print(
+        f"| bare emulator, quickstart jobs back to back (median of {args.turns} turns; "
+        f"{_spread(bare_rates)}) | {bare_rate:.1f} jobs/s |"
+    )
     for clients, rate in rates.items():
         split = ", ".join(f"{role} {ms:.2f}" for role, ms in cpu[clients].items())
+        label = f"median of {args.turns} turns ({_spread(service_rates)}); " if clients == 16 else ""
         print(
-            f"| service, {clients:>2} client(s) | {rate:.1f} jobs/s ({rate / bare_rate:.2f} x bare); "
+            f"| service, {clients:>2} client(s) | {rate:.1f} jobs/s ({label}{rate / bare_rate:.2f} x bare); "
             f"CPU ms/job: {split} |"
         )
+    print(
+        f"| service / bare, 16 clients, per turn | {', '.join(f'{r:.2f}' for r in turn_ratios)} "
+        f"(median {ratio_small:.2f}) |"
+    )
     print(
         f"| POST /v1/jobs latency, 16 clients | p50 {p50:.1f} ms, p99 {p99:.1f} ms "
         f"({len(latencies)} submits) |"
     )
     print(
         f"| {args.neurons} x {args.steps} job, bare emulator "
-        f"(median of {args.repeats}; fastest {min(bare_times):.3f} s) "
+        f"(median of {args.repeats}; {_spread(bare_times)} s) "
         f"| {bare_large:.3f} s |"
     )
     print(
         f"| {args.neurons} x {args.steps} job, service end to end "
-        f"(median; fastest {min(service_times):.3f} s) "
-        f"| {service_large:.3f} s (median of per-turn ratios {(ratio_large - 1) * 100:+.1f}%) |"
+        f"(median; {_spread(service_times)} s) "
+        f"| {service_large:.3f} s |"
+    )
+    print(
+        f"| service / bare, large job, per turn | {', '.join(f'{r:.3f}' for r in large_ratios)} "
+        f"(median {(ratio_large - 1) * 100:+.1f}%) |"
     )
     print()
     print(
-        f"target: 16-client throughput >= 0.5 x bare: {ratio_small:.2f} x -> "
-        f"{'met' if ratio_small >= 0.5 else 'MISSED'}"
+        f"target: 16-client throughput >= 0.5 x bare: {ratio_small:.2f} x "
+        f"(turns {_spread(turn_ratios)}) -> {'met' if ratio_small >= 0.5 else 'MISSED'}"
     )
     print(
-        f"target: large job within 10% of bare: {(ratio_large - 1) * 100:+.1f}% -> "
+        f"target: large job within 10% of bare: {(ratio_large - 1) * 100:+.1f}% "
+        f"(turns {(min(large_ratios) - 1) * 100:+.1f} .. {(max(large_ratios) - 1) * 100:+.1f}%) -> "
         f"{'met' if ratio_large <= 1.10 else 'MISSED'}"
     )
     print(f"target: p99 submit latency < 50 ms: {p99:.1f} ms -> {'met' if p99 < 50 else 'MISSED'}")
     print(
         json.dumps(
             {
+                "load_average_at_start": round(load_at_start, 2),
                 "bare_jobs_per_s": round(bare_rate, 2),
                 "service_jobs_per_s": {str(k): round(v, 2) for k, v in rates.items()},
                 "cpu_ms_per_job": {str(k): {r: round(ms, 3) for r, ms in v.items()} for k, v in cpu.items()},
                 "throughput_ratio_16": round(ratio_small, 3),
+                "throughput_turns": {
+                    "bare_jobs_per_s": [round(r, 1) for r in bare_rates],
+                    "service_jobs_per_s": [round(r, 1) for r in service_rates],
+                    "ratios": [round(r, 3) for r in turn_ratios],
+                },
                 "submit_p50_ms": round(p50, 2),
                 "submit_p99_ms": round(p99, 2),
                 "large_job": {
@@ -417,9 +571,11 @@ def main(argv=None) -> int:
                     "bare_s": round(bare_large, 4),
                     "service_s": round(service_large, 4),
                     "ratio": round(ratio_large, 4),
+                    "ratios": [round(r, 4) for r in large_ratios],
                     "bare_runs_s": [round(t, 4) for t in bare_times],
                     "service_runs_s": [round(t, 4) for t in service_times],
                 },
+                "machine_busy_cores_at_measurements": [round(b, 2) for b in turn_busy + large_busy],
             }
         )
     )

@@ -1,5 +1,11 @@
 """``simulate(netlist, job)``: check the input, lay the network out, run the compiled chunks.
 
+A caller that runs many jobs on a netlist it never changes (the service, which keys
+netlists by network id: a network is immutable) can :func:`prepare` it once and call
+:func:`simulate_prepared`: the netlist's checks and the synapse layouts are then done
+once instead of per job (a fifth of a quickstart job's emulator time). Both paths run
+the same code, so their results are identical.
+
 See docs/emulator.md for the design. This module holds no per-step Python: it
 validates, builds the state arrays, calls :mod:`neurofab.emulator.kernels` for chunks
 of about a quarter second (reporting progress between them, growing the spike buffer
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 
 import numba
@@ -27,7 +34,8 @@ from .capacity import QueueCapacity
 from .capacity import warm_up as _warm_up_capacity
 from .layout import MAX_BLOCK, block_bounds, build_layout, incoming_index
 
-__all__ = ["simulate", "PARALLEL_MIN_NEURONS", "CHUNK_SECONDS"]
+__all__ = ["simulate", "prepare", "simulate_prepared", "PreparedNetlist", "PARALLEL_MIN_NEURONS",
+           "CHUNK_SECONDS"]
 
 #: below this many neurons one thread is faster than a parallel region per step
 PARALLEL_MIN_NEURONS = 6000
@@ -55,16 +63,62 @@ def simulate(netlist: Netlist, job: Job, *, progress=None,
     give each core's most events in flight and the first step it held them. Without
     it the run is exactly as before (the counting is not compiled into the kernels).
     """
+    return _simulate(netlist, None, job, progress, capacity)
+
+
+class PreparedNetlist:
+    """A netlist checked once, with its synapse layouts kept as they are first built.
+
+    Only for a netlist nobody changes afterwards (the arrays are not copied, and a
+    change would not be seen). Thread-safe: two threads building the same layout at
+    once both build it, and one is kept. ``n_synapses`` says what it holds, for a
+    cache's bound (the layouts take about as much memory again as the netlist).
+    """
+
+    def __init__(self, netlist: Netlist):
+        _warm_up(np.int16, _wants_parallel(netlist.n_neurons))  # the checks' compiled code
+        self.netlist = netlist
+        self.arrays = _checked_netlist(netlist)
+        delay = self.arrays["synapse"]["delay"]
+        self.n_slots = int(delay.max()) + 1 if delay.size else 1
+        self.n_synapses = int(delay.size)
+        self._layouts: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
+
+    def layout(self, key: tuple, build):
+        """The layout for ``key`` (its build parameters), from ``build()`` the first time."""
+        with self._lock:
+            layout = self._layouts.get(key)
+        if layout is None:
+            layout = build()
+            with self._lock:
+                layout = self._layouts.setdefault(key, layout)
+        return layout
+
+
+def prepare(netlist: Netlist) -> PreparedNetlist:
+    """Check ``netlist`` once for :func:`simulate_prepared` (raises :class:`ValidationError` as
+    :func:`simulate` would)."""
+    return PreparedNetlist(netlist)
+
+
+def simulate_prepared(prepared: PreparedNetlist, job: Job, *, progress=None,
+                      capacity: QueueCapacity | None = None) -> RunResult:
+    """:func:`simulate` on a :func:`prepare`-d netlist: the same result, less work per job."""
+    return _simulate(prepared.netlist, prepared, job, progress, capacity)
+
+
+def _simulate(netlist: Netlist, prepared: PreparedNetlist | None, job: Job, progress, capacity) -> RunResult:
     started = time.perf_counter()
     # compile or load the checks, the layout and the narrowest ring's kernels first
     compile_seconds = _warm_up(np.int16, _wants_parallel(netlist.n_neurons))
-    arrays = _checked_netlist(netlist)
+    arrays = _checked_netlist(netlist) if prepared is None else prepared.arrays
     _check_job(job, netlist.n_neurons)
     if capacity is not None:
         _check_capacity(capacity, netlist.n_neurons)
         capacity.check_accumulators(netlist, job)
         compile_seconds += _warm_up_capacity()
-    result, more_compile_seconds = _run(netlist, arrays, job, progress, capacity=capacity)
+    result, more_compile_seconds = _run(netlist, arrays, job, progress, capacity=capacity, prepared=prepared)
     result.compute_seconds = time.perf_counter() - started - compile_seconds - more_compile_seconds
     return result
 
@@ -228,10 +282,11 @@ def _warm_up(ring_dtype, parallel: bool) -> float:
 
 # ---------------------------------------------------------------------------- run
 
-def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacity=None):
+def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacity=None, prepared=None):
     """``(result, compile_seconds)``; ``force = (parallel, ring_dtype)`` overrides the plan
     (the warm-up uses it to compile a given variant on a tiny network). ``capacity``
-    counts the events in flight after every chunk (see :mod:`.capacity`)."""
+    counts the events in flight after every chunk (see :mod:`.capacity`). ``prepared``
+    (a :class:`PreparedNetlist` of ``netlist``) keeps the layouts between runs."""
     n = netlist.n_neurons
     T = job.timesteps
     lr = job.learning
@@ -245,16 +300,27 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacit
     bounds, block_len = block_bounds(n, n_blocks)
     n_padded = n_blocks * block_len
 
-    layout = build_layout(syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"],
-                          syn["plastic"], n, block_len, n_blocks, planes != 1, learning, bool(lr.graded))
+    def build():
+        return build_layout(syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"],
+                            syn["plastic"], n, block_len, n_blocks, planes != 1, learning, bool(lr.graded))
+
+    if prepared is None:
+        layout = build()
+    else:
+        layout = prepared.layout((n_blocks, block_len, planes != 1, learning, bool(lr.graded)), build)
     group_offsets, group_start, group_delay, packed, syn_c, syn_src, syn_plastic, perm, bound = layout
     del layout
+    if prepared is not None and learning:
+        packed = packed.copy()  # learning rewrites the weights in place: the kept layout stays as built
     ring_dtype = _ring_dtype(int(bound)) if force is None else force[1]
     compile_seconds = 0.0
     if force is None:
         compile_seconds = _warm_up(ring_dtype, parallel)
         parallel = parallel and _parallel_usable
-    n_slots = int(syn["delay"].max()) + 1 if syn["delay"].size else 1
+    if prepared is None:
+        n_slots = int(syn["delay"].max()) + 1 if syn["delay"].size else 1
+    else:
+        n_slots = prepared.n_slots
 
     if learning and not three_factor:
         in_offsets, in_positions = incoming_index(perm, syn["tgt"], n)

@@ -10,6 +10,7 @@ large bodies streamed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import json
 import os
@@ -23,7 +24,7 @@ import neurofab
 from neurofab.errors import ValidationError
 
 from . import accounts, jobqueue
-from .app import json_response, service
+from .app import TURN_MAX_BODY, json_response, service
 from .backends import choose_backend
 from .config import MAX_WAIT_SECONDS
 from .errors import ApiError
@@ -101,10 +102,22 @@ def _iso(timestamp: float | None) -> str | None:
     )
 
 
+def in_turn(view):
+    """Run a light view in its process's turn (see :class:`.app.Turns`)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        with service().turns.turn():
+            return view(*args, **kwargs)
+
+    return wrapper
+
+
 # -- health ----------------------------------------------------------------------------
 
 
 @api.get("/health")
+@in_turn
 def health():
     svc = service()
     counts = jobqueue.queue_counts(svc.db)
@@ -160,6 +173,7 @@ def signup():
 
 
 @api.get("/v1/usage")
+@in_turn
 def usage():
     svc = service()
     account = current_account()
@@ -386,7 +400,9 @@ def _job_row(account, job_id: str):
     row = (
         service()
         .db.connect()
-        .execute("SELECT * FROM jobs WHERE id = ? AND account_id = ?", (job_id, account.id))
+        .execute(
+            f"SELECT {jobqueue.JOB_COLUMNS} FROM jobs WHERE id = ? AND account_id = ?", (job_id, account.id)
+        )
         .fetchone()
     )
     if row is None:
@@ -396,11 +412,17 @@ def _job_row(account, job_id: str):
 
 @api.post("/v1/jobs")
 def submit_job():
-    from neurofab.job import bind_job, parse_job
-
     svc = service()
     account = current_account()
-    doc = json_body()
+    doc = json_body()  # read off the socket before the turn: a slow client must not hold it
+    light = request.content_length is not None and request.content_length <= TURN_MAX_BODY
+    with svc.turns.turn(light):
+        return _submit_job(svc, account, doc)
+
+
+def _submit_job(svc, account, doc):
+    from neurofab.job import bind_job, parse_job
+
     idempotency_key = _idempotency_key()
     wait = _wait_arg()
     job = parse_job(doc, require_network_id=True)
@@ -476,6 +498,7 @@ def _wait_arg() -> float:
 
 
 @api.get("/v1/jobs/<job_id>")
+@in_turn
 def get_job(job_id: str):
     svc = service()
     account = current_account()
@@ -492,12 +515,14 @@ def _long_poll(svc, account, job_id, row, deadline: float):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        svc.watcher.wait(job_id, remaining)
+        with svc.turns.paused():
+            svc.watcher.wait(job_id, remaining)
         row = _job_row(account, job_id)
     return row
 
 
 @api.delete("/v1/jobs/<job_id>")
+@in_turn
 def cancel_job(job_id: str):
     svc = service()
     account = current_account()
@@ -524,7 +549,7 @@ def list_jobs():
             f"query parameter status must be one of queued, running, completed, failed, "
             f"cancelled, not {status!r}",
         )
-    sql = "SELECT * FROM jobs WHERE account_id = ?"
+    sql = f"SELECT {jobqueue.JOB_COLUMNS} FROM jobs WHERE account_id = ?"
     params: list = [account.id]
     if cursor is not None:
         sql += " AND seq < ?"
@@ -546,7 +571,9 @@ def _completed_result(account, job_id: str):
     if row["status"] != "completed":
         raise ApiError(409, f"job {job_id} is {row['status']}; its results exist once it has completed")
     stored_row = (
-        svc.db.connect().execute("SELECT manifest, data FROM results WHERE job_id = ?", (job_id,)).fetchone()
+        svc.db.connect()
+        .execute("SELECT result_manifest AS manifest, result_data AS data FROM jobs WHERE id = ?", (job_id,))
+        .fetchone()
     )
     return row, load_result(svc.settings.data_dir, stored_row), svc.network(account.id, row["network_id"])
 

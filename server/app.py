@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
@@ -25,9 +26,66 @@ from .config import Settings
 from .doorbell import Doorbell
 from .errors import ApiError
 
-__all__ = ["create_app", "Service", "service", "json_response"]
+__all__ = ["create_app", "Service", "Turns", "service", "json_response", "TURN_MAX_BODY"]
+
+#: A request body up to this size is light enough to be handled in its turn (:class:`Turns`).
+TURN_MAX_BODY = 1 << 16
 
 log = logging.getLogger("neurofab.server")
+
+
+class Turns:
+    """Light requests take turns: one at a time per web process, each to its end.
+
+    A web process serves many requests from a pool of threads, but Python runs one
+    thread at a time (the interpreter lock). Left to the lock, threads switch every
+    half millisecond (the WSGI module's switch interval), so a thread inside a write
+    transaction, which lets go of the interpreter in every SQLite call, waits for the
+    other threads at each call while it holds the database's write lock, which every
+    other process then waits for too (a convoy: on two cores, a third of the CPU went
+    idle at 16 clients). Taking turns loses no parallelism (the interpreter lock
+    allowed none) and makes every write transaction as short as its own work.
+
+    The API's light endpoints (a job's submission, with its inline run; a job's status;
+    cancel; usage; health) run their view in a turn. A long poll gives its turn up
+    while it waits (:meth:`paused`). Heavy requests (networks, spikes, weights, rasters,
+    docs, a submission whose body exceeds :data:`TURN_MAX_BODY`) do not take turns, so
+    that none of them holds the process for long; they share the interpreter with the
+    turns as before. Reading a request's body happens before its turn (a slow client
+    must not hold the process).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._mine = threading.local()
+
+    @contextmanager
+    def turn(self, take: bool = True):
+        """Hold this process's turn for the block (no-op with ``take`` false, or if held)."""
+        if not take or getattr(self._mine, "held", False):
+            yield
+            return
+        self._lock.acquire()
+        self._mine.held = True
+        try:
+            yield
+        finally:
+            self._mine.held = False
+            self._lock.release()
+
+    @contextmanager
+    def paused(self):
+        """Give the turn up for the block (a wait), if this thread holds it."""
+        if not getattr(self._mine, "held", False):
+            yield
+            return
+        self._mine.held = False
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
+            self._mine.held = True
 
 
 class JobWatcher:
@@ -125,6 +183,7 @@ class Service:
         self.db.initialise()
         self.db.start_checkpointer()
         self.watcher = JobWatcher(self.db, settings.data_dir)
+        self.turns = Turns()
         # (account, network) -> (parsed network, expected synapses)
         self._networks: OrderedDict[tuple[int, str], tuple] = OrderedDict()
         self._lock = threading.Lock()

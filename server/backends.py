@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +46,9 @@ def _no_preset() -> str | None:
 @dataclass(frozen=True)
 class Backend:
     name: str
-    #: ``run(netlist, job, progress) -> RunResult``; ``progress(done, total)`` may raise to stop
+    #: ``run(netlist, job, progress) -> RunResult``; ``progress(done, total)`` may raise to stop.
+    #: A backend may keep work per netlist object (the emulator keeps its setup): the
+    #: netlists given must not change afterwards, as the service's never do
     run: Callable
     #: ``fits(network, job) -> None | str``: ``None`` if this backend can run the job
     fits: Callable = _fits_everything
@@ -88,10 +92,49 @@ def choose_backend(network, job, enabled) -> str:
     raise LookupError("no enabled backend can run this job (" + "; ".join(reasons) + ")")
 
 
+#: Networks up to this many synapses keep their emulator setup between jobs (bigger
+#: ones spend a sliver of a run on it, and their layouts would take much memory).
+PREPARED_MAX_SYNAPSES = 1 << 20
+#: The kept setups hold this many synapses at most, together.
+PREPARED_TOTAL_SYNAPSES = 1 << 22
+_prepared: OrderedDict[int, tuple] = OrderedDict()  # id(netlist) -> (netlist, PreparedNetlist)
+_prepared_lock = threading.Lock()
+
+
+def _prepared_netlist(netlist):
+    """The emulator's setup of ``netlist`` (checked, layouts kept), or ``None`` for a large one.
+
+    The service's netlists come from its network cache (:class:`.runner.NetworkCache`),
+    one object per network id, and a network never changes once stored: so the setup
+    can be kept with the object. Most recently used kept, bounded by synapse count.
+    """
+    from neurofab.emulator.engine import prepare
+
+    with _prepared_lock:
+        entry = _prepared.get(id(netlist))
+        if entry is not None and entry[0] is netlist:
+            _prepared.move_to_end(id(netlist))
+            return entry[1]
+    if netlist.n_synapses > PREPARED_MAX_SYNAPSES:
+        return None
+    prepared = prepare(netlist)
+    with _prepared_lock:
+        _prepared[id(netlist)] = (netlist, prepared)  # the entry holds the netlist: its id stays its own
+        total = sum(p.n_synapses for _, p in _prepared.values())
+        while len(_prepared) > 1 and total > PREPARED_TOTAL_SYNAPSES:
+            _, (_, old) = _prepared.popitem(last=False)
+            total -= old.n_synapses
+    return prepared
+
+
 def _run_emulator(netlist, job, progress):
     from neurofab.emulator import simulate
+    from neurofab.emulator.engine import simulate_prepared
 
-    return simulate(netlist, job, progress=progress)
+    prepared = _prepared_netlist(netlist)
+    if prepared is None:
+        return simulate(netlist, job, progress=progress)
+    return simulate_prepared(prepared, job, progress=progress)
 
 
 register_backend(Backend(name="emulator", run=_run_emulator, priority=0))

@@ -10,7 +10,18 @@ over at once (SQLite's busy handler would have each waiter poll with sleeps); th
 busy timeout covers a process outside that queue.
 
 ``synchronous=NORMAL`` in WAL mode survives any process crash (a restart loses
-nothing); only an operating-system crash can lose the last commits.
+nothing): a commit is in the WAL file, in the operating system's page cache, before
+``COMMIT`` returns, and a SIGKILLed process's writes are not undone. Only an
+operating-system crash or power loss can lose the last commits (those since the last
+checkpoint's fsync, at most about a second); ``FULL`` would fsync the WAL on every
+commit, two per job, for a guarantee the service does not promise.
+
+A job is one row from submission to result (schema version 2): the stored result
+(its manifest and inline BLOB, :mod:`.store`) goes into the job's own row, so
+completing a job writes one table's pages, and ``seq`` is a plain ``INTEGER PRIMARY
+KEY`` (jobs are never deleted, so SQLite's "largest rowid + 1" never reuses one;
+``AUTOINCREMENT`` would add a write of ``sqlite_sequence`` to every submission).
+Version-1 files are migrated in place by :meth:`Database.initialise`.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from contextlib import contextmanager
 
 __all__ = ["SCHEMA_VERSION", "Database", "process_write_lock"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Held by a thread of this process while it writes (and by an inline job while it
 #: runs, see :func:`process_write_lock`). Re-entrant: a write may happen inside it.
@@ -93,8 +104,11 @@ CREATE TABLE IF NOT EXISTS networks (
 CREATE INDEX IF NOT EXISTS networks_account ON networks(account_id, created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS networks_idempotency
     ON networks(account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- result_manifest and result_data: the stored arrays (see .store), null until completed.
+-- Readers name their columns (see jobqueue.JOB_COLUMNS), so a job's BLOB is read only
+-- by the endpoints that serve its arrays.
 CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -114,7 +128,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     compute_seconds REAL,
     result TEXT,
     provenance TEXT,
-    idempotency_key TEXT
+    idempotency_key TEXT,
+    result_manifest TEXT,
+    result_data BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, backend, seq);
 CREATE INDEX IF NOT EXISTS jobs_account ON jobs(account_id, seq);
@@ -142,12 +158,15 @@ CREATE TABLE IF NOT EXISTS workers (
     started_at REAL NOT NULL,
     seen_at REAL NOT NULL
 );
--- Result arrays: inline (zlib-compressed) for small runs, a file in the data dir for large.
-CREATE TABLE IF NOT EXISTS results (
-    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
-    manifest TEXT NOT NULL,
-    data BLOB
-);
+"""
+
+#: Version 1 kept each result in a ``results`` table of its own: its rows move into
+#: the jobs' new columns. (Version 1's ``AUTOINCREMENT`` on ``jobs.seq`` stays: harmless.)
+_MIGRATE_1_TO_2 = """
+ALTER TABLE jobs ADD COLUMN result_manifest TEXT;
+ALTER TABLE jobs ADD COLUMN result_data BLOB;
+UPDATE jobs SET result_manifest = r.manifest, result_data = r.data FROM results AS r WHERE r.job_id = jobs.id;
+DROP TABLE results
 """
 
 
@@ -195,20 +214,27 @@ class Database:
         os.makedirs(directory, exist_ok=True)
         conn = self.connect()
         conn.execute("PRAGMA journal_mode = WAL")
-        # executescript() commits on its own, so the schema goes in statement by statement.
+        # executescript() commits on its own, so the schema goes in statement by statement,
+        # all in one transaction: a migration is applied whole or not at all.
         with self.write() as c:
+            row = None
+            if c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+                row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = None if row is None else int(row["value"])  # None: a new file
+            if version is not None and version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this neurofab's {SCHEMA_VERSION}"
+                )
+            if version == 1:
+                for statement in _statements(_MIGRATE_1_TO_2):
+                    c.execute(statement)
             for statement in _statements(_SCHEMA):
                 c.execute(statement)
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                c.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
-            elif int(row["value"]) > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} has schema version {row['value']}, "
-                    f"newer than this neurofab's {SCHEMA_VERSION}"
-                )
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
 
     def _writers_file(self) -> int:
         """This process's descriptor of ``<database>.writers``, the processes' queue for writing."""

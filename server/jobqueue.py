@@ -29,6 +29,7 @@ from .errors import ApiError
 
 __all__ = [
     "TERMINAL",
+    "JOB_COLUMNS",
     "new_job_id",
     "insert_job",
     "claim",
@@ -46,6 +47,15 @@ __all__ = [
 ]
 
 TERMINAL = ("completed", "failed", "cancelled")
+
+#: Every column of a job row but its stored arrays (``result_manifest``, ``result_data``),
+#: which only the endpoints serving spikes, weights and rasters read: a status poll
+#: should not pull a result's BLOB through SQLite's page cache.
+JOB_COLUMNS = (
+    "seq, id, account_id, network_id, document, timesteps, backend, status, runtime_limit, created_at,"
+    " started_at, finished_at, attempts, lease_owner, lease_expires, progress, error_message,"
+    " compute_seconds, result, provenance, idempotency_key"
+)
 
 
 def _ring(db, kind: str) -> None:
@@ -164,7 +174,7 @@ def _claim_in(conn, worker_id: str, backends, lease_seconds: float, now: float) 
         "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires = ?, attempts = attempts + 1,"
         " started_at = ?, progress = 0.0"
         " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' AND backend IN"
-        f" ({marks}) ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING *",
+        f" ({marks}) ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING {JOB_COLUMNS}",
         (worker_id, now + lease_seconds, now, *backends),
     ).fetchone()
 
@@ -219,7 +229,9 @@ def complete(
 ) -> tuple[bool, sqlite3.Row | None]:
     """Store the result and mark the job completed, if it is still this worker's.
 
-    Returns ``(completed, next_job)``. With ``claim_next`` (the worker's backends) the
+    The summary, provenance and stored arrays (``manifest`` and the inline ``blob``, see
+    :mod:`.store`) go into the job's row in the one UPDATE that completes it. Returns
+    ``(completed, next_job)``. With ``claim_next`` (the worker's backends) the
     same transaction also claims the worker's next job, as :func:`claim` would: a busy
     worker then takes the write lock once per job instead of twice.
     """
@@ -229,18 +241,14 @@ def complete(
         done = (
             conn.execute(
                 "UPDATE jobs SET status = 'completed', finished_at = ?, result = ?, compute_seconds = ?,"
-                " provenance = ?, progress = 1.0, lease_expires = NULL"
+                " provenance = ?, progress = 1.0, lease_expires = NULL, result_manifest = ?, result_data = ?"
                 " WHERE id = ? AND lease_owner = ? AND status = 'running'",
-                (now, result_json, compute_seconds, provenance_json, job_id, worker_id),
+                (now, result_json, compute_seconds, provenance_json, manifest, blob, job_id, worker_id),
             ).rowcount
             == 1
         )
         if done:
             _bill(conn, job_id, compute_seconds, now)
-            conn.execute(
-                "INSERT OR REPLACE INTO results (job_id, manifest, data) VALUES (?, ?, ?)",
-                (job_id, manifest, blob),
-            )
         if claim_next:
             next_job = _claim_in(conn, worker_id, claim_next, lease_seconds, now)
     if done:

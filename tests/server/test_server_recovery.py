@@ -71,7 +71,7 @@ def test_200_jobs_from_8_clients_complete_exactly_once(service):
             f"SELECT status, attempts FROM jobs WHERE id IN ({marks})", list(results)
         ).fetchall()
         stored = db.execute(
-            f"SELECT count(*) FROM results WHERE job_id IN ({marks})", list(results)
+            f"SELECT count(*) FROM jobs WHERE id IN ({marks}) AND result_manifest IS NOT NULL", list(results)
         ).fetchone()[0]
     assert len(rows) == 200 and stored == 200
     assert {(r["status"], r["attempts"]) for r in rows} == {("completed", 1)}

@@ -18,6 +18,46 @@ from neurofab.server.db import Database
 from neurofab.server.store import INLINE_LIMIT, load_result, pack_result, write_result
 from neurofab.server.worker import stored_job
 
+# -- the emulator backend's kept setup ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "learning",
+    [None, {"enabled": True}, {"enabled": True, "three_factor": True}],
+    ids=["plain", "stdp", "three-factor"],
+)
+def test_the_emulator_backend_keeps_its_setup_and_gives_the_emulators_results(learning):
+    from neurofab.emulator import simulate
+    from neurofab.network import expand, parse_network
+    from neurofab.server import backends
+
+    network = parse_network(
+        {
+            "populations": [{"label": "a", "size": 40}, {"label": "b", "size": 30}],
+            "connections": [
+                {"source": "a", "target": "b", "topology": "random_sparse", "p": 0.3, "weight": 900},
+                {"source": "b", "target": "a", "topology": "random_sparse", "p": 0.2, "weight": 700,
+                 "delay": 3},
+            ],
+            "seed": 7,
+        }
+    )
+    netlist = expand(network)
+    doc = {"timesteps": 60, "stimuli": [{"population": "a", "current": 1500}], "seed": 3}
+    if learning:
+        doc["learning"] = learning
+        doc["rewards"] = [{"timestep": 30, "value": 100}]
+    run = backends.get_backend("emulator").run
+    for _ in range(3):  # the kept layout is reused, and learning must not have changed it
+        kept = run(netlist, parse_job(doc), None)
+        fresh = simulate(netlist, parse_job(doc))
+        assert np.array_equal(kept.spike_times, fresh.spike_times)
+        assert np.array_equal(kept.spike_gids, fresh.spike_gids)
+        assert np.array_equal(kept.final_weights, fresh.final_weights)
+        assert kept.spike_times.size > 0
+    assert backends._prepared_netlist(netlist) is backends._prepared_netlist(netlist)
+
+
 # -- the queue --------------------------------------------------------------------------------
 
 
@@ -141,6 +181,90 @@ def test_completing_a_job_claims_the_next_in_the_same_transaction(db):
         blob=None,
         claim_next=["emulator"],
     ) == (True, None)
+
+
+#: The tables of a version-1 data directory that version 2 changed (results in their own
+#: table, ``AUTOINCREMENT``), as version 1 created them.
+_VERSION_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
+    created_at REAL NOT NULL, approved_by TEXT);
+INSERT INTO accounts VALUES (1, 'old@example.org', 'free', 0, NULL);
+CREATE TABLE networks (id TEXT PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id),
+    document TEXT NOT NULL, seed INTEGER NOT NULL, total_neurons INTEGER NOT NULL,
+    expected_synapses REAL NOT NULL, populations INTEGER NOT NULL, connections INTEGER NOT NULL,
+    created_at REAL NOT NULL, idempotency_key TEXT);
+INSERT INTO networks VALUES ('net_1', 1, '{}', 1, 1, 0, 1, 0, 0, NULL);
+CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    account_id INTEGER NOT NULL REFERENCES accounts(id), network_id TEXT NOT NULL REFERENCES networks(id),
+    document TEXT NOT NULL, timesteps INTEGER NOT NULL, backend TEXT NOT NULL, status TEXT NOT NULL,
+    runtime_limit REAL NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires REAL, progress REAL,
+    error_message TEXT, compute_seconds REAL, result TEXT, provenance TEXT, idempotency_key TEXT);
+INSERT INTO jobs (id, account_id, network_id, document, timesteps, backend, status, runtime_limit,
+    created_at, finished_at, attempts, result, provenance)
+    VALUES ('job_done', 1, 'net_1', '{}', 4, 'emulator', 'completed', 30, 0, 1, 1, '{}', '{}');
+INSERT INTO jobs (id, account_id, network_id, document, timesteps, backend, status, runtime_limit, created_at)
+    VALUES ('job_queued', 1, 'net_1', '{}', 4, 'emulator', 'queued', 30, 2);
+CREATE TABLE results (job_id TEXT PRIMARY KEY REFERENCES jobs(id), manifest TEXT NOT NULL, data BLOB);
+INSERT INTO results VALUES ('job_done', '{"storage": "inline"}', x'0102');
+"""
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "v1.sqlite3")
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_VERSION_1)
+    conn.close()
+    database = Database(path)
+    database.initialise()
+    database.initialise()  # a second process starting on the migrated file changes nothing
+    conn = database.connect()
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'results'").fetchone() is None
+    moved = conn.execute("SELECT id, result_manifest, result_data FROM jobs ORDER BY seq").fetchall()
+    assert [tuple(r) for r in moved] == [
+        ("job_done", '{"storage": "inline"}', b"\x01\x02"),
+        ("job_queued", None, None),
+    ]
+    # the queue carries on where it was: the old job first, new ones after it
+    database.account_id = 1
+    (new,) = _submit(database)
+    assert jobqueue.claim(database, "w1", ["emulator"], 30)["id"] == "job_queued"
+    assert jobqueue.claim(database, "w1", ["emulator"], 30)["id"] == new
+
+
+def test_a_newer_database_is_refused(tmp_path):
+    database = Database(str(tmp_path / "new.sqlite3"))
+    database.initialise()
+    with database.write() as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(RuntimeError, match="schema version 99, newer"):
+        Database(database.path).initialise()
+
+
+_STORED = "SELECT result_manifest, result_data FROM jobs WHERE id = ?"
+
+
+def test_a_completed_job_keeps_its_arrays_in_its_row(db):
+    (job_id,) = _submit(db)
+    jobqueue.claim(db, "w1", ["emulator"], 30)
+    done, _ = jobqueue.complete(
+        db, job_id, "w1", result_json="{}", compute_seconds=0.1, provenance_json="{}",
+        manifest='{"storage": "inline"}', blob=b"\x05",
+    )
+    row = db.connect().execute(_STORED, (job_id,)).fetchone()
+    assert done and tuple(row) == ('{"storage": "inline"}', b"\x05")
+    # a late completion by a worker that lost the job writes nothing over it
+    assert jobqueue.complete(
+        db, job_id, "w2", result_json="{}", compute_seconds=0.1, provenance_json="{}",
+        manifest='{"storage": "other"}', blob=b"\x06",
+    ) == (False, None)
+    row = db.connect().execute(_STORED, (job_id,)).fetchone()
+    assert tuple(row) == ('{"storage": "inline"}', b"\x05")
 
 
 def test_heartbeat_keeps_a_lease_and_cancel_ends_it(db):
