@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -117,20 +117,31 @@ def synthesize(component, *, family: str, top: str, workdir: Path | None = None,
     """Synthesise ``component`` for ``family`` (``"ice40"`` or ``"ecp5"``) with Yosys.
 
     The YoWASP tools see only their working directory, so every file lives in
-    ``workdir`` (a temporary folder by default). With ``keep_json`` the netlist is
-    written to ``workdir / f"{top}.json"`` for nextpnr.
+    ``workdir`` (a temporary folder by default): the design as ``{top}.il``, Yosys's
+    log (with the time per pass at its end) as ``yosys.log``, and with ``keep_json``
+    the netlist as ``{top}.json`` for nextpnr.
+
+    The design goes to Yosys as RTLIL (Amaranth's own route to Yosys), not Verilog: the
+    Verilog backend spells a memory's initial contents as one ``initial`` assignment per
+    word, which Yosys's Verilog frontend digests in time that grows faster than the word
+    count (the ``ulx3s-85f`` core's 64,692 words: over 11 CPU minutes in the frontend
+    alone), while RTLIL carries each memory's contents as one ``$meminit_v2`` cell (the
+    whole ``synth_ecp5`` then takes about 10 s). The design is the same: the same
+    memories, registers and logic; ABC's LUT mapping of the two equivalent inputs can
+    differ by a few cells.
     """
     if family not in _CLASSES:
         raise ValueError(f"family must be one of {sorted(_CLASSES)}, not {family!r}")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(workdir) if workdir is not None else Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{top}.v").write_text(verilog.convert(component, name=top, emit_src=False))
-        script = [f"read_verilog {top}.v", f"synth_{family} -top {top}",
+        (folder / f"{top}.il").write_text(rtlil.convert(component, name=top, emit_src=False))
+        script = [f"read_rtlil {top}.il", f"synth_{family} -top {top}",
                   "tee -q -o stat.json stat -json"]
         if keep_json:
             script.append(f"write_json {top}.json")
-        _run([*yosys_command(), "-q", "-p", "; ".join(script)], folder, f"yosys synth_{family}")
+        _run([*yosys_command(), "-q", "-l", "yosys.log", "-p", "; ".join(script)], folder,
+             f"yosys synth_{family}")
         stat = json.loads((folder / "stat.json").read_text())
     cells = {name: count for name, count in stat["design"]["num_cells_by_type"].items()
              if not name.startswith("$scopeinfo")}
