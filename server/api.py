@@ -10,7 +10,6 @@ large bodies streamed.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hmac
 import json
 import os
@@ -24,7 +23,7 @@ import neurofab
 from neurofab.errors import ValidationError
 
 from . import accounts, jobqueue
-from .app import TURN_MAX_BODY, json_response, service
+from .app import json_response, service
 from .backends import choose_backend
 from .config import MAX_WAIT_SECONDS
 from .errors import ApiError
@@ -102,22 +101,10 @@ def _iso(timestamp: float | None) -> str | None:
     )
 
 
-def in_turn(view):
-    """Run a light view in its process's turn (see :class:`.app.Turns`)."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        with service().turns.turn():
-            return view(*args, **kwargs)
-
-    return wrapper
-
-
 # -- health ----------------------------------------------------------------------------
 
 
 @api.get("/health")
-@in_turn
 def health():
     svc = service()
     counts = jobqueue.queue_counts(svc.db)
@@ -173,7 +160,6 @@ def signup():
 
 
 @api.get("/v1/usage")
-@in_turn
 def usage():
     svc = service()
     account = current_account()
@@ -412,17 +398,11 @@ def _job_row(account, job_id: str):
 
 @api.post("/v1/jobs")
 def submit_job():
-    svc = service()
-    account = current_account()
-    doc = json_body()  # read off the socket before the turn: a slow client must not hold it
-    light = request.content_length is not None and request.content_length <= TURN_MAX_BODY
-    with svc.turns.turn(light):
-        return _submit_job(svc, account, doc)
-
-
-def _submit_job(svc, account, doc):
     from neurofab.job import bind_job, parse_job
 
+    svc = service()
+    account = current_account()
+    doc = json_body()
     idempotency_key = _idempotency_key()
     wait = _wait_arg()
     job = parse_job(doc, require_network_id=True)
@@ -498,7 +478,6 @@ def _wait_arg() -> float:
 
 
 @api.get("/v1/jobs/<job_id>")
-@in_turn
 def get_job(job_id: str):
     svc = service()
     account = current_account()
@@ -522,7 +501,6 @@ def _long_poll(svc, account, job_id, row, deadline: float):
 
 
 @api.delete("/v1/jobs/<job_id>")
-@in_turn
 def cancel_job(job_id: str):
     svc = service()
     account = current_account()

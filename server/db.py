@@ -185,12 +185,37 @@ class Database:
         self._local = threading.local()
         self._writers_fd: int | None = None
         self._writers_pid: int | None = None
+        self._shared: tuple[int, sqlite3.Connection] | None = None  # (pid, connection)
 
     def connect(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use, reopened after a fork)."""
+        """This thread's connection (opened on first use, reopened after a fork), or the
+        shared one while it is lent to this thread (:meth:`lend`)."""
+        if getattr(self._local, "lent", False):
+            if self._shared is None or self._shared[0] != os.getpid():
+                self._shared = (os.getpid(), self._open())
+            return self._shared[1]
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
+        conn = self._open()
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def lend(self) -> None:
+        """Let this thread use the process's shared connection, until :meth:`unlend`.
+
+        For threads that take turns, one at a time (:class:`neurofab.server.app.Turns`):
+        sharing one connection keeps its page cache and prepared statements warm, where a
+        connection per thread would find its cache stale at every turn (SQLite drops a
+        connection's cache whenever another connection has written). The caller
+        guarantees that no two threads borrow it at once.
+        """
+        self._local.lent = True
+
+    def unlend(self) -> None:
+        self._local.lent = False
+
+    def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -199,7 +224,6 @@ class Database:
         # No checkpoint inside a request's COMMIT (it fsyncs, and would land on one unlucky
         # request); a background thread checkpoints instead (start_checkpointer).
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def close(self) -> None:

@@ -604,3 +604,57 @@ def test_doorbell_without_fifos_falls_back_to_polling(tmp_path):
     assert bell.path is None
     assert bell.wait(600)  # sleeps the short fallback interval, then says "look"
     bell.close()
+
+
+# -- light requests take turns ----------------------------------------------------------------
+
+
+def test_a_long_poll_gives_its_turn_up_while_it_waits(tmp_path):
+    """A ``?wait`` on a job nobody runs (no workers here) holds its request, but not the
+    process's turn: a cancel (a light request, which takes a turn) gets through meanwhile,
+    and the waiting poll answers with the cancelled job. Were the turn kept, the cancel
+    would queue behind the poll until the poll gave up with the job still queued."""
+    from neurofab.server.app import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path), "ADMIN_TOKEN": "nf_admin_t", "INLINE_MAX_COST": 0})
+    client = app.test_client()
+    key = client.post("/v1/signup", json={"email": "t@example.org"}).json["api_key"]
+    headers = {"X-API-Key": key}
+    network = {"populations": [{"label": "a", "size": 2}], "connections": []}
+    network_id = client.post("/v1/networks", json=network, headers=headers).json["network_id"]
+    job_id = client.post(
+        "/v1/jobs", json={"network_id": network_id, "timesteps": 5}, headers=headers
+    ).json["job_id"]
+    polled = {}
+
+    def poll():
+        polled.update(app.test_client().get(f"/v1/jobs/{job_id}?wait=30", headers=headers).json)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    watcher = app.extensions["neurofab"].watcher
+    while job_id not in watcher._waiters:  # the poll is waiting (its turn given up)
+        time.sleep(0.01)
+    assert client.get("/health").json["queued"] == 1  # a light request gets its turn
+    assert client.delete(f"/v1/jobs/{job_id}", headers=headers).json["status"] == "cancelled"
+    poller.join()
+    assert polled["status"] == "cancelled"
+    assert not app.extensions["neurofab"].turns.held()
+
+
+def test_light_requests_share_one_connection_and_heavy_ones_keep_their_own(tmp_path):
+    from neurofab.server.app import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path), "ADMIN_TOKEN": "nf_admin_t", "INLINE_MAX_COST": 0})
+    db = app.extensions["neurofab"].db
+    client = app.test_client()
+    key = client.post("/v1/signup", json={"email": "s@example.org"}).json["api_key"]
+    assert db._shared is None  # a sign-up is not a light request
+    assert client.get("/v1/usage", headers={"X-API-Key": key}).status_code == 200
+    shared = db._shared[1]
+    threads = [threading.Thread(target=lambda: app.test_client().get("/health")) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert db._shared[1] is shared and db.connect() is not shared
