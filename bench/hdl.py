@@ -45,6 +45,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from amaranth.hdl import Cat
@@ -278,7 +279,7 @@ def _harness_bits(component) -> int:
     return sum(len(Cat(value)) for _path, _member, value in component.signature.flatten(component))
 
 
-def _build(config: CoreConfig, target: Target, *, pnr: bool, seed: int, log=print):
+def _build(config: CoreConfig, target: Target, *, pnr: bool, seed: int, keep: Path | None = None, log=print):
     """``(report, harness_bits, why)`` for ``Core(config)`` in the harness on ``target``'s device.
 
     With ``pnr`` the report is the placed design's (Fmax, utilisation) or, when it does
@@ -295,11 +296,11 @@ def _build(config: CoreConfig, target: Target, *, pnr: bool, seed: int, log=prin
         place = place_and_route_ice40 if target.family == "ice40" else place_and_route_ecp5
         try:
             report = place(core, top="core_harness", device=target.device, package=target.package, seed=seed,
-                           freq_mhz=target.fmax_mhz)
+                           freq_mhz=target.fmax_mhz, workdir=keep)
         except PlaceAndRouteError as error:
             report, why = error.report, error.reason
     else:
-        report = synthesize(SerialHarness(core), family=target.family, top="core_harness")
+        report = synthesize(SerialHarness(core), family=target.family, top="core_harness", workdir=keep)
         over = shortfall(report, target.device)
         if over:
             why = f"needs more than the {target.device} has: {', '.join(over)}"
@@ -345,14 +346,16 @@ def json_row(config: CoreConfig, report: SynthesisReport | None, harness_bits: i
     return row
 
 
-def bench_preset(name: str, *, timesteps: int, pnr: bool, seed: int = 1, log=print) -> dict:
+def bench_preset(name: str, *, timesteps: int, pnr: bool, seed: int = 1, keep: Path | None = None,
+                 log=print) -> dict:
     """Everything above for preset ``name``; returns its :func:`json_row`."""
     config, target = PRESETS[name], TARGETS[name]
     log(f"{name} ({config.device}; nextpnr device {target.device}-{target.package})")
     log(f"  capacity: {config.neurons:,} neurons x {config.compartments} compartments, "
         f"{config.synapse_words:,} synapses, delays 0 .. {config.delay_slots - 1}, "
         f"{config.event_queue:,} events in flight")
-    report, harness_bits, why = _build(config, target, pnr=pnr, seed=seed, log=log)
+    report, harness_bits, why = _build(config, target, pnr=pnr, seed=seed, log=log,
+                                       keep=keep / name if keep is not None else None)
     for line in _describe(report, harness_bits, why, target):
         log(line)
     fmax = report.fmax_mhz if why is None else None
@@ -399,13 +402,16 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="40 simulated steps, synthesis without place and route (no Fmax, no events/s)")
     parser.add_argument("--seed", type=int, default=1, help="network draw and nextpnr seed (default 1)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep Yosys's and nextpnr's files (logs, netlist, pnr.json with the critical "
+                             "paths) in DIR/<preset>")
     args = parser.parse_args(argv)
     steps = args.steps if args.steps is not None else (40 if args.quick else 200)
     if steps < 1:
         parser.error(f"--steps must be a positive integer, not {steps}")
     out = {}
     for name in args.preset or ("icebreaker", "ulx3s-85f"):
-        out[name] = bench_preset(name, timesteps=steps, pnr=not args.quick, seed=args.seed)
+        out[name] = bench_preset(name, timesteps=steps, pnr=not args.quick, seed=args.seed, keep=args.keep)
     print(json.dumps(out))
     return 0
 

