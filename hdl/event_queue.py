@@ -13,26 +13,44 @@ sets the sticky ``queue_overflow`` with its step. During the fan-out of step ``s
 queue therefore holds the events with arrival ``> s`` less the delay-0 events of step
 ``s`` (those never enter it): exactly what ``neurofab.emulator.capacity`` counts.
 
-:class:`EventQueue` keeps three memories of its own:
+:class:`EventQueue` keeps three memories of its own, each a block RAM whose read data
+goes straight into a register (a block RAM's output is slow: on the ECP5 it takes most
+of a 10 ns clock, so no path runs from it through logic into another memory):
 
 - the **pool**, ``event_queue`` words (``layouts.event``: ``value``, ``target``,
-  ``compartment``, ``next``), one linked list per arrival slot;
-- the **arrival table**, one word per slot (``layouts.arrival``: ``head``, ``tail``;
-  whether a slot's list is empty is a register bit per slot, so a drain or a clear
-  empties a list without a memory write; its ``nonempty`` field is written, never
-  read), with one read port that is not transparent, so it maps to a block RAM;
+  ``compartment``, ``next2``, ``has_next2``), one list per arrival slot, each new event
+  its slot's new head. A word's link ``next2`` points **two** places further along its
+  list, so a walk that reads one word a clock knows each address two clocks ahead: the
+  word read in clock ``c`` is in a register in clock ``c + 2``, when the address it
+  links to is due. (A link to the next word would have to go from the pool's output
+  back into its address within one clock.)
+- the **arrival table**, one word per slot (``layouts.arrival``: ``head``, ``second``,
+  ``has_second``: the list's first two events, the walk's first two addresses), with
+  one read port that is not transparent. Whether a slot's list is empty is a register
+  bit per slot, so a drain or a clear empties a list without a memory write.
 - the **free FIFO** of pool indices a drain has read. A push takes its word from that
   FIFO, or, while it is empty, the next never-used word (``fresh``): allocation never
-  reads the pool, so it does not compete with the drain for the pool's read port, and a
-  word is reusable the clock after the drain has read it. The pool itself holds at most
-  ``held`` events, so a push that is not an overflow always finds a word.
+  reads the pool, so it does not compete with the drain for the pool's read port. A
+  word is reusable (visible in the FIFO) two clocks after the drain's read of it; the
+  pool itself holds at most ``held`` events less the events read since the last
+  ``step_end`` (every one of them read at least two clocks before that ``step_end``),
+  so a push that is not an overflow always finds a word.
+
+A push goes through three stages: A takes it (allocates its word, reads its slot's
+entry), B registers the entry, C writes the word and the slot's new entry. Stages B and
+C take an entry that the writes of the pushes ahead of them made after their read from
+those writes' registers (forwarding). A drain reads its slot's entry (clock 0),
+registers it (1), then reads the pool one word a clock from clock 2, each word into a
+register and on into a four-entry output FIFO whose head is ``drained``; the walk reads
+only while that FIFO has room for every word in flight, so a stalled consumer never
+loses one.
 
 With ``single_port=True`` the pool is one single-port memory (one read or one write a
 clock, as iCE40 SPRAM): the drain's reads and the pushes' writes share it, so pushes
 and drained events together take one clock each (two clocks per queued event).
 """
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -49,8 +67,69 @@ __all__ = ["STEP_BITS", "DRAIN_LATENCY", "EventQueue"]
 STEP_BITS = 24
 
 #: A drain of ``n > 0`` events with a ready consumer hands its last event over in clock
-#: ``n + DRAIN_LATENCY - 1`` after the ``drain`` pulse (clock 0): ``n + 3`` clocks in all.
-DRAIN_LATENCY = 3
+#: ``n + DRAIN_LATENCY - 1`` after the ``drain`` pulse (clock 0): ``n + 5`` clocks in all.
+DRAIN_LATENCY = 5
+
+#: Entries of the drain's output FIFO (its head is ``drained``): the walk reads the pool
+#: while the FIFO holds fewer than this less the words in flight (the pool's output and
+#: the register after it), counted from registers only, so a consumer's ``ready`` never
+#: reaches the pool's address. Four keep one event a clock with a ready consumer.
+_OUT_DEPTH = 4
+
+
+#: The deepest block RAM word of a few bits: ECP5 DP16KD 16,384 x 1 .. 4,096 x 4, then
+#: 2,048 x 9 .. 512 x 36 (iCE40 EBR: 2,048 x 2 .. 256 x 16). A dual-port pool deeper
+#: than :data:`_WIDE_DEPTH` is cut into lanes of ``_BLOCK_BITS // event_queue`` bits (a
+#: power of two), so that each lane is one block deep: Yosys would otherwise stack
+#: blocks in depth and select among their outputs in logic (the ECP5's 8,192-word pool
+#: took 2,048 x 9 blocks four deep, and that multiplexer, far from the blocks, cost 4 ns
+#: after their 5.8 ns output). Up to 2,048 words a block of either family holds the
+#: whole depth in its own widest ratio, so the pool stays one memory.
+_BLOCK_BITS = 16384
+_WIDE_DEPTH = 2048
+
+
+class _LanedRAM(Elaboratable):
+    """A memory with one read and one write port, kept as lanes of a few bits each.
+
+    ``raddr``, ``ren`` (``rdata`` is the word at ``raddr`` from the next clock, held
+    while ``ren`` is low), ``waddr``, ``wdata``, ``we``. Not transparent. Lanes are
+    ``_BLOCK_BITS // depth`` bits wide (rounded down to a power of two, at least one)
+    beyond ``_WIDE_DEPTH`` words, else one lane holds the whole word.
+    """
+
+    def __init__(self, shape, depth):
+        self.shape = shape
+        self.depth = depth
+        self.raddr = Signal(addr_bits(depth))
+        self.ren = Signal()
+        self.rdata = Signal(shape)
+        self.waddr = Signal(addr_bits(depth))
+        self.wdata = Signal(shape)
+        self.we = Signal()
+
+    @property
+    def lane_bits(self) -> int:
+        if self.depth <= _WIDE_DEPTH:
+            return len(self.rdata.as_value())
+        fit = max(1, _BLOCK_BITS // self.depth)
+        return 1 << (fit.bit_length() - 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        width = len(self.rdata.as_value())
+        rdata, wdata = self.rdata.as_value(), self.wdata.as_value()
+        for lane, lo in enumerate(range(0, width, self.lane_bits)):
+            hi = min(width, lo + self.lane_bits)
+            memory = Memory(shape=hi - lo, depth=self.depth, init=[])
+            m.submodules[f"lane{lane}"] = memory
+            rd = memory.read_port()
+            wr = memory.write_port()
+            m.d.comb += [
+                rd.addr.eq(self.raddr), rd.en.eq(self.ren), rdata[lo:hi].eq(rd.data),
+                wr.addr.eq(self.waddr), wr.data.eq(wdata[lo:hi]), wr.en.eq(self.we),
+            ]
+        return m
 
 
 class _SinglePortRAM(Elaboratable):
@@ -104,7 +183,8 @@ class EventQueue(wiring.Component):
         (see below).
     drained : ``Out(stream.Signature(delivery_layout(config)))``
         ``(target, compartment, value)`` of every event of the slot being drained, one a
-        clock while ``ready`` (a stall holds it; nothing is lost or repeated).
+        clock while ``ready`` (a stall holds it; nothing is lost or repeated). ``valid``
+        and the payload are registers.
     step : ``In(STEP_BITS)``
         The current timestep ``t``, recorded by an overflow; hold it during a step.
     drain : ``In(1)``
@@ -132,17 +212,22 @@ class EventQueue(wiring.Component):
         first push that found ``held == event_queue``. That push and every later one
         until ``held`` falls are dropped.
 
-    Timing, dual-port pool. A push is taken every clock and written in the next. A drain
-    of ``n > 0`` events, its consumer always ready, hands its events over in clocks
-    ``3 .. n + 2`` after the ``drain`` pulse (clock 0: the slot's table entry is read;
-    clock 1: its head; ``DRAIN_LATENCY`` = 3), ``done`` with the last; an empty slot
-    gives ``done`` in clock 1; the queue is idle (``busy`` low) from clock ``n + 3`` (2),
-    or from the clock after the last push's write, ``p + 2`` for ``p`` pushes taken in
-    clocks ``1 .. p``, if later. Single-port pool: in every clock in which both a drain
-    read and a push write are due, one waits (they take turns), and ``push.ready`` is
-    low while a push waits; there is no gap, so with ``p`` back-to-back pushes offered
-    from the ``drain`` pulse and a ready consumer the pool's port is busy in every clock
-    ``1 .. p + n`` (``n > 0``). Reset empties the lists only together with a ``clear``.
+    Timing, dual-port pool. A push is taken every clock (stage A) and written two clocks
+    later (stage C). A drain of ``n > 0`` events, its consumer always ready, hands its
+    events over in clocks ``5 .. n + 4`` after the ``drain`` pulse (clock 0: the slot's
+    table entry is read; 1: it is registered; 2: its head is read from the pool; 3: the
+    word is registered; 4: it enters the output FIFO; ``DRAIN_LATENCY`` = 5), ``done``
+    with the last; an empty slot gives ``done`` in clock 1; the queue is idle (``busy``
+    low) from clock ``n + 5`` (2), or from the clock after the last push's write, ``p +
+    3`` for ``p`` pushes taken in clocks ``1 .. p``, if later. A consumer that stalls
+    for ``k`` clocks in a row delays ``done`` by at most ``k`` clocks (the output FIFO
+    keeps the walk going meanwhile).
+    Single-port pool: in every clock in which both a drain read and a push write are
+    due, one waits (they take turns); ``push.ready`` is low while a push in stage B
+    cannot move on because the one in stage C waits. There is no gap: with ``p``
+    back-to-back pushes offered from the ``drain`` pulse and a ready consumer, the
+    pool's port is busy in every clock ``2 .. p + n + 1`` (``n > 0``, ``p > 0``).
+    Reset empties the lists only together with a ``clear``.
     """
 
     def __init__(self, config: CoreConfig, *, single_port: bool = False):
@@ -180,41 +265,42 @@ class EventQueue(wiring.Component):
         config = self._config
         layouts = core_layouts(config)
         capacity = config.event_queue
-        index_shape = layouts.event["next"].shape
+        index_shape = layouts.event["next2"].shape
+        event_shape = self.push.payload.shape()
 
         # --- memories ---------------------------------------------------------------------
         m.submodules.arrivals = arrivals = Memory(shape=layouts.arrival, depth=config.delay_slots, init=[])
         arrival_wr = arrivals.write_port()
-        # One read port, not transparent (a block RAM as it is): the drain's start reads
-        # it in a clock that takes no push, and a push whose slot the previous push is
-        # writing in the same clock takes that entry from registers (below).
+        # Not transparent (a block RAM as it is): the drain reads it in a clock that takes
+        # no push, and pushes take the writes their read missed from registers (below).
         entry_rd = arrivals.read_port()
         m.submodules.free = free = Memory(shape=index_shape, depth=capacity, init=[])
         free_wr = free.write_port()
-        free_rd = free.read_port(transparent_for=(free_wr,))
+        # Not transparent either: an index becomes visible in the FIFO a clock after its
+        # write, when a read of it sees the written word.
+        free_rd = free.read_port()
         if self._single_port:
             m.submodules.pool = pool = _SinglePortRAM(layouts.event, capacity)
         else:
-            m.submodules.pool = pool = Memory(shape=layouts.event, depth=capacity, init=[])
-            pool_rd = pool.read_port()
-            pool_wr = pool.write_port()
+            m.submodules.pool = pool = _LanedRAM(layouts.event, capacity)
         for port in (entry_rd, arrival_wr, free_wr):
             m.d.comb += port.en.eq(0)
 
         nonempty = Signal(config.delay_slots)  # bit s: slot s's list has an event
         held = Signal(count_bits(capacity))
         fresh = Signal(count_bits(capacity))  # words 0 .. fresh - 1 have been used
-        free_count = Signal(count_bits(capacity))
+        free_count = Signal(count_bits(capacity))  # indices visible in the free FIFO
+        freed = Signal()  # an index was written to the FIFO last clock: visible from the next
         free_first = Signal(range(capacity))  # the FIFO's oldest entry
         free_last = Signal(range(capacity))  # where the FIFO's next entry goes
-        drained_count = Signal(count_bits(capacity))  # drained since the last step_end
+        drained_count = Signal(count_bits(capacity))  # read since the last step_end
         m.d.comb += self.held.eq(held)
 
         def following(index):
             return Mux(index == capacity - 1, 0, index + 1)
 
-        # --- the pool's accesses: the push's write and the drain's read ---------------------
-        write_due = Signal()  # stage B of a push holds an event to write
+        # --- the pool's accesses: stage C's write and the drain's read ---------------------
+        write_due = Signal()  # stage C holds an event to write
         read_due = Signal()  # the drain wants the pool word at read_addr
         read_addr = Signal(index_shape)
         write_now = Signal()
@@ -230,13 +316,56 @@ class EventQueue(wiring.Component):
         else:
             m.d.comb += [write_now.eq(write_due), read_now.eq(read_due)]
 
-        # --- push, stage A: allocate a word, read the slot's entry --------------------------
+        # --- push pipeline registers ------------------------------------------------------
+        # B: taken last clock, its slot's entry on entry_rd.data. Its word is either the
+        # free FIFO's head (kept as read, no logic after the memory) or `fresh`.
+        b_valid = Signal()
+        b_event = Signal(event_shape)
+        b_free_index = Signal(index_shape)
+        b_fresh_index = Signal(index_shape)
+        b_use_fresh = Signal()
+        b_forward = Signal()  # a write the entry read missed: b_forward_entry is newer
+        b_forward_entry = Signal(layouts.arrival)
+        # C: the entry in a register; the word and the slot's new entry are written.
+        c_event = Signal(event_shape)
+        c_addr = Signal(index_shape)
+        c_entry = Signal(layouts.arrival)  # as read from the table
+        c_nonempty = Signal()  # the slot's list had an event when B looked
+        c_forward = Signal()
+        c_forward_entry = Signal(layouts.arrival)
+
+        c_advance = ~write_due | write_now  # C's registers may take B's push
+        b_advance = ~b_valid | c_advance  # B's may take a new push
+
+        # stage C: the event becomes its slot's new head; its link is the old second
+        was_nonempty = c_forward | c_nonempty
+        old = Signal(layouts.arrival)
+        m.d.comb += old.eq(Mux(c_forward, c_forward_entry, c_entry))
+        word = Signal(layouts.event)
+        new_entry = Signal(layouts.arrival)
+        m.d.comb += [
+            word.value.eq(c_event.value),
+            word.target.eq(c_event.target),
+            word.compartment.eq(c_event.compartment),
+            word.next2.eq(old.second),
+            word.has_next2.eq(was_nonempty & old.has_second),
+            new_entry.head.eq(c_addr),
+            new_entry.second.eq(old.head),
+            new_entry.has_second.eq(was_nonempty),
+        ]
+        with m.If(write_now):
+            m.d.comb += [
+                arrival_wr.addr.eq(c_event.slot),
+                arrival_wr.data.eq(new_entry),
+                arrival_wr.en.eq(1),
+            ]
+            m.d.sync += nonempty.bit_select(c_event.slot, 1).eq(1)
+
+        # stage A: allocate a word, read the slot's entry
         pushed = Signal()  # an event is taken and will be held
-        write_addr = Signal(index_shape)
-        write_event = Signal.like(self.push.payload)
         pop = Signal()
         drain_start = Signal()  # the drain reads its slot's entry: no push this clock
-        m.d.comb += self.push.ready.eq((~write_due | write_now) & ~drain_start)
+        m.d.comb += self.push.ready.eq(b_advance & ~drain_start)
         with m.If(self.push.valid & self.push.ready):
             with m.If(held == capacity):
                 with m.If(~self.queue_overflow):
@@ -246,145 +375,168 @@ class EventQueue(wiring.Component):
                     pushed.eq(1),
                     entry_rd.addr.eq(self.push.payload.slot),
                     entry_rd.en.eq(1),
+                    pop.eq(free_count != 0),
                 ]
-                with m.If(free_count != 0):
-                    m.d.comb += pop.eq(1)
-                    m.d.sync += write_addr.eq(free_rd.data)
-                with m.Else():
-                    m.d.sync += [write_addr.eq(fresh), fresh.eq(fresh + 1)]
-                m.d.sync += write_event.eq(self.push.payload)
-        with m.If(self.push.ready):
-            m.d.sync += write_due.eq(pushed)
+                with m.If(free_count == 0):
+                    m.d.sync += fresh.eq(fresh + 1)
 
-        # --- push, stage B: the event becomes its slot's new head ---------------------------
-        # The entry read in stage A misses a write of the same clock: the previous push's,
-        # when it went to the same slot. Then that push's entry comes from registers.
-        stale = Signal()
-        written_head = Signal(index_shape)
-        written_tail = Signal(index_shape)
-        old_head = Mux(stale, written_head, entry_rd.data.head)
-        old_tail = Mux(stale, written_tail, entry_rd.data.tail)
-        was_nonempty = nonempty.bit_select(write_event.slot, 1)
-        new_tail = Signal(index_shape)
-        word = Signal(layouts.event)
-        m.d.comb += [
-            new_tail.eq(Mux(was_nonempty, old_tail, write_addr)),
-            word.value.eq(write_event.value),
-            word.target.eq(write_event.target),
-            word.compartment.eq(write_event.compartment),
-            word.next.eq(old_head),
-        ]
-        with m.If(pushed):
+        with m.If(b_advance):
             m.d.sync += [
-                stale.eq(write_now & (write_event.slot == self.push.payload.slot)),
-                written_head.eq(write_addr),
-                written_tail.eq(new_tail),
+                b_valid.eq(pushed),
+                b_event.eq(self.push.payload),
+                b_free_index.eq(free_rd.data),
+                b_fresh_index.eq(fresh),
+                b_use_fresh.eq(free_count == 0),
+                # the entry read in this clock misses stage C's write of this clock
+                b_forward.eq(write_now & (c_event.slot == self.push.payload.slot)),
+                b_forward_entry.eq(new_entry),
             ]
-        with m.If(write_now):
-            m.d.comb += [
-                arrival_wr.addr.eq(write_event.slot),
-                arrival_wr.data.head.eq(write_addr),
-                arrival_wr.data.tail.eq(new_tail),
-                arrival_wr.data.nonempty.eq(1),
-                arrival_wr.en.eq(1),
+        with m.Elif(write_now & (c_event.slot == b_event.slot)):
+            m.d.sync += [b_forward.eq(1), b_forward_entry.eq(new_entry)]
+
+        with m.If(c_advance):
+            m.d.sync += [
+                write_due.eq(b_valid),
+                c_event.eq(b_event),
+                c_addr.eq(Mux(b_use_fresh, b_fresh_index, b_free_index)),
+                c_entry.eq(entry_rd.data),
+                c_nonempty.eq(nonempty.bit_select(b_event.slot, 1)),
             ]
-            m.d.sync += nonempty.bit_select(write_event.slot, 1).eq(1)
+            with m.If(write_now & (c_event.slot == b_event.slot)):
+                m.d.sync += [c_forward.eq(1), c_forward_entry.eq(new_entry)]
+            with m.Else():
+                m.d.sync += [c_forward.eq(b_forward), c_forward_entry.eq(b_forward_entry)]
 
         # --- drain: the slot's entry, then one pool read a clock along the list -------------
-        first = Signal()  # the slot's entry is on drain_entry_rd.data
-        walking = Signal()  # reads of the list are not finished
-        fetched = Signal()  # the word of `current` is read (stage 1)
-        current = Signal(index_shape)
-        tail = Signal(index_shape)
-        waiting = Signal()  # a read of read_addr is due but was not granted yet
-        waiting_addr = Signal(index_shape)
-        out_last = Signal()  # the drained register holds the slot's last event
+        first = Signal()  # the slot's entry is on entry_rd.data
+        start = Signal()  # the entry is in `entry`: its head is due
+        slot_nonempty = Signal()  # the drained slot had an event (at the drain pulse)
+        entry = Signal(layouts.arrival)
+        # the known addresses not read yet, in list order (at most two: an address is
+        # known from the word two places before it, and that word has been read)
+        known = Signal(range(3))
+        known0 = Signal(index_shape)
+        known1 = Signal(index_shape)
+        in_flight = Signal()  # a word read last clock is on the pool's output
+        got = Signal()  # the word read two clocks ago is in `fetched`
+        fetched = Signal(layouts.event)
+        more = Signal()  # the word after the next to arrive in `fetched` exists
+        out_count = Signal(range(_OUT_DEPTH + 1))
+        delivery = delivery_layout(config)
+        out_events = [Signal(delivery, name=f"out_event{i}") for i in range(_OUT_DEPTH)]
+        out_last = [Signal(name=f"out_last{i}") for i in range(_OUT_DEPTH)]  # the slot's last event
 
-        if self._single_port:
-            # SPRAM's output is defined only the clock after a read: keep the word.
-            just_read = Signal()
-            kept = Signal(layouts.event)
-            event = Signal(layouts.event)
-            m.d.sync += just_read.eq(read_now)
-            m.d.comb += event.eq(Mux(just_read, pool.rdata, kept))
-            m.d.sync += kept.eq(event)
-        else:
-            event = pool_rd.data
+        pool_data = pool.rdata
 
-        take = ~self.drained.valid | self.drained.ready
-        consume = fetched & take
-        at_tail = current == tail
-        entry = entry_rd.data
-        slot_nonempty = nonempty.bit_select(self.slot, 1)
+        # a word's link is due when the word arrives: used at once if nothing known waits
+        link = fetched.next2
+        linked = got & fetched.has_next2
+        room = out_count + in_flight + got < _OUT_DEPTH
         m.d.comb += [
-            read_due.eq((first & slot_nonempty) | waiting | (consume & ~at_tail)),
-            read_addr.eq(Mux(first, entry.head, Mux(waiting, waiting_addr, event.next))),
+            read_due.eq(start | (room & ((known != 0) | linked))),
+            read_addr.eq(Mux(start, entry.head, Mux(known == 0, link, known0))),
         ]
+        with m.If(start):
+            m.d.sync += [
+                start.eq(0),
+                more.eq(entry.has_second),
+                known0.eq(Mux(read_now, entry.second, entry.head)),
+                known1.eq(entry.second),
+                known.eq(Mux(read_now, 0, 1) + entry.has_second),
+            ]
+        with m.Else():
+            # in and out of the known addresses: the arriving link, the read address
+            with m.Switch(Cat(read_now, linked)):
+                with m.Case(0b01):  # read, nothing arrives
+                    m.d.sync += [known0.eq(known1), known.eq(known - 1)]
+                with m.Case(0b10):  # a link arrives, no read
+                    with m.If(known == 0):
+                        m.d.sync += known0.eq(link)
+                    with m.Else():
+                        m.d.sync += known1.eq(link)
+                    m.d.sync += known.eq(known + 1)
+                with m.Case(0b11):  # both: with none known the link was read at once
+                    with m.If(known == 1):
+                        m.d.sync += known0.eq(link)
+                    with m.Elif(known == 2):
+                        m.d.sync += [known0.eq(known1), known1.eq(link)]
 
-        m.d.comb += drain_start.eq(self.drain & ~first & ~walking & ~self.drained.valid)
+        # a register, not the OR of the walk's state: it gates push.ready
+        draining = Signal()  # from the drain pulse to the clock of its done
+        m.d.comb += drain_start.eq(self.drain & ~draining)
         with m.If(drain_start):
             m.d.comb += [entry_rd.addr.eq(self.slot), entry_rd.en.eq(1)]
-            m.d.sync += first.eq(1)
-        with m.If(first):
-            m.d.sync += first.eq(0)
-            with m.If(slot_nonempty):
-                m.d.sync += [walking.eq(1), tail.eq(entry.tail), nonempty.bit_select(self.slot, 1).eq(0)]
-            with m.Else():
-                m.d.comb += self.done.eq(1)
-
-        with m.If(read_now):
-            m.d.sync += [fetched.eq(1), current.eq(read_addr), waiting.eq(0)]
-        with m.Else():
-            with m.If(consume):
-                m.d.sync += fetched.eq(0)
-            with m.If(read_due):
-                m.d.sync += [waiting.eq(1), waiting_addr.eq(read_addr)]
-
-        with m.If(take):
-            m.d.sync += self.drained.valid.eq(consume)
-        with m.If(consume):
             m.d.sync += [
-                self.drained.payload.target.eq(event.target),
-                self.drained.payload.compartment.eq(event.compartment),
-                self.drained.payload.value.eq(event.value),
-                out_last.eq(at_tail),
-                # the word is read: it may take a push from the next clock on
-                free_last.eq(following(free_last)),
+                draining.eq(1),
+                first.eq(1),
+                slot_nonempty.eq(nonempty.bit_select(self.slot, 1)),
+                nonempty.bit_select(self.slot, 1).eq(0),
             ]
-            m.d.comb += [free_wr.addr.eq(free_last), free_wr.data.eq(current), free_wr.en.eq(1)]
-            with m.If(at_tail):
-                m.d.sync += walking.eq(0)
-        with m.If(self.drained.valid & self.drained.ready & out_last):
-            m.d.comb += self.done.eq(1)
+        with m.If(first):
+            m.d.sync += [first.eq(0), start.eq(slot_nonempty), entry.eq(entry_rd.data)]
+            with m.If(~slot_nonempty):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += draining.eq(0)
 
-        # --- the free FIFO's head is always on free_rd.data ---------------------------------
+        m.d.sync += [in_flight.eq(read_now), got.eq(in_flight)]
+        # every clock, so nothing but wire lies between the pool's output and `fetched`:
+        # when `got` is high it holds the word read two clocks ago
+        m.d.sync += fetched.eq(pool_data)
+        with m.If(got):
+            m.d.sync += more.eq(fetched.has_next2)
+
+        # the output FIFO: entry 0 is `drained`; a fetched word joins behind the others
+        take = self.drained.valid & self.drained.ready
+        arriving = Signal(delivery)
+        m.d.comb += [
+            arriving.target.eq(fetched.target),
+            arriving.compartment.eq(fetched.compartment),
+            arriving.value.eq(fetched.value),
+            self.drained.valid.eq(out_count != 0),
+            self.drained.payload.eq(out_events[0]),
+        ]
+        with m.If(take):
+            m.d.sync += [out_events[i].eq(out_events[i + 1]) for i in range(_OUT_DEPTH - 1)]
+            m.d.sync += [out_last[i].eq(out_last[i + 1]) for i in range(_OUT_DEPTH - 1)]
+        for i in range(_OUT_DEPTH):
+            with m.If(got & (out_count == i + take)):
+                m.d.sync += [out_events[i].eq(arriving), out_last[i].eq(~more)]
+        m.d.sync += out_count.eq(out_count + got - take)
+        with m.If(take & out_last[0]):
+            m.d.comb += self.done.eq(1)
+            m.d.sync += draining.eq(0)
+
+        # --- the free FIFO: a read word's index goes in; its head is always on free_rd.data --
+        with m.If(read_now):
+            m.d.comb += [free_wr.addr.eq(free_last), free_wr.data.eq(read_addr), free_wr.en.eq(1)]
+            m.d.sync += free_last.eq(following(free_last))
         next_first = Signal.like(free_first)
         m.d.comb += [
             next_first.eq(Mux(pop, following(free_first), free_first)),
             free_rd.addr.eq(next_first),
             free_rd.en.eq(1),
         ]
-        m.d.sync += [free_first.eq(next_first), free_count.eq(free_count + consume - pop)]
+        m.d.sync += [freed.eq(read_now), free_first.eq(next_first), free_count.eq(free_count + freed - pop)]
 
         # --- the pool's port(s) -------------------------------------------------------------
         if self._single_port:
             m.d.comb += [
-                pool.addr.eq(Mux(write_now, write_addr, read_addr)),
+                pool.addr.eq(Mux(write_now, c_addr, read_addr)),
                 pool.wdata.eq(word),
                 pool.we.eq(write_now),
                 pool.en.eq(read_now),
             ]
         else:
             m.d.comb += [
-                pool_wr.addr.eq(write_addr), pool_wr.data.eq(word), pool_wr.en.eq(write_now),
-                pool_rd.addr.eq(read_addr), pool_rd.en.eq(read_now),
+                pool.waddr.eq(c_addr), pool.wdata.eq(word), pool.we.eq(write_now),
+                pool.raddr.eq(read_addr), pool.ren.eq(read_now),
             ]
 
         # --- held: +1 a push, less the step's drained events at step_end -------------------
         with m.If(self.step_end):
-            m.d.sync += [held.eq(held + pushed - drained_count), drained_count.eq(consume)]
+            m.d.sync += [held.eq(held + pushed - drained_count), drained_count.eq(read_now)]
         with m.Else():
-            m.d.sync += [held.eq(held + pushed), drained_count.eq(drained_count + consume)]
+            m.d.sync += [held.eq(held + pushed), drained_count.eq(drained_count + read_now)]
 
         # --- clear ------------------------------------------------------------------------
         cleared = Signal()  # done is due: the clock after a clear
@@ -393,11 +545,11 @@ class EventQueue(wiring.Component):
             m.d.comb += self.done.eq(1)
         with m.If(self.clear):
             m.d.sync += [
-                nonempty.eq(0), held.eq(0), fresh.eq(0), free_count.eq(0), free_first.eq(0),
-                free_last.eq(0), drained_count.eq(0), write_due.eq(0), first.eq(0), walking.eq(0),
-                fetched.eq(0), waiting.eq(0), self.drained.valid.eq(0),
+                nonempty.eq(0), held.eq(0), fresh.eq(0), free_count.eq(0), freed.eq(0), free_first.eq(0),
+                free_last.eq(0), drained_count.eq(0), b_valid.eq(0), write_due.eq(0), draining.eq(0),
+                first.eq(0), start.eq(0), known.eq(0), in_flight.eq(0), got.eq(0), out_count.eq(0),
                 self.queue_overflow.eq(0), self.queue_overflow_step.eq(0),
             ]
 
-        m.d.comb += self.busy.eq(first | walking | self.drained.valid | write_due | cleared)
+        m.d.comb += self.busy.eq(draining | b_valid | write_due | cleared)
         return m

@@ -127,15 +127,18 @@ class CoreLayouts:
         ``index`` (32): the synapse-order number of the synapse word at the same address.
     event : StructLayout
         Runtime only (the HDL's queue, not in an image): ``value`` (signed 17),
-        ``target``, ``compartment``, ``next`` (the queue's free/arrival list link).
+        ``target``, ``compartment``, then the list link ``next2``: the index of the
+        event two places further along the same arrival list, valid when
+        ``has_next2``.
     accumulator : ArrayLayout
         Runtime only: a neuron's input sums, one signed ``acc_bits`` element per
         compartment (element ``c`` is compartment ``c``), one word per neuron.
     stimulus : Shape
         Runtime only: a neuron's stimulus sum, ``signed(STIMULUS_BITS)``.
     arrival : StructLayout
-        Runtime only: one per delay slot, the list of events arriving at that step
-        (``head``, ``tail`` into the event queue, ``nonempty``).
+        Runtime only: one per delay slot, the list of events arriving at that step:
+        ``head`` and ``second``, its first two events in the event queue (``second``
+        valid when ``has_second``).
     """
 
     def __init__(self, config: CoreConfig):
@@ -168,14 +171,15 @@ class CoreLayouts:
         self.stimulus = signed(STIMULUS_BITS)
         self.arrival = data.StructLayout({
             "head": unsigned(config.queue_bits),
-            "tail": unsigned(config.queue_bits),
-            "nonempty": unsigned(1),
+            "second": unsigned(config.queue_bits),
+            "has_second": unsigned(1),
         })
         self.event = data.StructLayout({
             "value": signed(EVENT_VALUE_BITS),
             "target": unsigned(config.neuron_bits),
             "compartment": unsigned(addr_bits(config.compartments)),
-            "next": unsigned(config.queue_bits),
+            "next2": unsigned(config.queue_bits),
+            "has_next2": unsigned(1),
         })
 
     def for_memory(self, memory: Memory):
