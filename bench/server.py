@@ -15,10 +15,11 @@ loopback port with a fresh data directory, then measures:
    (``parse_job`` + ``bind_job`` + ``simulate`` + ``result_document`` on an expanded
    network, i.e. what the service must do per job, minus everything a service adds).
    The target's figure, 16 clients, is measured in ``--turns`` turns: each turn runs
-   the bare emulator and the service (in alternating order), each from a settled
-   machine (:func:`settle`), and the ratio reported is the median of the turns' ratios,
-   so that a burst of load elsewhere on a shared machine, which slows one turn, does
-   not decide it. Every turn's figures are printed.
+   the bare emulator (400 jobs) and the service (400 jobs), in alternating order, back
+   to back from a settled machine (:func:`settle`), and the ratio reported is the
+   median of the turns' ratios, so that a burst of load elsewhere on a shared machine,
+   which slows one turn or one side, does not decide it. Every turn's figures are
+   printed.
 2. **Submit latency.** p50 and p99 of ``POST /v1/jobs`` (``submit_job``, no wait) with
    16 clients, each submitting and then waiting for its job.
 3. **A large job.** 16,384 neurons x 1,000 steps (the E/I network of
@@ -26,15 +27,16 @@ loopback port with a fresh data directory, then measures:
    completed job (the worker parses, expands, runs, stores the result), against the
    bare emulator doing the same (``parse_network`` + ``expand`` + ``simulate`` +
    ``result_document``). Both sides are warmed up first (JIT compilation) and take
-   turns ``--repeats`` times, each from a settled machine, in alternating order; the
-   ratio reported is the median of the per-turn ratios (service / bare). Each side's
-   median and range are printed too.
+   turns ``--repeats`` times, in alternating order, back to back from a settled
+   machine; the ratio reported is the median of the per-turn ratios (service / bare).
+   Each side's median and range are printed too.
 
 Settled (:func:`settle`) means the previous measurement's processes have gone quiet:
 the service's database files are flushed to disk, the service's processes use almost
 no CPU for two quarter-second windows (their SQLite checkpointers, which run every
-second, have written the last phase's commits back), and then that at least one core
-of the machine is free (waited for at most 5 s: others' work on a shared machine can
+second, have written the last phase's commits back), and, before each turn (not
+between its two sides, which should see the same machine), that at least one core of
+the machine is free (waited for at most 5 s: others' work on a shared machine can
 outlast any wait; the machine's busy cores when each measurement began are printed,
 with the load average at the start).
 
@@ -386,9 +388,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--neurons", type=int, default=16_384, help="size of the large job (default 16384)")
     parser.add_argument("--steps", type=int, default=1_000, help="steps of the large job (default 1000)")
-    parser.add_argument("--repeats", type=int, default=7, help="turns of the large job (default 7)")
+    parser.add_argument("--repeats", type=int, default=9, help="turns of the large job (default 9)")
     parser.add_argument(
-        "--turns", type=int, default=5, help="turns of bare vs service small-job throughput (default 5)"
+        "--turns", type=int, default=9, help="turns of bare vs service small-job throughput (default 9)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer jobs: a smoke run")
     args = parser.parse_args(argv)
@@ -396,8 +398,10 @@ def main(argv=None) -> int:
     # interpreter lock promptly (the default 5 ms switch interval would throttle them).
     sys.setswitchinterval(0.0005)
     scale = 0.25 if args.quick else 1.0
-    jobs_at = {1: int(200 * scale), 4: int(400 * scale), 16: int(800 * scale)}
-    bare_jobs = int(800 * scale)
+    jobs_at = {1: int(200 * scale), 4: int(400 * scale)}
+    # a turn's two sides take about half a second each, so that both see much the same
+    # machine (a burst of other people's work rarely covers one side and spares the other)
+    bare_jobs, turn_jobs = int(400 * scale), int(400 * scale)
 
     from emulator import job_document, network_document  # bench/emulator.py: the same E/I network
 
@@ -439,19 +443,20 @@ def main(argv=None) -> int:
         for turn in range(args.turns):
             print(
                 f"turn {turn + 1}/{args.turns}: bare emulator {bare_jobs} jobs, "
-                f"service {jobs_at[16]} jobs with 16 clients ...",
+                f"service {turn_jobs} jobs with 16 clients ...",
                 file=sys.stderr,
             )
             measured = {}
-            for side in ("bare", "service") if turn % 2 == 0 else ("service", "bare"):
-                turn_busy.append(settle(service))
+            for i, side in enumerate(("bare", "service") if turn % 2 == 0 else ("service", "bare")):
+                # the machine is waited for before a turn, not between its sides
+                turn_busy.append(settle(service, machine_wait=5.0 if i == 0 else 0.0))
                 if side == "bare":
                     measured["bare"] = bare_small_jobs(bare_jobs, warm_up=0)
                 else:
 
                     def run(measured=measured):
-                        measured["service"] = service_throughput(url, small_key, network_id, 16, jobs_at[16])
-                        return jobs_at[16]
+                        measured["service"] = service_throughput(url, small_key, network_id, 16, turn_jobs)
+                        return turn_jobs
 
                     turn_cpu.append(cpu_per_job(service.process.pid, run))
             bare_rates.append(measured["bare"])
@@ -482,8 +487,8 @@ def main(argv=None) -> int:
             t.join()
         service_times, bare_times, large_busy = [], [], []
         for turn in range(args.repeats):
-            for side in ("service", "bare") if turn % 2 == 0 else ("bare", "service"):
-                large_busy.append(settle(service))
+            for i, side in enumerate(("service", "bare") if turn % 2 == 0 else ("bare", "service")):
+                large_busy.append(settle(service, machine_wait=5.0 if i == 0 else 0.0))
                 if side == "service":
                     seconds, service_result = service_large_job(url, big_key, large_network, large_job)
                     service_times.append(seconds)

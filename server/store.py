@@ -7,7 +7,7 @@ spike costs two bytes below 65,536 neurons and four above, and the spikes of any
 range ``[a, b)`` are the slice ``gids[cum[a]:cum[b]]``, no search needed. Final weights
 are ``int16`` (the model's weight width).
 
-Small runs (under :data:`INLINE_LIMIT` raw bytes) go into the ``results`` row as one
+Small runs (under :data:`INLINE_LIMIT` raw bytes) go into the job's row as one
 BLOB: the arrays as they are (little-endian) up to :data:`RAW_LIMIT` bytes, where
 compressing would cost more time than the bytes it saves, zlib-compressed above
 (``"codec"`` in the manifest; manifests without it are zlib). Larger ones go to
