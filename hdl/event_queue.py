@@ -50,7 +50,7 @@ clock, as iCE40 SPRAM): the drain's reads and the pushes' writes share it, so pu
 and drained events together take one clock each (two clocks per queued event).
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -111,14 +111,14 @@ class _LanedRAM(Elaboratable):
     @property
     def lane_bits(self) -> int:
         if self.depth <= _WIDE_DEPTH:
-            return len(self.rdata.as_value())
+            return Shape.cast(self.shape).width
         fit = max(1, _BLOCK_BITS // self.depth)
         return 1 << (fit.bit_length() - 1)
 
     def elaborate(self, platform):
         m = Module()
-        width = len(self.rdata.as_value())
-        rdata, wdata = self.rdata.as_value(), self.wdata.as_value()
+        width = Shape.cast(self.shape).width
+        rdata, wdata = Value.cast(self.rdata), Value.cast(self.wdata)
         for lane, lo in enumerate(range(0, width, self.lane_bits)):
             hi = min(width, lo + self.lane_bits)
             memory = Memory(shape=hi - lo, depth=self.depth, init=[])
@@ -274,22 +274,22 @@ class EventQueue(wiring.Component):
         # Not transparent (a block RAM as it is): the drain reads it in a clock that takes
         # no push, and pushes take the writes their read missed from registers (below).
         entry_rd = arrivals.read_port()
-        m.submodules.free = free = Memory(shape=index_shape, depth=capacity, init=[])
-        free_wr = free.write_port()
         # Not transparent either: an index becomes visible in the FIFO a clock after its
-        # write, when a read of it sees the written word.
-        free_rd = free.read_port()
+        # write, when a read of it sees the written word. In lanes, as the pool.
+        m.submodules.free = free = _LanedRAM(index_shape, capacity)
         if self._single_port:
             m.submodules.pool = pool = _SinglePortRAM(layouts.event, capacity)
         else:
             m.submodules.pool = pool = _LanedRAM(layouts.event, capacity)
-        for port in (entry_rd, arrival_wr, free_wr):
+        for port in (entry_rd, arrival_wr):
             m.d.comb += port.en.eq(0)
 
         nonempty = Signal(config.delay_slots)  # bit s: slot s's list has an event
         held = Signal(count_bits(capacity))
         fresh = Signal(count_bits(capacity))  # words 0 .. fresh - 1 have been used
+        full = Signal()  # held == capacity, kept as a register: it gates every push
         free_count = Signal(count_bits(capacity))  # indices visible in the free FIFO
+        free_any = Signal()  # free_count != 0, kept as a register likewise
         freed = Signal()  # an index was written to the FIFO last clock: visible from the next
         free_first = Signal(range(capacity))  # the FIFO's oldest entry
         free_last = Signal(range(capacity))  # where the FIFO's next entry goes
@@ -329,7 +329,9 @@ class EventQueue(wiring.Component):
         # C: the entry in a register; the word and the slot's new entry are written.
         c_event = Signal(event_shape)
         c_addr = Signal(index_shape)
-        c_entry = Signal(layouts.arrival)  # as read from the table
+        # the arrival table's output as read, for stage C and for the drain's start alike
+        # (one register with nothing between it and the memory)
+        c_entry = Signal(layouts.arrival)
         c_nonempty = Signal()  # the slot's list had an event when B looked
         c_forward = Signal()
         c_forward_entry = Signal(layouts.arrival)
@@ -367,7 +369,7 @@ class EventQueue(wiring.Component):
         drain_start = Signal()  # the drain reads its slot's entry: no push this clock
         m.d.comb += self.push.ready.eq(b_advance & ~drain_start)
         with m.If(self.push.valid & self.push.ready):
-            with m.If(held == capacity):
+            with m.If(full):
                 with m.If(~self.queue_overflow):
                     m.d.sync += [self.queue_overflow.eq(1), self.queue_overflow_step.eq(self.step)]
             with m.Else():
@@ -375,18 +377,18 @@ class EventQueue(wiring.Component):
                     pushed.eq(1),
                     entry_rd.addr.eq(self.push.payload.slot),
                     entry_rd.en.eq(1),
-                    pop.eq(free_count != 0),
+                    pop.eq(free_any),
                 ]
-                with m.If(free_count == 0):
+                with m.If(~free_any):
                     m.d.sync += fresh.eq(fresh + 1)
 
         with m.If(b_advance):
             m.d.sync += [
                 b_valid.eq(pushed),
                 b_event.eq(self.push.payload),
-                b_free_index.eq(free_rd.data),
+                b_free_index.eq(free.rdata),
                 b_fresh_index.eq(fresh),
-                b_use_fresh.eq(free_count == 0),
+                b_use_fresh.eq(~free_any),
                 # the entry read in this clock misses stage C's write of this clock
                 b_forward.eq(write_now & (c_event.slot == self.push.payload.slot)),
                 b_forward_entry.eq(new_entry),
@@ -409,9 +411,9 @@ class EventQueue(wiring.Component):
 
         # --- drain: the slot's entry, then one pool read a clock along the list -------------
         first = Signal()  # the slot's entry is on entry_rd.data
-        start = Signal()  # the entry is in `entry`: its head is due
+        start = Signal()  # the slot's entry is in `c_entry`: its head is due
         slot_nonempty = Signal()  # the drained slot had an event (at the drain pulse)
-        entry = Signal(layouts.arrival)
+        entry = c_entry  # loaded in the `first` clock: no push is in stage B or C then
         # the known addresses not read yet, in list order (at most two: an address is
         # known from the word two places before it, and that word has been read)
         known = Signal(range(3))
@@ -473,7 +475,7 @@ class EventQueue(wiring.Component):
                 nonempty.bit_select(self.slot, 1).eq(0),
             ]
         with m.If(first):
-            m.d.sync += [first.eq(0), start.eq(slot_nonempty), entry.eq(entry_rd.data)]
+            m.d.sync += [first.eq(0), start.eq(slot_nonempty)]
             with m.If(~slot_nonempty):
                 m.d.comb += self.done.eq(1)
                 m.d.sync += draining.eq(0)
@@ -506,17 +508,23 @@ class EventQueue(wiring.Component):
             m.d.comb += self.done.eq(1)
             m.d.sync += draining.eq(0)
 
-        # --- the free FIFO: a read word's index goes in; its head is always on free_rd.data --
+        # --- the free FIFO: a read word's index goes in; its head is always on free.rdata ---
+        m.d.comb += [free.waddr.eq(free_last), free.wdata.eq(read_addr), free.we.eq(read_now)]
         with m.If(read_now):
-            m.d.comb += [free_wr.addr.eq(free_last), free_wr.data.eq(read_addr), free_wr.en.eq(1)]
             m.d.sync += free_last.eq(following(free_last))
         next_first = Signal.like(free_first)
         m.d.comb += [
             next_first.eq(Mux(pop, following(free_first), free_first)),
-            free_rd.addr.eq(next_first),
-            free_rd.en.eq(1),
+            free.raddr.eq(next_first),
+            free.ren.eq(1),
         ]
-        m.d.sync += [freed.eq(read_now), free_first.eq(next_first), free_count.eq(free_count + freed - pop)]
+        m.d.sync += [
+            freed.eq(read_now),
+            free_first.eq(next_first),
+            free_count.eq(free_count + freed - pop),
+            # a pop (there was an index) with none coming in leaves one fewer
+            free_any.eq(Mux(pop & ~freed, free_count != 1, free_any | freed)),
+        ]
 
         # --- the pool's port(s) -------------------------------------------------------------
         if self._single_port:
@@ -533,10 +541,18 @@ class EventQueue(wiring.Component):
             ]
 
         # --- held: +1 a push, less the step's drained events at step_end -------------------
+        # `pushed` comes last (the carry into one adder): it depends on `held` itself
+        retired = Signal.like(held)
+        m.d.comb += retired.eq(Mux(self.step_end, held - drained_count, held))
+        m.d.sync += [
+            held.eq(retired + pushed),
+            # the same sum compared with capacity, `pushed` only choosing the comparison
+            full.eq(Mux(pushed, retired == capacity - 1, retired == capacity)),
+        ]
         with m.If(self.step_end):
-            m.d.sync += [held.eq(held + pushed - drained_count), drained_count.eq(read_now)]
+            m.d.sync += drained_count.eq(read_now)
         with m.Else():
-            m.d.sync += [held.eq(held + pushed), drained_count.eq(drained_count + read_now)]
+            m.d.sync += drained_count.eq(drained_count + read_now)
 
         # --- clear ------------------------------------------------------------------------
         cleared = Signal()  # done is due: the clock after a clear
@@ -545,9 +561,11 @@ class EventQueue(wiring.Component):
             m.d.comb += self.done.eq(1)
         with m.If(self.clear):
             m.d.sync += [
-                nonempty.eq(0), held.eq(0), fresh.eq(0), free_count.eq(0), freed.eq(0), free_first.eq(0),
-                free_last.eq(0), drained_count.eq(0), b_valid.eq(0), write_due.eq(0), draining.eq(0),
-                first.eq(0), start.eq(0), known.eq(0), in_flight.eq(0), got.eq(0), out_count.eq(0),
+                nonempty.eq(0), held.eq(0), full.eq(0), drained_count.eq(0), fresh.eq(0), free_count.eq(0),
+                free_any.eq(0), freed.eq(0), free_first.eq(0), free_last.eq(0), b_valid.eq(0),
+                write_due.eq(0),
+                draining.eq(0), first.eq(0), start.eq(0), known.eq(0), in_flight.eq(0), got.eq(0),
+                out_count.eq(0),
                 self.queue_overflow.eq(0), self.queue_overflow_step.eq(0),
             ]
 
