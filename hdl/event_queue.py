@@ -433,7 +433,9 @@ class EventQueue(wiring.Component):
         # a word's link is due when the word arrives: used at once if nothing known waits
         link = fetched.next2
         linked = got & fetched.has_next2
-        room = out_count + in_flight + got < _OUT_DEPTH
+        # out_count + in_flight + got < _OUT_DEPTH, as comparisons with constants (no adder)
+        room = Mux(in_flight & got, out_count < _OUT_DEPTH - 2,
+                   Mux(in_flight | got, out_count < _OUT_DEPTH - 1, out_count < _OUT_DEPTH))
         m.d.comb += [
             read_due.eq(start | (room & ((known != 0) | linked))),
             read_addr.eq(Mux(start, entry.head, Mux(known == 0, link, known0))),
