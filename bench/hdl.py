@@ -126,20 +126,24 @@ TARGETS = {
 def activity_network(config: CoreConfig, period: int, timesteps: int, seed: int = 1) -> tuple[Netlist, Job]:
     """``config.neurons`` neurons each spiking once every ``period`` steps, ``FAN_OUT`` synapses each.
 
-    Each neuron integrates a constant stimulus of ``threshold / period`` (no leak, no
-    refractory time), so it reaches threshold every ``period`` steps. Neuron ``i`` is in
-    phase group ``k = i mod period`` and gets an extra ``k`` times that current at step 0
-    only, so a ``1 / period`` share of the neurons spikes at every step from the first.
-    Each neuron's ``FAN_OUT`` targets are distinct and random, delays uniform in ``0 ..
-    MAX_DELAY``, compartments uniform; weights are small (-8 .. 8) so the synapses barely
-    move the rhythm, but every synapse of a spike is one event all the same.
+    Each neuron integrates a constant stimulus ``c`` (no leak, no refractory time) a
+    little above ``threshold / period``: ``(period - 1) c < threshold <= period c``, with
+    half a step's current to spare, so it spikes every ``period`` steps exactly (a spike
+    resets ``v`` to 0 and the overshoot is lost: a current of exactly ``threshold /
+    period`` would make the period one step longer whenever the synapses' input left
+    ``v`` just short). Neuron ``i`` is in phase group ``k = i mod period`` and gets an
+    extra ``k c`` at step 0 only, so a ``1 / period`` share of the neurons spikes at every
+    step from the first. Each neuron's ``FAN_OUT`` targets are distinct and random,
+    delays uniform in ``0 .. MAX_DELAY``, compartments uniform; weights are small (-8 ..
+    8) against the current, so the synapses do not move the rhythm, but every synapse of
+    a spike is one event all the same.
     """
     rng = np.random.default_rng(seed)
     n = config.neurons
     if n < FAN_OUT or n * FAN_OUT > config.synapse_words:
         raise ValueError(f"the {config.name} preset's {n} neurons x {FAN_OUT} synapses do not fit "
                          f"its {config.synapse_words} synapse words")
-    threshold = 1600  # divisible by every period tried
+    threshold = 320_000  # divisible by every period tried; signed 24-bit
     params = NeuronParams(threshold=threshold, leak=0, resting=0, refrac=0, dend_threshold=0)
     src = np.repeat(np.arange(n, dtype=np.int32), FAN_OUT)
     tgt = np.concatenate([np.sort(rng.choice(n, FAN_OUT, replace=False)) for _ in range(n)]).astype(np.int32)
@@ -152,7 +156,7 @@ def activity_network(config: CoreConfig, period: int, timesteps: int, seed: int 
         delay=rng.integers(0, MAX_DELAY + 1, m).astype(np.uint8),
         compartment=rng.integers(0, config.compartments, m).astype(np.uint8),
         plastic=np.zeros(m, bool), connection_offsets=np.array([0, m], np.int64), seed=seed)
-    current = threshold // period
+    current = threshold // period + threshold // period // (2 * period)
     kicks = tuple(Stimulus("all", phase * current, tuple(range(phase, n, period)), times=(0,))
                   for phase in range(1, period) if phase < n)
     return netlist, Job(timesteps=timesteps, stimuli=(Stimulus("all", current), *kicks), seed=seed)
