@@ -31,10 +31,15 @@ of a 10 ns clock, so no path runs from it through logic into another memory):
 - the **free FIFO** of pool indices a drain has read. A push takes its word from that
   FIFO, or, while it is empty, the next never-used word (``fresh``): allocation never
   reads the pool, so it does not compete with the drain for the pool's read port. A
-  word is reusable (visible in the FIFO) two clocks after the drain's read of it; the
-  pool itself holds at most ``held`` events less the events read since the last
-  ``step_end`` (every one of them read at least two clocks before that ``step_end``),
-  so a push that is not an overflow always finds a word.
+  word is reusable (visible in the FIFO) two clocks after the drain's read of it. The
+  pool holds ``held`` events less those read since the last ``step_end``, and at most
+  two of those are not visible yet (a drain's ``done``, so its ``step_end``, comes at
+  least three clocks after its last read): a push that is not an overflow always
+  finds a word.
+
+Beyond 2,048 words the pool and the free FIFO are kept in lanes a few bits wide, each
+one block RAM deep (see ``_BLOCK_BITS``), so their outputs reach their registers
+without a multiplexer between blocks.
 
 A push goes through three stages: A takes it (allocates its word, reads its slot's
 entry), B registers the entry, C writes the word and the slot's new entry. Stages B and
