@@ -67,12 +67,15 @@ PRIMITIVES = {
     "ecp5-25-ebr": Primitive("DP16KD", _DP16KD, 56),
 }
 
-#: Per preset: ``(memory, first bit, end bit or None, primitive, "parallel" | "rows")``.
+#: Per preset: ``(memory, first bit, end bit or None, primitive, "parallel" | "lanes" | "rows")``.
 #: "parallel" memories get their own blocks in the cheapest aspect ratio and are read
-#: one word per cycle; "rows" memories share one primitive time-multiplexed, a word
-#: taking ``ceil(width / 16)`` consecutive 16-bit rows.
+#: one word per cycle; "lanes" memories likewise, but in lanes each one block deep (no
+#: output selector after the blocks: the event queue's pool and free list, for Fmax);
+#: "rows" memories share one primitive time-multiplexed, a word taking ``ceil(width /
+#: 16)`` consecutive 16-bit rows.
 _V2 = ("profile", "neuron", "acc_bank0", "acc_bank1", "stimulus", "axon", "synapse", "event", "free",
        "arrival", "spike_fifo")
+_LANED = ("event", "free")
 MAPPINGS = {
     # core v2 as built, with its big memories in SPRAM where a word per cycle allows: it does
     # not fit the UP5K (see OVER_BUDGET)
@@ -81,8 +84,8 @@ MAPPINGS = {
         ("synapse", 48, None, "ice40-ebr", "parallel"),
         *((m, 0, None, "ice40-ebr", "parallel") for m in _V2 if m != "synapse"),
     ),
-    "ulx3s-25f": tuple((m, 0, None, "ecp5-25-ebr", "parallel") for m in _V2),
-    "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "parallel") for m in _V2),
+    "ulx3s-25f": tuple((m, 0, None, "ecp5-25-ebr", "lanes" if m in _LANED else "parallel") for m in _V2),
+    "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "lanes" if m in _LANED else "parallel") for m in _V2),
 }
 
 #: Presets whose mapping above does not fit the device yet, and where the plan that will is
@@ -127,11 +130,16 @@ def core_bits(config: CoreConfig) -> int:
     return sum(m.bits for m in core_memories(config).values())
 
 
-def blocks_for(depth: int, width: int, primitive: Primitive) -> int:
-    """Fewest blocks holding ``depth`` words of ``width`` bits, read one word per cycle."""
+def blocks_for(depth: int, width: int, primitive: Primitive, *, one_deep: bool = False) -> int:
+    """Fewest blocks holding ``depth`` words of ``width`` bits, read one word per cycle.
+
+    ``one_deep``: only aspect ratios at least ``depth`` deep (lanes side by side, no
+    selector after the blocks), where the primitive has one.
+    """
     if depth == 0 or width == 0:
         return 0
-    return min(-(-width // w) * -(-depth // d) for d, w in primitive.modes)
+    modes = [(d, w) for d, w in primitive.modes if d >= depth] if one_deep else []
+    return min(-(-width // w) * -(-depth // d) for d, w in modes or primitive.modes)
 
 
 def device_budget(config: CoreConfig) -> tuple[list[Placed], dict[str, tuple[int, int]]]:
@@ -152,8 +160,8 @@ def device_budget(config: CoreConfig) -> tuple[list[Placed], dict[str, tuple[int
         hi = mem.width if hi is None else hi
         prim = PRIMITIVES[prim_key]
         width = hi - lo
-        if how == "parallel":
-            n = blocks_for(mem.depth, width, prim)
+        if how in ("parallel", "lanes"):
+            n = blocks_for(mem.depth, width, prim, one_deep=how == "lanes")
             placed.append(Placed(name, (lo, hi), mem.depth, prim.name, n, ""))
             used[prim_key] = used.get(prim_key, 0) + n
         else:
