@@ -24,8 +24,9 @@ from core_run import events_held_per_step
 
 from neurofab.hdl.neuron_pass import NeuronPass
 
-#: clocks from the pass's last spike to its last event written: FIFO 2, fan-out 3, add 1, end 2
-TAIL = 8
+#: clocks from the pass's last spike to its last event written: FIFO 2, fan-out 3, the
+#: queue's push stages or the add 2, end 2
+TAIL = 9
 
 __all__ = ["TAIL", "arrivals_per_step", "walked_per_step", "first_overflow_step", "mismatches"]
 
