@@ -262,7 +262,7 @@ def _place_and_route(component, *, family: str, device: str, package: str, top: 
         nextpnr = [sys.executable, "-c", f"import sys, {module} as n; sys.exit(n.{entry}(sys.argv[1:]))"]
         result = subprocess.run([*nextpnr, *device_args(device, package), "--json", f"{top}.json",
                                  "--seed", str(seed), "--freq", f"{freq_mhz:g}", "--timing-allow-fail",
-                                 "--report", "pnr.json"],
+                                 "--report", "pnr.json", "--log", "nextpnr.log"],
                                 cwd=folder, capture_output=True, text=True)
         log = result.stdout + result.stderr
         if result.returncode != 0:
@@ -289,6 +289,8 @@ def place_and_route_ice40(component, *, top: str, device: str = "up5k", package:
     and the device's utilisation. ``freq_mhz`` is only the target nextpnr optimises
     for (the iCEBreaker's 12 MHz by default); the Fmax reported is what it achieved.
     Raises :class:`PlaceAndRouteError` when nextpnr fails (the design does not fit).
+    ``workdir`` keeps Yosys's files (see :func:`synthesize`), nextpnr's log
+    ``nextpnr.log`` and its report ``pnr.json`` (with the critical paths).
     """
     return _place_and_route(component, family="ice40", device=device, package=package, top=top,
                             seed=seed, freq_mhz=freq_mhz, workdir=workdir)
