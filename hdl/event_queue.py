@@ -50,9 +50,10 @@ register and on into a four-entry output FIFO whose head is ``drained``; the wal
 only while that FIFO has room for every word in flight, so a stalled consumer never
 loses one.
 
-With ``single_port=True`` the pool is one single-port memory (one read or one write a
-clock, as iCE40 SPRAM): the drain's reads and the pushes' writes share it, so pushes
-and drained events together take one clock each (two clocks per queued event).
+With ``single_port=True`` the pool is one :class:`~neurofab.hdl.spram.SinglePortRAM`
+(one read or one write a clock; SPRAM tiles on an iCE40UP): the drain's reads and the
+pushes' writes share it, so pushes and drained events together take one clock each
+(two clocks per queued event).
 """
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal, Value
@@ -65,6 +66,7 @@ from neurofab.errors import ValidationError
 from .config import CoreConfig, addr_bits, count_bits
 from .fanout import delivery_layout, event_layout
 from .layouts import core_layouts
+from .spram import SinglePortRAM
 
 __all__ = ["STEP_BITS", "DRAIN_LATENCY", "EventQueue"]
 
@@ -134,35 +136,6 @@ class _LanedRAM(Elaboratable):
                 rd.addr.eq(self.raddr), rd.en.eq(self.ren), rdata[lo:hi].eq(rd.data),
                 wr.addr.eq(self.waddr), wr.data.eq(wdata[lo:hi]), wr.en.eq(self.we),
             ]
-        return m
-
-
-class _SinglePortRAM(Elaboratable):
-    """A single-port memory as iCE40 SPRAM behaves (the interface of ``hdl/spram.py``).
-
-    ``addr``, ``wdata``, ``we`` (write at the edge), ``en`` (read: ``rdata`` is the word
-    at ``addr`` from the next clock). One operation a clock: ``we`` and ``en`` are never
-    high together. ``rdata`` is not relied upon after a clock without a read.
-    """
-
-    def __init__(self, shape, depth):
-        self.memory = Memory(shape=shape, depth=depth, init=[])
-        self.addr = Signal(addr_bits(depth))
-        self.wdata = Signal(shape)
-        self.we = Signal()
-        self.en = Signal()
-        self.rdata = Signal(shape)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.memory = self.memory
-        rd = self.memory.read_port()
-        wr = self.memory.write_port()
-        m.d.comb += [
-            rd.addr.eq(self.addr), rd.en.eq(self.en & ~self.we),
-            wr.addr.eq(self.addr), wr.data.eq(self.wdata), wr.en.eq(self.we),
-            self.rdata.eq(rd.data),
-        ]
         return m
 
 
@@ -283,7 +256,7 @@ class EventQueue(wiring.Component):
         # write, when a read of it sees the written word. In lanes, as the pool.
         m.submodules.free = free = _LanedRAM(index_shape, capacity)
         if self._single_port:
-            m.submodules.pool = pool = _SinglePortRAM(layouts.event, capacity)
+            m.submodules.pool = pool = SinglePortRAM(shape=layouts.event, depth=capacity)
         else:
             m.submodules.pool = pool = _LanedRAM(layouts.event, capacity)
         for port in (entry_rd, arrival_wr):
