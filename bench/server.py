@@ -408,7 +408,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--neurons", type=int, default=16_384, help="size of the large job (default 16384)")
     parser.add_argument("--steps", type=int, default=1_000, help="steps of the large job (default 1000)")
-    parser.add_argument("--repeats", type=int, default=9, help="turns of the large job (default 9)")
+    parser.add_argument("--repeats", type=int, default=15, help="turns of the large job (default 15)")
     parser.add_argument(
         "--turns", type=int, default=9, help="turns of bare vs service small-job throughput (default 9)"
     )
