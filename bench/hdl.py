@@ -1,6 +1,6 @@
 """The core on its FPGAs: size, clock, cycles per step and synaptic events per second (issue #4).
 
-Run ``.venv/bin/python bench/hdl.py`` (both presets, about 6 minutes on 2 cores;
+Run ``.venv/bin/python bench/hdl.py`` (both presets, about 5 minutes on 2 cores;
 ``--preset ulx3s-85f`` for one; ``--quick`` for synthesis without place and route and a
 40-step simulation). For each preset (``icebreaker``: iCE40UP5K; ``ulx3s-85f``: LFE5U-85F):
 
@@ -41,6 +41,7 @@ The last line printed is one JSON object keyed by preset, each exactly ``{"luts"
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -54,6 +55,7 @@ from neurofab.compiler import compile_network
 from neurofab.emulator import CapacityExceeded, QueueCapacity, simulate
 from neurofab.hdl.config import PRESETS, CoreConfig
 from neurofab.hdl.synthesis import (
+    ECP5_ROUTERS,
     PlaceAndRouteError,
     SerialHarness,
     SynthesisReport,
@@ -283,7 +285,8 @@ def _harness_bits(component) -> int:
     return sum(len(Cat(value)) for _path, _member, value in component.signature.flatten(component))
 
 
-def _build(config: CoreConfig, target: Target, *, pnr: bool, seed: int, keep: Path | None = None, log=print):
+def _build(config: CoreConfig, target: Target, *, pnr: bool, seed: int, keep: Path | None = None,
+           router: str = "router2", log=print):
     """``(report, harness_bits, why)`` for ``Core(config)`` in the harness on ``target``'s device.
 
     With ``pnr`` the report is the placed design's (Fmax, utilisation) or, when it does
@@ -297,7 +300,8 @@ def _build(config: CoreConfig, target: Target, *, pnr: bool, seed: int, keep: Pa
     started = time.perf_counter()
     why = None
     if pnr:
-        place = place_and_route_ice40 if target.family == "ice40" else place_and_route_ecp5
+        place = (place_and_route_ice40 if target.family == "ice40"
+                 else functools.partial(place_and_route_ecp5, router=router))
         try:
             report = place(core, top="core_harness", device=target.device, package=target.package, seed=seed,
                            freq_mhz=target.fmax_mhz, workdir=keep)
@@ -351,14 +355,14 @@ def json_row(config: CoreConfig, report: SynthesisReport | None, harness_bits: i
 
 
 def bench_preset(name: str, *, timesteps: int, pnr: bool, seed: int = 1, keep: Path | None = None,
-                 log=print) -> dict:
+                 router: str = "router2", log=print) -> dict:
     """Everything above for preset ``name``; returns its :func:`json_row`."""
     config, target = PRESETS[name], TARGETS[name]
     log(f"{name} ({config.device}; nextpnr device {target.device}-{target.package})")
     log(f"  capacity: {config.neurons:,} neurons x {config.compartments} compartments, "
         f"{config.synapse_words:,} synapses, delays 0 .. {config.delay_slots - 1}, "
         f"{config.event_queue:,} events in flight")
-    report, harness_bits, why = _build(config, target, pnr=pnr, seed=seed, log=log,
+    report, harness_bits, why = _build(config, target, pnr=pnr, seed=seed, log=log, router=router,
                                        keep=keep / name if keep is not None else None)
     for line in _describe(report, harness_bits, why, target):
         log(line)
@@ -409,13 +413,16 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep Yosys's and nextpnr's files (logs, netlist, pnr.json with the critical "
                              "paths) in DIR/<preset>")
+    parser.add_argument("--router", choices=ECP5_ROUTERS, default="router2",
+                        help="nextpnr-ecp5's router (default router2; router1 is minutes slower here)")
     args = parser.parse_args(argv)
     steps = args.steps if args.steps is not None else (40 if args.quick else 200)
     if steps < 1:
         parser.error(f"--steps must be a positive integer, not {steps}")
     out = {}
     for name in args.preset or ("icebreaker", "ulx3s-85f"):
-        out[name] = bench_preset(name, timesteps=steps, pnr=not args.quick, seed=args.seed, keep=args.keep)
+        out[name] = bench_preset(name, timesteps=steps, pnr=not args.quick, seed=args.seed, keep=args.keep,
+                                 router=args.router)
     print(json.dumps(out))
     return 0
 

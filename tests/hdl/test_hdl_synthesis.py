@@ -154,6 +154,11 @@ def test_a_design_too_big_for_the_device_is_refused_with_the_numbers():
     assert shortfall(caught.value.report, "85k") == []  # not an ECP5 device: nothing known
 
 
+def test_place_and_route_ecp5_names_its_routers():
+    with pytest.raises(ValueError, match="router must be one of router1, router2, not 'router3'"):
+        place_and_route_ecp5(_MacWithMemory(), top="mac_harness", router="router3")
+
+
 def test_nextpnr_failure_carries_its_error_line():
     with pytest.raises(PlaceAndRouteError, match="nextpnr-ecp5 failed on mac_harness") as caught:
         place_and_route_ecp5(_MacWithMemory(), top="mac_harness", package="NOPACKAGE")
