@@ -91,7 +91,6 @@ from neurofab.results import RunResult
 
 __all__ = [
     "locked",
-    "STIMULUS_WIDTH",
     "VERILATOR_MAKEFLAGS",
     "verilator_make_environment",
     "RtlError",
@@ -103,9 +102,6 @@ __all__ = [
     "rtl_run_many",
     "run_requests",
 ]
-
-#: width of the core's per-neuron stimulus sums
-STIMULUS_WIDTH = STIMULUS_BITS
 
 #: name of the Verilog top module
 TOPLEVEL = "rtl_top"
@@ -342,7 +338,7 @@ def _stimulus_writes(job, populations, n: int):
     """``(t, gid, sum)``: the stimulus sum each neuron must hold from step ``t`` on, by step.
 
     One entry per (step, neuron) whose current changes; sums are checked against the
-    core's signed ``STIMULUS_WIDTH`` memory.
+    core's signed ``STIMULUS_BITS`` memory.
     """
     t, gid, delta = stimulus_schedule(job, populations)
     if t.shape[0] == 0:
@@ -356,12 +352,12 @@ def _stimulus_writes(job, populations, n: int):
     total = running - before  # each neuron's sum after each change
     last = np.r_[(gid[1:] != gid[:-1]) | (t[1:] != t[:-1]), True]  # a step's final sum per neuron
     t, gid, total = t[last], gid[last], total[last]
-    lo, hi = -(1 << (STIMULUS_WIDTH - 1)), (1 << (STIMULUS_WIDTH - 1)) - 1
+    lo, hi = -(1 << (STIMULUS_BITS - 1)), (1 << (STIMULUS_BITS - 1)) - 1
     bad = np.flatnonzero((total < lo) | (total > hi))
     if bad.shape[0]:
         i = int(bad[0])
         raise ValidationError("stimuli", f"sum to {int(total[i])} on neuron {int(gid[i])} at step "
-                              f"{int(t[i])}, outside the core's signed {STIMULUS_WIDTH}-bit stimulus sums")
+                              f"{int(t[i])}, outside the core's signed {STIMULUS_BITS}-bit stimulus sums")
     order = np.lexsort((gid, t))
     return t[order], gid[order], total[order]
 
@@ -651,7 +647,7 @@ async def _run_request(dut, port: _HostPort, request: dict, progress) -> dict:
     await port.command(dut.clear)
 
     stim_t, stim_gid = request["stim_t"].tolist(), request["stim_gid"].tolist()
-    stim_sum = [value & ((1 << STIMULUS_WIDTH) - 1) for value in request["stim_sum"].tolist()]
+    stim_sum = [value & ((1 << STIMULUS_BITS) - 1) for value in request["stim_sum"].tolist()]
     times, gids, cycles, held, order_errors = [], [], [], [], []
     error_kind, error_step = "", -1
     k = 0
