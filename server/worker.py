@@ -47,6 +47,8 @@ class Worker:
     ):
         self.settings = settings
         self.db = settings.database()
+        # a worker computes between its writes: see Database.yield_before_write
+        self.db.yield_before_write = True
         self.backends = tuple(backends or settings.backends)
         for name in self.backends:
             get_backend(name)  # fail at start, not at the first job, on an unknown backend

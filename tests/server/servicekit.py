@@ -26,6 +26,7 @@ __all__ = [
     "unique_email",
     "quickstart_network",
     "quickstart_job",
+    "USAGE_ROUNDING",
 ]
 
 ADMIN_TOKEN = "nf_admin_test-token"
@@ -33,6 +34,9 @@ ADMIN_TOKEN = "nf_admin_test-token"
 #: so tests can make a job outrun its tier (no other test uses that tier)
 RUNTIME_LIMITED_TIER = "startup"
 SHARED_TIERS = {RUNTIME_LIMITED_TIER: {"max_runtime_seconds": 1.0}}
+#: GET /v1/usage reports compute seconds rounded to microseconds (accounts.usage), so a
+#: job's unrounded compute_seconds matches it to half of that
+USAGE_ROUNDING = 0.5e-6
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 
 

@@ -658,3 +658,39 @@ def test_light_requests_share_one_connection_and_heavy_ones_keep_their_own(tmp_p
     for t in threads:
         t.join()
     assert db._shared[1] is shared and db.connect() is not shared
+
+
+# -- a CPU-bound writer yields before it queues --------------------------------------------------
+
+
+def test_a_worker_yields_the_cpu_just_before_it_takes_the_write_lock(tmp_path, monkeypatch):
+    """A job worker's database gives the CPU up right before each write queues (so that
+    the short hold starts on a fresh time slice), with neither write lock held yet; a web
+    process's does not (its requests must not give their CPU away)."""
+    import os
+
+    from neurofab.server import db as db_module
+    from neurofab.server.config import Settings
+    from neurofab.server.worker import Worker
+
+    settings = Settings.load({"DATA_DIR": str(tmp_path)})
+    settings.database().initialise()
+    worker = Worker(settings, backends=["emulator"])
+    web = settings.database()
+    assert worker.db.yield_before_write and not web.yield_before_write
+    seen = []
+
+    def sched_yield():
+        lock = db_module.process_write_lock()
+        free = lock.acquire(blocking=False)
+        if free:
+            lock.release()
+        seen.append(free)
+
+    monkeypatch.setattr(os, "sched_yield", sched_yield)
+    with web.write() as conn:
+        conn.execute("SELECT 1")
+    assert seen == []
+    jobqueue.touch_worker(worker.db, worker.worker_id, os.getpid(), worker.backends)
+    assert seen == [True]  # yielded once, before the lock was taken
+    worker.stop.set()
