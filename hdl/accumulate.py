@@ -38,9 +38,14 @@ class Accumulate(wiring.Component):
     Members
     -------
     direct, drained : ``In(stream.Signature(delivery_layout(config)))``
-        ``(target, compartment, value)``. Fixed arbitration: ``drained.ready`` is always
-        high; ``direct.ready`` is high when ``drained.valid`` is low. Neither ``ready``
-        depends on its own stream's ``valid``.
+        ``(target, compartment, value)``. Fixed arbitration, ``direct`` first:
+        ``direct.ready`` is always high; ``drained.ready`` is high when ``direct.valid``
+        is low. Neither ``ready`` depends on its own stream's ``valid``. Why this order:
+        the fan-out's two outputs share one register, so a stalled ``direct`` event holds
+        its pushes too; ``direct`` first keeps the fan-out at one synapse a clock while
+        the queue's drain takes the clocks between (delay-0 events are a small share of a
+        step's), so the fan-out and the drain overlap instead of running one after the
+        other. Sums do not depend on the order (module docstring).
     step : ``In(STEP_BITS)``
         The current timestep ``t``, recorded by an overflow.
     clear : ``In(1)``
@@ -90,13 +95,14 @@ class Accumulate(wiring.Component):
         config = self._config
         bits = config.acc_bits
 
-        # --- take: the drained stream first, then the direct one; read the word ----------
+        # --- take: the direct stream first, then the drained one; read the word ----------
+        # (direct first: a waiting direct event would stall the whole fan-out, see above)
         chosen = Signal(delivery_layout(config))
-        m.d.comb += chosen.eq(Mux(self.drained.valid, self.drained.payload, self.direct.payload))
+        m.d.comb += chosen.eq(Mux(self.direct.valid, self.direct.payload, self.drained.payload))
         taken = self.drained.valid | self.direct.valid
         m.d.comb += [
-            self.drained.ready.eq(1),
-            self.direct.ready.eq(~self.drained.valid),
+            self.direct.ready.eq(1),
+            self.drained.ready.eq(~self.direct.valid),
             self.acc_rd.addr.eq(chosen.target),
             self.acc_rd.en.eq(taken),
         ]

@@ -143,8 +143,8 @@ def test_overflow_is_sticky_with_its_step(seed, sign):
     assert model.acc_overflow_step is not None and model.acc_overflow_step > 0, f"seed={seed}"
 
 
-def test_one_event_a_clock_drained_first():
-    """Both streams offered back to back: ``drained`` goes first, one event a clock in all,
+def test_one_event_a_clock_direct_first():
+    """Both streams offered back to back: ``direct`` goes first, one event a clock in all,
     and ``n`` events are written ``n + 1`` clocks after the first is taken."""
     config = event_core(neurons=4, compartments=2)
     rng = random.Random(6)
@@ -152,8 +152,8 @@ def test_one_event_a_clock_drained_first():
         batch = (random_events(rng, config, n_direct), random_events(rng, config, n_drained))
         _, facts = run_accumulate(config, 6, [batch], p_valid=1.0)
         (f,) = facts
-        assert f["taken"]["drained"] == list(range(n_drained))
-        assert f["taken"]["direct"] == list(range(n_drained, n_drained + n_direct))
+        assert f["taken"]["direct"] == list(range(n_direct))
+        assert f["taken"]["drained"] == list(range(n_direct, n_direct + n_drained))
         assert f["idle"] == n_direct + n_drained + 1
 
 
