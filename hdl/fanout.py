@@ -27,7 +27,8 @@ from .config import CoreConfig, addr_bits
 from .layouts import EVENT_VALUE_BITS, core_layouts
 from .neuron_pass import spike_layout
 
-__all__ = ["GRADED_SHIFT", "delivery_layout", "event_layout", "arrival_slot", "graded_value", "FanOut"]
+__all__ = ["GRADED_SHIFT", "delivery_layout", "event_layout", "arrival_slot", "graded_value", "graded_select",
+           "FanOut"]
 
 #: docs/model.md: "with graded spikes ``(w * g) >> 7``"
 GRADED_SHIFT = 7
@@ -72,7 +73,14 @@ def graded_value(weight, payload, graded):
     ``weight`` is signed 16, ``payload`` unsigned 8, so the product lies in
     -8,355,840 .. 8,355,585 and the shifted value in -65,280 .. 65,279.
     """
-    product = weight * payload.as_unsigned()  # signed(25): Amaranth widens mixed-sign products
+    return graded_select(weight, weight * payload.as_unsigned(), graded)
+
+
+def graded_select(weight, product, graded):
+    """:func:`graded_value` from ``product = weight * payload`` computed (and registered) before.
+
+    ``product`` is ``signed(25)`` (Amaranth widens a signed 16 x unsigned 8 product).
+    """
     return Mux(graded, product >> GRADED_SHIFT, weight).as_signed()[:EVENT_VALUE_BITS].as_signed()
 
 
@@ -115,23 +123,33 @@ class FanOut(wiring.Component):
         High while a spike is accepted but not all of its events have been handed over.
         With ``spikes.valid`` low, ``busy`` low means every spike so far is fully fanned out.
 
-    Timing: the clock that takes a spike reads its axon entry; the next clock receives
-    it and reads the first synapse word, and from then on one synapse word is read per
-    clock while the outputs take them. An event is offered 2 clocks after its synapse
-    word is read (the read, then the output register), so a spike's first event is on
-    ``direct`` or ``push`` 3 clocks after the spike is taken. The next spike is taken in
-    the clock that reads the last synapse of the current one (or 2 clocks after the
-    current one for a spike with no synapse or one): a spike costs ``max(syn_count, 2)``
-    clocks, one clock per synapse for every spike with at least two.
+    Timing (every memory's data is registered before any logic reads it, and the graded
+    product has a stage of its own, for the clock rate): the clock that takes a spike
+    reads its axon entry; the next clock registers it; from the clock after that the walk
+    reads the spike's synapse words, one a clock. A synapse word read in clock ``k`` is
+    registered in ``k + 1`` (taken off the read port), its product and arrival slot are
+    registered in ``k + 2``, and its event is in the output register, offered on
+    ``direct`` or ``push``, from ``k + 4``: a spike's first event is offered
+    :data:`FanOut.LATENCY` (6) clocks after the spike is taken. The axon entries of the
+    next spikes are read and registered while the current spike is walked, so the walk
+    starts the next spike's synapses in the clock after the current spike's last one: a
+    spike costs ``max(syn_count, 1)`` clocks with spikes waiting, one clock per synapse,
+    and a spike with no synapse one clock.
 
     Backpressure: the two outputs share one register (an event is on ``direct`` or on
-    ``push``, never both); a stall of the stream it is on holds it, then the synapse word
-    in the read port's data (its read enable stays low), then the walk. The other stream
-    is not offered anything meanwhile, so events leave in synapse order. Nothing is lost
-    or repeated. ``spikes.ready`` never depends on ``spikes.valid``.
+    ``push``, never both); a stall of the stream it is on holds it, then the product
+    stage, the synapse-word register, the synapse word in the read port's data (its read
+    enable stays low), the walk, the registered axon entry, the axon entry in its read
+    port's data, and last ``spikes``. The other stream is not offered anything meanwhile,
+    so events leave in synapse order. Nothing is lost or repeated. ``spikes.ready`` is
+    computed from registers only (it never depends on ``spikes.valid`` nor on either
+    output's ``ready``).
     Overflow: none; a dropped event (``delay >= horizon``) is the model's rule, not an
-    overflow. Reset abandons the spike being walked.
+    overflow. Reset abandons the spikes taken and not yet fanned out.
     """
+
+    #: clocks from taking a spike to its first event offered (outputs ready, walk free)
+    LATENCY = 6
 
     def __init__(self, config: CoreConfig):
         if not isinstance(config, CoreConfig):
@@ -158,36 +176,62 @@ class FanOut(wiring.Component):
         m = Module()
         config = self._config
         layouts = core_layouts(config)
+        synapse_layout = layouts.synapse
 
-        # Walk state: the synapse address to read next and how many are left.
-        loading = Signal()  # the axon entry read last clock is on axon_rd.data now
-        walk_payload = Signal(8)  # payload of the spike being walked
+        # --- the stages, from the spikes to the outputs ---------------------------------
+        # A: an axon entry on axon_rd.data (read last clock, or held with en low).
+        axon_valid = Signal()
+        axon_payload = Signal(8)
+        # B: the registered axon entry, waiting for the walk.
+        entry_valid = Signal()
+        entry_payload = Signal(8)
+        entry = Signal(layouts.axon)
+        # The walk: the synapse address to read next and how many are left of the spike.
+        walk_payload = Signal(8)
         cursor = Signal(layouts.axon["syn_base"].shape)
         left = Signal(layouts.axon["syn_count"].shape)
-        # Stage 1: the synapse word on syn_rd.data, not yet turned into an event.
+        # C: a synapse word on syn_rd.data (read last clock, or held with en low).
         fetched = Signal()
         fetched_payload = Signal(8)  # the spike's payload travels with its synapse
-        # Stage 2: the output register, an event for ``direct`` (is_direct) or ``push``.
+        # D: the registered synapse word.
+        word_valid = Signal()
+        word = Signal(synapse_layout)
+        word_payload = Signal(8)
+        # E: the product and everything else an event needs, registered.
+        calc_valid = Signal()  # and delay < horizon: stage E holds events only
+        calc_direct = Signal()
+        calc_slot = Signal(event_layout(config)["slot"].shape)
+        calc_target = Signal.like(word.target)
+        calc_compartment = Signal.like(word.compartment)
+        calc_weight = Signal.like(word.weight)
+        calc_product = Signal(signed(len(word.weight) + 9))  # signed 16 x unsigned 8
+        # F: the output register, an event for ``direct`` (is_direct) or ``push``.
         out_valid = Signal()
         is_direct = Signal()
         out_event = Signal(event_layout(config))
 
+        # Each stage takes new contents when it is empty or its contents move on.
         out_ready = Mux(is_direct, self.direct.ready, self.push.ready)
-        take_output = ~out_valid | out_ready
-        consume = fetched & take_output  # stage 1 moves on (to an event, or dropped)
-        # The clock that receives the axon entry already reads its first synapse.
-        axon = self.axon_rd.data
-        next_addr = Mux(loading, axon.syn_base, cursor)
-        remaining = Mux(loading, axon.syn_count, left)
+        take_out = ~out_valid | out_ready
+        take_calc = ~calc_valid | take_out
+        take_word = ~word_valid | take_calc
+        consume = fetched & take_word  # stage C moves on into D
+        # The walk takes the registered axon entry once it has issued every synapse before.
+        walk_free = left == 0
+        load = walk_free & entry_valid
+        next_addr = Mux(walk_free, entry.syn_base, cursor)
+        remaining = Mux(walk_free, Mux(entry_valid, entry.syn_count, 0), left)
         issue = (remaining != 0) & (~fetched | consume)
+        take_axon = axon_valid & (~entry_valid | load)  # stage A moves on into B
 
         for port in (self.axon_rd, self.syn_rd):
             m.d.comb += port.en.eq(0)
         m.d.comb += [
-            self.spikes.ready.eq(~loading & ((left == 0) | ((left == 1) & issue))),
+            self.spikes.ready.eq(~axon_valid | ~entry_valid | load),
             self.axon_rd.addr.eq(self.spikes.payload.neuron),
             self.syn_rd.addr.eq(next_addr),
-            self.busy.eq(loading | (left != 0) | fetched | out_valid),
+            self.busy.eq(axon_valid | entry_valid | (left != 0) | fetched | word_valid | calc_valid
+                         | out_valid),
             self.direct.valid.eq(out_valid & is_direct),
             self.push.valid.eq(out_valid & ~is_direct),
             self.direct.payload.target.eq(out_event.target),
@@ -196,32 +240,66 @@ class FanOut(wiring.Component):
             self.push.payload.eq(out_event),
         ]
 
+        # A: take a spike, read its axon entry
         with m.If(self.spikes.valid & self.spikes.ready):
             m.d.comb += self.axon_rd.en.eq(1)
-            m.d.sync += [loading.eq(1), walk_payload.eq(self.spikes.payload.payload)]
-        with m.Else():
-            m.d.sync += loading.eq(0)
+            m.d.sync += [axon_valid.eq(1), axon_payload.eq(self.spikes.payload.payload)]
+        with m.Elif(take_axon):
+            m.d.sync += axon_valid.eq(0)
 
+        # B: register the axon entry straight off the read port
+        with m.If(take_axon):
+            m.d.sync += [entry_valid.eq(1), entry.eq(self.axon_rd.data), entry_payload.eq(axon_payload)]
+        with m.Elif(load):
+            m.d.sync += entry_valid.eq(0)
+
+        # the walk: one synapse read a clock
+        with m.If(load):
+            m.d.sync += walk_payload.eq(entry_payload)
         with m.If(issue):
             m.d.comb += self.syn_rd.en.eq(1)
-            m.d.sync += [cursor.eq(next_addr + 1), left.eq(remaining - 1), fetched_payload.eq(walk_payload)]
-        with m.Elif(loading):
-            m.d.sync += [cursor.eq(axon.syn_base), left.eq(axon.syn_count)]
+            m.d.sync += [
+                cursor.eq(next_addr + 1),
+                left.eq(remaining - 1),
+                fetched_payload.eq(Mux(walk_free, entry_payload, walk_payload)),
+            ]
+        with m.Elif(load):
+            m.d.sync += [cursor.eq(entry.syn_base), left.eq(entry.syn_count)]
 
+        # C: the synapse word on the read port
         with m.If(issue):
             m.d.sync += fetched.eq(1)
         with m.Elif(consume):
             m.d.sync += fetched.eq(0)
 
-        synapse = self.syn_rd.data
-        with m.If(take_output):
-            m.d.sync += out_valid.eq(consume & (synapse.delay < self.horizon))
+        # D: register the synapse word straight off the read port
+        with m.If(take_word):
+            m.d.sync += word_valid.eq(consume)
             with m.If(consume):
+                m.d.sync += [word.eq(self.syn_rd.data), word_payload.eq(fetched_payload)]
+
+        # E: the product (a DSP) and the arrival slot; late arrivals are dropped here
+        with m.If(take_calc):
+            m.d.sync += calc_valid.eq(word_valid & (word.delay < self.horizon))
+            with m.If(word_valid):
                 m.d.sync += [
-                    is_direct.eq(synapse.delay == 0),
-                    out_event.slot.eq(arrival_slot(self.slot, synapse.delay, config.delay_slots)),
-                    out_event.target.eq(synapse.target),
-                    out_event.compartment.eq(synapse.compartment),
-                    out_event.value.eq(graded_value(synapse.weight, fetched_payload, self.graded)),
+                    calc_direct.eq(word.delay == 0),
+                    calc_slot.eq(arrival_slot(self.slot, word.delay, config.delay_slots)),
+                    calc_target.eq(word.target),
+                    calc_compartment.eq(word.compartment),
+                    calc_weight.eq(word.weight),
+                    calc_product.eq(word.weight * word_payload.as_unsigned()),
+                ]
+
+        # F: the output register
+        with m.If(take_out):
+            m.d.sync += out_valid.eq(calc_valid)
+            with m.If(calc_valid):
+                m.d.sync += [
+                    is_direct.eq(calc_direct),
+                    out_event.slot.eq(calc_slot),
+                    out_event.target.eq(calc_target),
+                    out_event.compartment.eq(calc_compartment),
+                    out_event.value.eq(graded_select(calc_weight, calc_product, self.graded)),
                 ]
         return m

@@ -154,9 +154,30 @@ def test_horizon_drops_late_arrivals():
         assert [e[0] for e in got.push] == [(11 + d) % 64 for d in range(1, horizon)]
 
 
+def expected_timing(counts, first_accept):
+    """The contract's clocks for spikes offered back to back, outputs always ready.
+
+    Spike ``i``'s walk starts (its axon entry leaves the register) at ``start[i] =
+    max(accept[i] + 2, start[i - 1] + max(counts[i - 1], 1))``; spike ``i`` is taken once
+    the registered entry of spike ``i - 2`` moves on: ``accept[i] = max(accept[i - 1] + 1,
+    start[i - 2])``; its ``j``-th synapse's event is offered at ``start[i] + 4 + j``.
+    """
+    accept, start = [], []
+    for i, _ in enumerate(counts):
+        a = first_accept if i == 0 else accept[-1] + 1
+        if i >= 2:
+            a = max(a, start[i - 2])
+        accept.append(a)
+        s = a + 2 if i == 0 else max(a + 2, start[-1] + max(counts[i - 1], 1))
+        start.append(s)
+    events = [s + 4 + j for s, c in zip(start, counts, strict=True) for j in range(c)]
+    return accept, events
+
+
 def test_latency_and_throughput():
-    """First event 3 clocks after the spike is taken; then one a clock on either stream, in
-    synapse order; a spike costs max(count, 2)."""
+    """First event ``FanOut.LATENCY`` (6) clocks after the spike is taken; then one a clock
+    on either stream, in synapse order, with no gap between spikes; a spike costs
+    ``max(count, 1)`` clocks of the walk (the spikes are taken ahead of it)."""
     config = event_core(neurons=4, synapse_words=32)
     # delays 0 and 1 alternate in threes: direct and push interleave within a spike
     synapses = [{"weight": k, "elig": 0, "delay": (k // 3) % 2, "target": 0, "compartment": 0, "plastic": 0}
@@ -164,19 +185,39 @@ def test_latency_and_throughput():
     counts = [5, 0, 1, 7]
     bases = [0, 5, 5, 6]
     axons = [{"syn_base": b, "syn_count": c} for b, c in zip(bases, counts, strict=True)]
-    spikes = [(0, 0), (1, 0), (2, 0), (3, 0), (0, 0)]
+    spikes = [(0, 0), (1, 0), (2, 0), (3, 0), (0, 0), (1, 0), (1, 0), (2, 0), (3, 0)]
     got, accepted, emitted, _ = run_fanout(config, axons, synapses, spikes, slot=0, horizon=64, graded=False)
-    costs = [max(counts[n], 2) for n, _ in spikes]
-    assert [b - a for a, b in zip(accepted, accepted[1:], strict=False)] == costs[:-1]
+    spike_counts = [counts[n] for n, _ in spikes]
+    want_accept, want_events = expected_timing(spike_counts, accepted[0])
+    assert FanOut.LATENCY == 6
+    assert want_events[0] == accepted[0] + FanOut.LATENCY
+    assert accepted == want_accept
     cycles = [cycle for cycle, _ in emitted]
-    assert cycles[0] == accepted[0] + 3
-    assert cycles == list(range(cycles[0], cycles[0] + 5)) + [
-        accepted[2] + 3, *range(accepted[3] + 3, accepted[3] + 10), *range(accepted[4] + 3, accepted[4] + 8)]
-    words = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2, 3, 4]
+    assert cycles == want_events
+    # one event a clock from the first on, but for one clock per spike without synapses
+    # (spikes 1, 5 and 6): the walk never waits for an axon entry
+    gaps = [b - a for a, b in zip(cycles, cycles[1:], strict=False)]
+    assert [k for k, g in enumerate(gaps) if g != 1] == [4, 17] and (gaps[4], gaps[17]) == (2, 3)
+    words = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     kinds = ["push" if (w // 3) % 2 else "direct" for w in words]
     assert [kind for _, kind in emitted] == kinds
     assert [e[2] for e in got.direct] == [w for w, k in zip(words, kinds, strict=True) if k == "direct"]
     assert [e[3] for e in got.push] == [w for w, k in zip(words, kinds, strict=True) if k == "push"]
+
+
+def test_stall_holds_every_stage():
+    """Outputs stalled for a long while with spikes waiting: nothing lost or repeated, and
+    the spikes taken meanwhile are bounded by the stages (two axon entries)."""
+    config = event_core(neurons=4, synapse_words=32)
+    synapses = [{"weight": k + 1, "elig": 0, "delay": k % 3, "target": k % 4, "compartment": 0, "plastic": 0}
+                for k in range(32)]
+    axons = [{"syn_base": b, "syn_count": c} for b, c in ((0, 6), (6, 0), (6, 1), (7, 9))]
+    spikes = [(n % 4, 0) for n in range(12)]
+    for seed in range(4):
+        got, accepted, _, _ = run_fanout(config, axons, synapses, spikes, slot=3, horizon=64, graded=False,
+                                         seed=seed, p_ready=0.25)
+        assert len(accepted) == len(spikes)
+        assert got == fanout_events(config, axons, synapses, spikes, 3, 64, False), f"seed={seed}"
 
 
 def test_config_is_checked():
