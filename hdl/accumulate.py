@@ -61,11 +61,12 @@ class Accumulate(wiring.Component):
         signed ``acc_bits`` range (the wrapped sum is stored), and the ``step`` of the
         first.
 
-    Timing: an event taken in clock ``k`` has its word read in ``k`` and written in
-    ``k + 1``; an event a clock, so ``n`` events offered back to back are all written
-    ``n + 1`` clocks after the first is taken. Two adds to one word in consecutive clocks
-    add up (the second takes the first's sum from a register, not from the bank, which
-    has it only from ``k + 2``). The read port's ``en`` is high only in clocks that take
+    Timing: an event taken in clock ``k`` has its word read in ``k``, registered straight
+    off the bank in ``k + 1`` (before any logic: the bank's read mux is long) and its sum
+    written in ``k + 2``; an event a clock, so ``n`` events offered back to back are all
+    written ``n + 2`` clocks after the first is taken. Adds to one word in clocks up to
+    two apart add up (a later add takes the earlier sums from registers, not from the
+    bank, which has them only from ``k + 3``). The read port's ``en`` is high only in clocks that take
     an event. Reset drops an event not yet written.
     """
 
@@ -106,18 +107,31 @@ class Accumulate(wiring.Component):
             self.acc_rd.addr.eq(chosen.target),
             self.acc_rd.en.eq(taken),
         ]
-        adding = Signal()  # stage 2: the word of `event` is on acc_rd.data
-        event = Signal(delivery_layout(config))
-        m.d.sync += adding.eq(taken)
+        # --- register the word straight off the bank (its read mux is long) -------------
+        reading = Signal()  # stage 2: the word of `fetched_event` is on acc_rd.data
+        fetched_event = Signal(delivery_layout(config))
+        m.d.sync += reading.eq(taken)
         with m.If(taken):
-            m.d.sync += event.eq(chosen)
+            m.d.sync += fetched_event.eq(chosen)
+        adding = Signal()  # stage 3: the word of `event` is in `fetched_word`
+        event = Signal(delivery_layout(config))
+        fetched_word = Signal.like(self.acc_wr.data)
+        m.d.sync += adding.eq(reading)
+        with m.If(reading):
+            m.d.sync += [event.eq(fetched_event), fetched_word.eq(self.acc_rd.data)]
 
-        # --- add: forward last clock's write, add into one element, write back -----------
+        # --- add: forward the last two clocks' writes, add into one element, write back ---
+        # The word was read two clocks before this add: the writes of the two clocks since
+        # (of the events just before) are not in it, so take the newer of theirs first.
         wrote = Signal()  # last clock wrote `last_word` to `last_target`
         last_target = Signal.like(event.target)
         last_word = Signal.like(self.acc_wr.data)
+        wrote2 = Signal()  # the clock before wrote `last_word2` to `last_target2`
+        last_target2 = Signal.like(event.target)
+        last_word2 = Signal.like(self.acc_wr.data)
         word = Signal.like(self.acc_wr.data)
-        m.d.comb += word.eq(Mux(wrote & (last_target == event.target), last_word, self.acc_rd.data))
+        m.d.comb += word.eq(Mux(wrote & (last_target == event.target), last_word,
+                                Mux(wrote2 & (last_target2 == event.target), last_word2, fetched_word)))
         total = Signal(signed(bits + 1))
         m.d.comb += total.eq(word[event.compartment] + event.value)
         new_word = Signal.like(word)
@@ -127,9 +141,10 @@ class Accumulate(wiring.Component):
             self.acc_wr.addr.eq(event.target),
             self.acc_wr.data.eq(new_word),
             self.acc_wr.en.eq(adding),
-            self.busy.eq(adding),
+            self.busy.eq(reading | adding),
         ]
-        m.d.sync += wrote.eq(adding)
+        m.d.sync += [wrote.eq(adding), wrote2.eq(wrote),
+                     last_target2.eq(last_target), last_word2.eq(last_word)]
         with m.If(adding):
             m.d.sync += [last_target.eq(event.target), last_word.eq(new_word)]
             fits = total[bits - 1] == total[bits]

@@ -145,7 +145,7 @@ def test_overflow_is_sticky_with_its_step(seed, sign):
 
 def test_one_event_a_clock_direct_first():
     """Both streams offered back to back: ``direct`` goes first, one event a clock in all,
-    and ``n`` events are written ``n + 1`` clocks after the first is taken."""
+    and ``n`` events are written ``n + 2`` clocks after the first is taken."""
     config = event_core(neurons=4, compartments=2)
     rng = random.Random(6)
     for n_direct, n_drained in ((5, 0), (0, 5), (4, 7), (9, 2)):
@@ -154,7 +154,7 @@ def test_one_event_a_clock_direct_first():
         (f,) = facts
         assert f["taken"]["direct"] == list(range(n_direct))
         assert f["taken"]["drained"] == list(range(n_direct, n_direct + n_drained))
-        assert f["idle"] == n_direct + n_drained + 1
+        assert f["idle"] == n_direct + n_drained + 2
 
 
 def test_config_is_checked():
