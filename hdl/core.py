@@ -100,14 +100,15 @@ class Core(wiring.Component):
     queue_overflow, acc_overflow : ``Out(1)``; ``queue_overflow_step``, ``acc_overflow_step`` :
         ``Out(STEP_BITS)``: the sticky errors and their steps.
     spikes : ``Out(stream.Signature(spike_layout(config)))``
-        ``(neuron, payload)`` of each spike of the step, in neuron order; a stall holds the
-        pass.
+        ``(neuron, payload)`` of each spike of the step, in neuron order, from a FIFO as
+        deep as the core has neurons; a stall holds the step's end, not the pass.
     host_memory : ``In(layouts.Memory)``; host_addr : ``In(host_addr_bits(config))``;
     host_wdata : ``In(host_word_bits(config))``; host_we, host_re : ``In(1)``;
     host_rdata : ``Out(host_word_bits(config))``
         While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
         low bits of ``host_wdata``) at the clock edge; ``host_re`` reads it, the word on
-        ``host_rdata`` from the next clock until the next read. ``ACCUMULATOR`` word
+        ``host_rdata`` from the second clock after (the memory's read, then a register)
+        until the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
         ``bank * neurons + n`` is neuron ``n``'s in ``bank``.
     """
 
@@ -253,7 +254,8 @@ class Core(wiring.Component):
             accumulate.acc_rd.data.eq(Mux(bank, banks[0][0].data, banks[1][0].data)),
         ]
 
-        # the host's read data: the memory (and bank) it last read
+        # the host's read data: the memory (and bank) it last read, through a register so
+        # that no block-RAM read multiplexer reaches the host link's logic
         read_from = Signal(Memory)
         read_bank = Signal()
         with m.If(host_rd_en):
@@ -261,29 +263,28 @@ class Core(wiring.Component):
         with m.Switch(read_from):
             for which in names:
                 with m.Case(which):
-                    m.d.comb += self.host_rdata.eq(Value.cast(rd[which].data))
+                    m.d.sync += self.host_rdata.eq(Value.cast(rd[which].data))
             with m.Case(Memory.ACCUMULATOR):
-                m.d.comb += self.host_rdata.eq(Mux(read_bank, Value.cast(banks[1][0].data),
+                m.d.sync += self.host_rdata.eq(Mux(read_bank, Value.cast(banks[1][0].data),
                                                    Value.cast(banks[0][0].data)))
 
-        # --- spikes: to the host and into the FIFO before the fan-out, each taking every one
-        to_fifo, to_host = Signal(), Signal()  # taken already by that side
+        # --- spikes: into two FIFOs as deep as the core has neurons, one for the fan-out and
+        # one for the host. A step has at most ``count`` spikes and ends only when both are
+        # empty, so neither can fill: the pass's spike stream is always ready, and the
+        # pipeline's stall logic (a ready chain through every stage to the memories'
+        # enables) is constant and disappears in synthesis. A slow host holds the step, not
+        # the pass.
+        m.submodules.host_fifo = host_fifo = SyncFIFOBuffered(width=spike_layout(config).size, depth=n_max)
         spikes = npass.spikes
         m.d.comb += [
+            spikes.ready.eq(1),
             fifo.w_data.eq(spikes.payload),
-            self.spikes.payload.eq(spikes.payload),
-            fifo.w_en.eq(spikes.valid & ~to_fifo),
-            self.spikes.valid.eq(spikes.valid & ~to_host),
-            spikes.ready.eq((to_fifo | fifo.w_rdy) & (to_host | self.spikes.ready)),
-        ]
-        with m.If(spikes.valid & spikes.ready):
-            m.d.sync += [to_fifo.eq(0), to_host.eq(0)]
-        with m.Else():
-            with m.If(fifo.w_en & fifo.w_rdy):
-                m.d.sync += to_fifo.eq(1)
-            with m.If(self.spikes.valid & self.spikes.ready):
-                m.d.sync += to_host.eq(1)
-        m.d.comb += [
+            fifo.w_en.eq(spikes.valid),
+            host_fifo.w_data.eq(spikes.payload),
+            host_fifo.w_en.eq(spikes.valid),
+            self.spikes.payload.eq(host_fifo.r_data),
+            self.spikes.valid.eq(host_fifo.r_rdy),
+            host_fifo.r_en.eq(self.spikes.ready),
             fanout.spikes.payload.eq(fifo.r_data),
             fanout.spikes.valid.eq(fifo.r_rdy),
             fifo.r_en.eq(fanout.spikes.ready),
@@ -326,7 +327,8 @@ class Core(wiring.Component):
         m.d.sync += cycles.eq(cycles + 1)
         # every spike written to the FIFO is counted in its level from the next clock, and
         # the pass's last spike is handed over by ``done``: so from the clock after ``done``
-        idle_blocks = (fifo.level == 0) & ~fanout.busy & ~accumulate.busy & ~queue.busy
+        idle_blocks = ((fifo.level == 0) & (host_fifo.level == 0) & ~fanout.busy & ~accumulate.busy
+                       & ~queue.busy)
 
         with m.FSM():
             with m.State("IDLE"):

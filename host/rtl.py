@@ -605,15 +605,25 @@ class _HostPort:
         return clocks
 
     async def read(self, memory: Memory, count: int) -> list[int]:
-        """Words ``0 .. count - 1`` of ``memory`` (the data comes the clock after the address)."""
+        """Words ``0 .. count - 1`` of ``memory``, one a clock.
+
+        A word is on ``host_rdata`` two clocks after its address (the memory's read, then
+        the core's output register), so each clock issues the next address and collects the
+        word before last.
+        """
+        if count == 0:
+            return []
         dut = self.dut
         dut.host_memory.value = memory.value
         dut.host_re.value = 1
         words = []
-        for address in range(count):
-            dut.host_addr.value = address
+        for address in range(count + 1):
+            dut.host_addr.value = min(address, count - 1)
+            if address == count:
+                dut.host_re.value = 0
             await self.falling
-            words.append(dut.host_rdata.value.to_unsigned())
+            if address > 0:
+                words.append(dut.host_rdata.value.to_unsigned())
         dut.host_re.value = 0
         return words
 

@@ -83,6 +83,7 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
         ctx.set(core.host_re, 1)
         await ctx.tick()
         ctx.set(core.host_re, 0)
+        await ctx.tick()  # the memory's read, then the core's output register
         return ctx.get(core.host_rdata)
 
     async def testbench(ctx):
