@@ -38,7 +38,15 @@ from .fanout import FanOut
 from .layouts import Memory, core_layouts
 from .neuron_pass import NeuronPass, spike_layout
 
-__all__ = ["CYCLE_BITS", "HOST_MEMORIES", "host_word_bits", "host_addr_bits", "Core"]
+__all__ = ["SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS", "CYCLE_BITS", "HOST_MEMORIES", "host_word_bits",
+           "host_addr_bits", "Core"]
+
+#: clocks from the fan-out's synapse read to its word: the bank's address register, the
+#: block RAM, the bank's data register, the bank multiplexer's register
+SYNAPSE_READ_LATENCY = 4
+
+#: address bits of one synapse memory bank (16,384 words: a column of DP16KD in 16K x 1)
+SYNAPSE_BANK_BITS = 14
 
 #: width of the per-step cycle counter
 CYCLE_BITS = 32
@@ -106,8 +114,10 @@ class Core(wiring.Component):
     host_wdata : ``In(host_word_bits(config))``; host_we, host_re : ``In(1)``;
     host_rdata : ``Out(host_word_bits(config))``
         While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
-        low bits of ``host_wdata``) at the clock edge; ``host_re`` reads it, the word on
-        ``host_rdata`` from the second clock after (the memory's read, then a register)
+        low bits of ``host_wdata``) at the clock edge (the synapse memory one clock later,
+        behind its banks' registers, before any later read); ``host_re`` reads it, the
+        word on ``host_rdata`` from the second clock after (the memory's read, then a
+        register; for the synapse memory the bank's address register, then the read)
         until the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
         ``bank * neurons + n`` is neuron ``n``'s in ``bank``.
     """
@@ -157,7 +167,7 @@ class Core(wiring.Component):
         n_max = config.neurons
 
         m.submodules.npass = npass = NeuronPass(config)
-        m.submodules.fanout = fanout = FanOut(config)
+        m.submodules.fanout = fanout = FanOut(config, syn_latency=SYNAPSE_READ_LATENCY)
         m.submodules.queue = queue = EventQueue(config)
         m.submodules.accumulate = accumulate = Accumulate(config)
         m.submodules.spike_fifo = fifo = SyncFIFOBuffered(width=spike_layout(config).size, depth=n_max)
@@ -168,7 +178,7 @@ class Core(wiring.Component):
 
         # --- memories: one read and one write port each ------------------------------------
         names = {Memory.PROFILE: "profile", Memory.NEURON: "neuron", Memory.AXON: "axon",
-                 Memory.SYNAPSE: "synapse", Memory.STIMULUS: "stimulus"}
+                 Memory.STIMULUS: "stimulus"}
         rd, wr = {}, {}
         for which, name in names.items():
             ram = RAM(shape=layouts.for_memory(which), depth=layouts.depth(which), init=[])
@@ -213,7 +223,6 @@ class Core(wiring.Component):
             Memory.PROFILE: (npass.profile_rd, None),
             Memory.NEURON: (npass.neuron_rd, npass.neuron_wr),
             Memory.AXON: (fanout.axon_rd, None),
-            Memory.SYNAPSE: (fanout.syn_rd, None),
             Memory.STIMULUS: (npass.stim_rd, None),
         }
         for which, (user_rd, user_wr) in users.items():
@@ -254,19 +263,93 @@ class Core(wiring.Component):
             accumulate.acc_rd.data.eq(Mux(bank, banks[0][0].data, banks[1][0].data)),
         ]
 
+        # --- the synapse memory: banks by depth, each behind its own registers ---------------
+        # One address register driving every block RAM of the 49,152-word memory was the
+        # core's critical path (pure routing across the die). Each bank registers its own
+        # copy of the read and write addresses, data and enables (``keep``, and each copy
+        # loads only for its own bank, so Yosys cannot merge them), its read data is
+        # registered beside it, and a registered
+        # multiplexer picks the bank: the fan-out's read latency is
+        # ``SYNAPSE_READ_LATENCY`` (4). Host writes pass the same registers, so a write is
+        # done before any later read looks.
+        syn_layout = layouts.synapse
+        syn_depth = layouts.depth(Memory.SYNAPSE)
+        syn_bits = addr_bits(syn_depth)
+        bank_bits = max(syn_bits - 4, min(SYNAPSE_BANK_BITS, syn_bits))  # 16 banks at most
+        n_syn_banks = -(-syn_depth // (1 << bank_bits))
+        syn_sel = Signal(range(max(2, n_syn_banks)))  # the bank of the read issued this clock
+        syn_host = self.host_memory == Memory.SYNAPSE
+        rd_addr = Mux(running, fanout.syn_rd.addr, self.host_addr)[:syn_bits]
+        rd_en = Mux(running, fanout.syn_rd.en, host_rd_en & syn_host)
+        wr_en = ~running & host_wr_en & syn_host
+        m.d.comb += syn_sel.eq(rd_addr[bank_bits:] if n_syn_banks > 1 else 0)
+        syn_outs = []
+        for b in range(n_syn_banks):
+            depth = min(1 << bank_bits, syn_depth - (b << bank_bits))
+            ram = RAM(shape=syn_layout, depth=depth, init=[])
+            m.submodules[f"synapse_memory{b}"] = ram
+            port_rd, port_wr = ram.read_port(), ram.write_port()
+            hit = (rd_addr[bank_bits:] == b) if n_syn_banks > 1 else 1
+            w_hit = (self.host_addr[bank_bits:syn_bits] == b) if n_syn_banks > 1 else 1
+            keep = {"keep": 1}
+            r_addr = Signal(bank_bits, name=f"syn{b}_rd_addr", attrs=keep)
+            r_en = Signal(name=f"syn{b}_rd_en", attrs=keep)
+            w_addr = Signal(bank_bits, name=f"syn{b}_wr_addr", attrs=keep)
+            w_data = Signal(syn_layout.size, name=f"syn{b}_wr_data", attrs=keep)
+            w_en = Signal(name=f"syn{b}_wr_en", attrs=keep)
+            out = Signal(syn_layout.size, name=f"syn{b}_data")
+            # each copy loads only for its own bank: copies with different enables are
+            # different flip-flops, which Yosys cannot merge (``keep`` alone did not stop it)
+            m.d.sync += [r_en.eq(rd_en & hit), w_en.eq(wr_en & w_hit), out.eq(Value.cast(port_rd.data))]
+            with m.If(rd_en & hit):
+                m.d.sync += r_addr.eq(rd_addr[:bank_bits])
+            with m.If(wr_en & w_hit):
+                m.d.sync += [w_addr.eq(self.host_addr[:bank_bits]),
+                             w_data.eq(self.host_wdata[:syn_layout.size])]
+            m.d.comb += [
+                port_rd.addr.eq(r_addr), port_rd.en.eq(r_en),
+                port_wr.addr.eq(w_addr), port_wr.data.eq(w_data), port_wr.en.eq(w_en),
+            ]
+            syn_outs.append((Value.cast(port_rd.data), out))
+        # the bank of each read, along the pipeline: address register, block RAM, data register
+        sel_bram = Signal.like(syn_sel)  # the bank whose block RAM output holds the read
+        sel_reg = Signal.like(syn_sel)  # the bank whose data register holds it
+        sel_addr = Signal.like(syn_sel)
+        syn_data = Signal(syn_layout.size)
+        with m.If(rd_en):  # the bank of the last read: its block RAM holds the word until the next
+            m.d.sync += sel_addr.eq(syn_sel)
+        m.d.sync += [sel_bram.eq(sel_addr), sel_reg.eq(sel_bram)]
+        with m.Switch(sel_reg):
+            for b, (_, out) in enumerate(syn_outs):
+                with m.Case(b):
+                    m.d.sync += syn_data.eq(out)
+        m.d.comb += fanout.syn_rd.data.eq(syn_data)
+        # the host's synapse word: straight off the bank's block RAM (its address was
+        # registered first), so the host still has it two clocks after its address
+        syn_host_data = Signal(syn_layout.size)
+        with m.Switch(sel_bram):
+            for b, (bram, _) in enumerate(syn_outs):
+                with m.Case(b):
+                    m.d.comb += syn_host_data.eq(bram)
+
         # the host's read data: the memory (and bank) it last read, through a register so
-        # that no block-RAM read multiplexer reaches the host link's logic
+        # that no block-RAM read multiplexer reaches the host link's logic (but for the
+        # synapse memory, whose address is registered in front of its block RAMs)
         read_from = Signal(Memory)
         read_bank = Signal()
+        read_synapse = Signal()
+        host_rdata = Signal.like(self.host_rdata)
         with m.If(host_rd_en):
             m.d.sync += [read_from.eq(self.host_memory), read_bank.eq(acc_bank)]
+        m.d.sync += read_synapse.eq(read_from == Memory.SYNAPSE)
         with m.Switch(read_from):
             for which in names:
                 with m.Case(which):
-                    m.d.sync += self.host_rdata.eq(Value.cast(rd[which].data))
+                    m.d.sync += host_rdata.eq(Value.cast(rd[which].data))
             with m.Case(Memory.ACCUMULATOR):
-                m.d.sync += self.host_rdata.eq(Mux(read_bank, Value.cast(banks[1][0].data),
-                                                   Value.cast(banks[0][0].data)))
+                m.d.sync += host_rdata.eq(Mux(read_bank, Value.cast(banks[1][0].data),
+                                              Value.cast(banks[0][0].data)))
+        m.d.comb += self.host_rdata.eq(Mux(read_synapse, syn_host_data, host_rdata))
 
         # --- spikes: into two FIFOs as deep as the core has neurons, one for the fan-out and
         # one for the host. A step has at most ``count`` spikes and ends only when both are

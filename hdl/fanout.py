@@ -16,8 +16,9 @@ its arrival slot. Routes to other cores are not part of it (the single-core boar
 none; see docs/hardware.md, "Still to build").
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
 
@@ -92,6 +93,11 @@ class FanOut(wiring.Component):
     config : CoreConfig
         The core's shape: the axon and synapse word layouts (``layouts.core_layouts``),
         ``delay_slots``.
+    syn_latency : int
+        Clocks (>= 1) from a synapse read (``syn_rd.en`` high with ``syn_rd.addr``) to its
+        word on ``syn_rd.data``, valid in exactly that clock: 1 for a plain read port,
+        more for a pipelined memory (Core's banked synapse memory: 4). The word need not
+        be held afterwards: the fan-out takes every word the clock it arrives.
 
     Members
     -------
@@ -108,8 +114,8 @@ class FanOut(wiring.Component):
         The job's flag: event value ``(w * g) >> 7`` instead of ``w``.
     axon_rd : read port of the axon table (``layouts.axon``); entry ``neuron`` is read once
         per spike.
-    syn_rd : read port of the synapse memory (``layouts.synapse``); words ``syn_base ..
-        syn_base + syn_count - 1`` are read once each, in order.
+    syn_rd : read port of the synapse memory (``layouts.synapse``), ``syn_latency`` clocks
+        deep; words ``syn_base .. syn_base + syn_count - 1`` are read once each, in order.
     direct : ``Out(stream.Signature(delivery_layout(config)))``
         ``(target, compartment, value)`` of every synapse with ``delay == 0`` (when
         ``horizon > 0``): arrival ``t + 1``, for the accumulator bank of step ``t + 1``.
@@ -127,10 +133,11 @@ class FanOut(wiring.Component):
     product has a stage of its own, for the clock rate): the clock that takes a spike
     reads its axon entry; the next clock registers it; from the clock after that the walk
     reads the spike's synapse words, one a clock. A synapse word read in clock ``k`` is
-    registered in ``k + 1`` (taken off the read port), its product and arrival slot are
-    registered in ``k + 2``, and its event is in the output register, offered on
-    ``direct`` or ``push``, from ``k + 4``: a spike's first event is offered
-    :data:`FanOut.LATENCY` (6) clocks after the spike is taken. The axon entries of the
+    written into a small FIFO in ``k + L`` (``L = syn_latency``, taken off the read port),
+    its product and arrival slot are registered in ``k + L + 1``, and its event is in the
+    output register, offered on ``direct`` or ``push``, from ``k + L + 3``: a spike's first
+    event is offered :attr:`latency` (:data:`FanOut.LATENCY` (6) ``- 1 + L``) clocks after
+    the spike is taken. The axon entries of the
     next spikes are read and registered while the current spike is walked, so the walk
     starts the next spike's synapses in the clock after the current spike's last one: a
     spike costs ``max(syn_count, 1)`` clocks with spikes waiting, one clock per synapse,
@@ -138,9 +145,12 @@ class FanOut(wiring.Component):
 
     Backpressure: the two outputs share one register (an event is on ``direct`` or on
     ``push``, never both); a stall of the stream it is on holds it, then the product
-    stage, the synapse-word register, the synapse word in the read port's data (its read
-    enable stays low), the walk, the registered axon entry, the axon entry in its read
-    port's data, and last ``spikes``. The other stream is not offered anything meanwhile,
+    stage and the synapse-word FIFO; the reads in flight never stall (the memory's
+    pipeline has no enable to hold): a read is issued only while the reads issued and not
+    yet taken out of the FIFO are fewer than its ``L + 2`` words, so every word in flight
+    has room when it lands, and one read a clock keeps going while the outputs take one
+    event a clock. Past that the walk holds, then the registered axon entry, the axon
+    entry in its read port's data, and last ``spikes``. The other stream is not offered anything meanwhile,
     so events leave in synapse order. Nothing is lost or repeated. ``spikes.ready`` is
     computed from registers only (it never depends on ``spikes.valid`` nor on either
     output's ``ready``).
@@ -151,10 +161,13 @@ class FanOut(wiring.Component):
     #: clocks from taking a spike to its first event offered (outputs ready, walk free)
     LATENCY = 6
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, syn_latency: int = 1):
         if not isinstance(config, CoreConfig):
             raise ValidationError("FanOut.config", f"must be a CoreConfig, not {config!r}")
+        if not isinstance(syn_latency, int) or isinstance(syn_latency, bool) or syn_latency < 1:
+            raise ValidationError("FanOut.syn_latency", f"must be an int >= 1, not {syn_latency!r}")
         self._config = config
+        self._syn_latency = syn_latency
         layouts = core_layouts(config)
         super().__init__({
             "spikes": In(stream.Signature(spike_layout(config))),
@@ -171,6 +184,16 @@ class FanOut(wiring.Component):
     @property
     def config(self) -> CoreConfig:
         return self._config
+
+    @property
+    def syn_latency(self) -> int:
+        """Clocks from a synapse read (``syn_rd.en``) to its word on ``syn_rd.data``."""
+        return self._syn_latency
+
+    @property
+    def latency(self) -> int:
+        """Clocks from taking a spike to its first event offered: ``LATENCY - 1 + syn_latency``."""
+        return self.LATENCY - 1 + self._syn_latency
 
     def elaborate(self, platform):
         m = Module()
@@ -190,20 +213,34 @@ class FanOut(wiring.Component):
         walk_payload = Signal(8)
         cursor = Signal(layouts.axon["syn_base"].shape)
         left = Signal(layouts.axon["syn_count"].shape)
-        # C: a synapse word on syn_rd.data (read last clock, or held with en low).
-        fetched = Signal()
-        fetched_payload = Signal(8)  # the spike's payload travels with its synapse
-        # D: the registered synapse word.
+        # C: the synapse reads in flight, ``syn_latency`` clocks; the spike's payload
+        # travels with its synapse. Nothing in flight stalls: a read is issued only when
+        # the words FIFO (D) is sure to have room for it.
+        latency = self._syn_latency
+        flight_valid = [Signal(name=f"flight_valid_{i}") for i in range(latency)]
+        flight_payload = [Signal(8, name=f"flight_payload_{i}") for i in range(latency)]
+        # D: the synapse words that arrived, a FIFO with room for every read in flight
+        # plus the one at its head (one read a clock while stage E takes one a clock).
+        depth = latency + 1
+        # only the fields an event needs (not ``elig`` nor ``plastic``), and the payload
+        kept = data.StructLayout({name: synapse_layout[name].shape
+                                  for name in ("target", "compartment", "weight", "delay")})
+        m.submodules.words = words = SyncFIFO(width=kept.size + 8, depth=depth)
+        pending = Signal(range(depth + 1))  # reads issued and not yet taken out of D
         word_valid = Signal()
-        word = Signal(synapse_layout)
+        word = Signal(kept)
         word_payload = Signal(8)
+        m.d.comb += [
+            word_valid.eq(words.r_rdy),
+            word.eq(words.r_data[:kept.size]),
+            word_payload.eq(words.r_data[kept.size:]),
+        ]
         # E: the product and everything else an event needs, registered.
         calc_valid = Signal()  # and delay < horizon: stage E holds events only
         calc_direct = Signal()
         calc_slot = Signal(event_layout(config)["slot"].shape)
         calc_target = Signal.like(word.target)
         calc_compartment = Signal.like(word.compartment)
-        calc_weight = Signal.like(word.weight)
         calc_product = Signal(signed(len(word.weight) + 9))  # signed 16 x unsigned 8
         # F: the output register, an event for ``direct`` (is_direct) or ``push``.
         out_valid = Signal()
@@ -214,14 +251,14 @@ class FanOut(wiring.Component):
         out_ready = Mux(is_direct, self.direct.ready, self.push.ready)
         take_out = ~out_valid | out_ready
         take_calc = ~calc_valid | take_out
-        take_word = ~word_valid | take_calc
-        consume = fetched & take_word  # stage C moves on into D
+        pop = word_valid & take_calc  # stage D moves on into E
         # The walk takes the registered axon entry once it has issued every synapse before.
         walk_free = left == 0
         load = walk_free & entry_valid
         next_addr = Mux(walk_free, entry.syn_base, cursor)
         remaining = Mux(walk_free, Mux(entry_valid, entry.syn_count, 0), left)
-        issue = (remaining != 0) & (~fetched | consume)
+        # a word leaving D this clock frees the room of a read issued now
+        issue = (remaining != 0) & ((pending < depth) | pop)
         take_axon = axon_valid & (~entry_valid | load)  # stage A moves on into B
 
         for port in (self.axon_rd, self.syn_rd):
@@ -230,7 +267,7 @@ class FanOut(wiring.Component):
             self.spikes.ready.eq(~axon_valid | ~entry_valid | load),
             self.axon_rd.addr.eq(self.spikes.payload.neuron),
             self.syn_rd.addr.eq(next_addr),
-            self.busy.eq(axon_valid | entry_valid | (left != 0) | fetched | word_valid | calc_valid
+            self.busy.eq(axon_valid | entry_valid | (left != 0) | (pending != 0) | calc_valid
                          | out_valid),
             self.direct.valid.eq(out_valid & is_direct),
             self.push.valid.eq(out_valid & ~is_direct),
@@ -261,22 +298,23 @@ class FanOut(wiring.Component):
             m.d.sync += [
                 cursor.eq(next_addr + 1),
                 left.eq(remaining - 1),
-                fetched_payload.eq(Mux(walk_free, entry_payload, walk_payload)),
             ]
         with m.Elif(load):
             m.d.sync += [cursor.eq(entry.syn_base), left.eq(entry.syn_count)]
 
-        # C: the synapse word on the read port
-        with m.If(issue):
-            m.d.sync += fetched.eq(1)
-        with m.Elif(consume):
-            m.d.sync += fetched.eq(0)
+        # C: the reads in flight, a shift register as long as the read latency
+        m.d.sync += [flight_valid[0].eq(issue),
+                     flight_payload[0].eq(Mux(walk_free, entry_payload, walk_payload))]
+        for i in range(1, latency):
+            m.d.sync += [flight_valid[i].eq(flight_valid[i - 1]), flight_payload[i].eq(flight_payload[i - 1])]
 
-        # D: register the synapse word straight off the read port
-        with m.If(take_word):
-            m.d.sync += word_valid.eq(consume)
-            with m.If(consume):
-                m.d.sync += [word.eq(self.syn_rd.data), word_payload.eq(fetched_payload)]
+        # D: every word arriving goes into the FIFO (``pending`` guarantees the room)
+        m.d.comb += [
+            words.w_en.eq(flight_valid[-1]),
+            words.w_data.eq(Cat(*(self.syn_rd.data[name] for name in kept.members), flight_payload[-1])),
+            words.r_en.eq(pop),
+        ]
+        m.d.sync += pending.eq(pending + issue - pop)
 
         # E: the product (a DSP) and the arrival slot; late arrivals are dropped here
         with m.If(take_calc):
@@ -287,8 +325,9 @@ class FanOut(wiring.Component):
                     calc_slot.eq(arrival_slot(self.slot, word.delay, config.delay_slots)),
                     calc_target.eq(word.target),
                     calc_compartment.eq(word.compartment),
-                    calc_weight.eq(word.weight),
-                    calc_product.eq(word.weight * word_payload.as_unsigned()),
+                    # ``w * 128 >> 7 == w``: one product for both kinds of spike, and no
+                    # weight register beside it
+                    calc_product.eq(word.weight * Mux(self.graded, word_payload, 1 << GRADED_SHIFT)),
                 ]
 
         # F: the output register
@@ -300,6 +339,6 @@ class FanOut(wiring.Component):
                     out_event.slot.eq(calc_slot),
                     out_event.target.eq(calc_target),
                     out_event.compartment.eq(calc_compartment),
-                    out_event.value.eq(graded_select(calc_weight, calc_product, self.graded)),
+                    out_event.value.eq((calc_product >> GRADED_SHIFT).as_signed()[:EVENT_VALUE_BITS]),
                 ]
         return m
