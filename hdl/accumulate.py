@@ -13,12 +13,11 @@ accumulator-range check). ``acc_overflow`` is the hardware's safety net behind i
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-from neurofab.errors import ValidationError
-
+from .block import CoreBlock
 from .config import CoreConfig
 from .event_queue import STEP_BITS
 from .fanout import delivery_layout
@@ -27,7 +26,7 @@ from .layouts import core_layouts
 __all__ = ["Accumulate"]
 
 
-class Accumulate(wiring.Component):
+class Accumulate(CoreBlock):
     """Adds the ``direct`` and ``drained`` events into accumulator words, one a clock.
 
     Parameters
@@ -71,11 +70,9 @@ class Accumulate(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise ValidationError("Accumulate.config", f"must be a CoreConfig, not {config!r}")
-        self._config = config
+        self.checked(config)
         layouts = core_layouts(config)
-        super().__init__({
+        super().__init__(config, {
             "direct": In(stream.Signature(delivery_layout(config))),
             "drained": In(stream.Signature(delivery_layout(config))),
             "step": In(STEP_BITS),
@@ -86,10 +83,6 @@ class Accumulate(wiring.Component):
             "acc_overflow": Out(1),
             "acc_overflow_step": Out(STEP_BITS),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 from neurofab.errors import ValidationError
 
 from .accumulate import Accumulate
+from .block import CoreBlock
 from .config import CoreConfig, addr_bits, count_bits
 from .event_queue import STEP_BITS, EventQueue
 from .fanout import FanOut
@@ -73,7 +74,7 @@ def host_addr_bits(config: CoreConfig) -> int:
     return max(addr_bits(layouts.depth(m)) for m in HOST_MEMORIES)
 
 
-class Core(wiring.Component):
+class Core(CoreBlock):
     """A single core: memories, neuron pass, fan-out, event queue, accumulate, controller.
 
     Parameters
@@ -123,14 +124,12 @@ class Core(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise ValidationError("Core.config", f"must be a CoreConfig, not {config!r}")
+        self.checked(config)
         if config.max_cores != 1:
             raise ValidationError("Core.config", f"must be a single-core shape (max_cores 1; routes "
                                   f"between cores are not built), not max_cores {config.max_cores}")
-        self._config = config
         word = host_word_bits(config)
-        super().__init__({
+        super().__init__(config, {
             "clear": In(1),
             "step": In(1),
             "count": In(count_bits(config.neurons)),
@@ -155,10 +154,6 @@ class Core(wiring.Component):
             "host_re": In(1),
             "host_rdata": Out(word),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -57,12 +57,13 @@ pushes' writes share it, so pushes and drained events together take one clock ea
 """
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal, Value
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from neurofab.errors import ValidationError
 
+from .block import CoreBlock
 from .config import CoreConfig, addr_bits, count_bits
 from .fanout import delivery_layout, event_layout
 from .layouts import core_layouts
@@ -139,7 +140,7 @@ class _LanedRAM(Elaboratable):
         return m
 
 
-class EventQueue(wiring.Component):
+class EventQueue(CoreBlock):
     """Holds the events in flight; drains one arrival slot while taking pushes.
 
     Parameters
@@ -209,13 +210,11 @@ class EventQueue(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, single_port: bool = False):
-        if not isinstance(config, CoreConfig):
-            raise ValidationError("EventQueue.config", f"must be a CoreConfig, not {config!r}")
+        self.checked(config)
         if not isinstance(single_port, bool):
             raise ValidationError("EventQueue.single_port", f"must be True or False, not {single_port!r}")
-        self._config = config
         self._single_port = single_port
-        super().__init__({
+        super().__init__(config, {
             "push": In(stream.Signature(event_layout(config))),
             "drained": Out(stream.Signature(delivery_layout(config))),
             "step": In(STEP_BITS),
@@ -229,10 +228,6 @@ class EventQueue(wiring.Component):
             "queue_overflow": Out(1),
             "queue_overflow_step": Out(STEP_BITS),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     @property
     def single_port(self) -> bool:

@@ -17,13 +17,14 @@ none; see docs/hardware.md, "Still to build").
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
 
 from neurofab.errors import ValidationError
 
+from .block import CoreBlock
 from .config import CoreConfig, addr_bits
 from .layouts import EVENT_VALUE_BITS, core_layouts
 from .neuron_pass import spike_layout
@@ -85,7 +86,7 @@ def graded_select(weight, product, graded):
     return Mux(graded, product >> GRADED_SHIFT, weight).as_signed()[:EVENT_VALUE_BITS].as_signed()
 
 
-class FanOut(wiring.Component):
+class FanOut(CoreBlock):
     """Turns each spike into one event per synapse of its axon: ``direct`` or ``push``.
 
     Parameters
@@ -162,14 +163,12 @@ class FanOut(wiring.Component):
     LATENCY = 6
 
     def __init__(self, config: CoreConfig, syn_latency: int = 1):
-        if not isinstance(config, CoreConfig):
-            raise ValidationError("FanOut.config", f"must be a CoreConfig, not {config!r}")
+        self.checked(config)
         if not isinstance(syn_latency, int) or isinstance(syn_latency, bool) or syn_latency < 1:
             raise ValidationError("FanOut.syn_latency", f"must be an int >= 1, not {syn_latency!r}")
-        self._config = config
         self._syn_latency = syn_latency
         layouts = core_layouts(config)
-        super().__init__({
+        super().__init__(config, {
             "spikes": In(stream.Signature(spike_layout(config))),
             "slot": In(addr_bits(config.delay_slots)),
             "horizon": In(range(config.delay_slots + 1)),
@@ -180,10 +179,6 @@ class FanOut(wiring.Component):
             "push": Out(stream.Signature(event_layout(config))),
             "busy": Out(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     @property
     def syn_latency(self) -> int:

@@ -17,12 +17,11 @@ neuron enters the update, and the neuron word back as the neuron leaves it.
 """
 
 from amaranth.hdl import Cat, Module, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
-from neurofab.errors import ValidationError
-
+from .block import CoreBlock
 from .config import CoreConfig, count_bits
 from .layouts import PROFILE_LAYOUT, STIMULUS_BITS, core_layouts
 from .neuron import NeuronUpdate
@@ -38,7 +37,7 @@ def spike_layout(config: CoreConfig) -> data.StructLayout:
     return data.StructLayout({"neuron": unsigned(config.neuron_bits), "payload": unsigned(8)})
 
 
-class NeuronPass(wiring.Component):
+class NeuronPass(CoreBlock):
     """Steps every neuron ``0 .. count - 1`` of a core through one timestep's update.
 
     Parameters
@@ -102,9 +101,7 @@ class NeuronPass(wiring.Component):
     LATENCY = NeuronUpdate.LATENCY + 3
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise ValidationError("NeuronPass.config", f"must be a CoreConfig, not {config!r}")
-        self._config = config
+        self.checked(config)
         layouts = core_layouts(config)
         # What rides through the update pipeline beside the state: the neuron's index,
         # whether it is the pass's last one, and the word's other fields, to be written
@@ -116,7 +113,7 @@ class NeuronPass(wiring.Component):
                                        if name not in UPDATED_FIELDS}),
         })
         bits = config.neuron_bits
-        super().__init__({
+        super().__init__(config, {
             "start": In(1),
             "count": In(count_bits(config.neurons)),
             "dendritic": In(1),
@@ -132,10 +129,6 @@ class NeuronPass(wiring.Component):
             "stim_rd": In(ReadPort.Signature(addr_width=bits, shape=layouts.stimulus)),
             "spikes": Out(stream.Signature(spike_layout(config))),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()
