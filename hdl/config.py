@@ -39,6 +39,11 @@ sum, and one step's events reach it in a timing-dependent order; a job whose syn
 largest positive values, or most negative ones, onto one (neuron, compartment) could add
 up beyond that range is refused before it runs, naming the neuron and compartment. Every
 synapse of a spiking neuron gives one event, zero weights included.
+
+With ``accumulator_banks = 1`` (the iCE40) a step drains its slot into the one bank
+before the pass, and delay-0 events go through the queue like any other (slot ``s + 1``,
+drained at the start of step ``s + 1``): after the fan-out of step ``s`` the core holds
+every event with arrival ``> s``, delay-0 events included.
 """
 
 from __future__ import annotations
@@ -105,6 +110,16 @@ class CoreConfig:
         What the preset was sized for (free text for reports).
     memory_bits : int
         The target's block-memory budget per core in bits, or 0 for no budget (sim).
+    accumulator_banks : int
+        2 (core v2): step ``t``'s pass reads one bank while the other collects step
+        ``t + 1``, and a delay-0 event goes straight into the collecting bank. 1 (the
+        iCE40, whose block RAM holds one bank): a step drains its slot into the bank,
+        then runs the pass, and every event, delay 0 included, goes through the queue;
+        so the queue also holds a step's delay-0 events (see the module doc).
+    spram : bool
+        The iCE40UP memory system (docs/ice40-plan.md): synapses in two single-port
+        SPRAM tiles without ``compartment`` (kept packed in rows beside the event pool),
+        the event pool, axon table and compartment rows in the other two.
     """
 
     name: str
@@ -120,6 +135,8 @@ class CoreConfig:
     acc_bits: int
     device: str = ""
     memory_bits: int = 0
+    accumulator_banks: int = 2
+    spram: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -138,11 +155,14 @@ class CoreConfig:
             # in at least 32 bits, a narrower accumulator refuses sums it cannot hold
             "acc_bits": (18, 64),
             "memory_bits": (0, 1 << 48),
+            "accumulator_banks": (1, 2),
         }
         for key, (lo, hi) in limits.items():
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValidationError(f"core.{key}", f"must be an integer in {lo} .. {hi}, not {value!r}")
+        if not isinstance(self.spram, bool):
+            raise ValidationError("core.spram", f"must be true or false, not {self.spram!r}")
         if self.axons < self.neurons:
             raise ValidationError(
                 "core.axons", f"must be at least neurons ({self.neurons}): every local neuron has an "
