@@ -19,6 +19,10 @@ fan-out of step ``s`` a core holds the events with arrival ``> s`` less the dela
 events emitted at ``s``, at most ``event_queue`` of them; if it holds more, it overflowed
 at step ``s``. (The hardware subtracts a step's drained events at the step's end, not as
 they leave, so the count does not depend on how its concurrent streams interleave.)
+With one accumulator bank (``CoreConfig.accumulator_banks == 1``, the iCE40 core) a
+step drains its slot before the pass and every event goes through the queue, delay-0
+ones too, and the queue subtracts a drain's events as it ends: after the fan-out of step
+``s`` the core holds every event with arrival ``> s``.
 Before the first overflow the core and the emulator agree spike for spike, so counting
 from the emulator's own spikes gives the hardware's step exactly.
 
@@ -371,8 +375,9 @@ class QueueCapacity:
             raise ValidationError(f"netlist.delay[{i}]",
                                   f"must be below the {self.config.name} core's {self.config.delay_slots} "
                                   f"delay slots, not {int(delay[i])}")
-        # delay-0 events go straight into the accumulators: the queue never holds them
-        queued = delay > 0
+        # with two banks delay-0 events go straight into the accumulators and the queue
+        # never holds them; with one bank they are queued like any other
+        queued = delay >= (1 if self.config.accumulator_banks == 2 else 0)
         src, delay = src[queued], delay[queued]
         n_cores = self.n_cores
         if n_cores == 1:  # every hardware preset: no per-synapse lookup

@@ -2,7 +2,8 @@
 
 hdl/config.py: after the fan-out of step ``s`` a core holds the events with arrival
 ``> s`` (and ``< T``) whose target is one of its neurons, less the delay-0 events emitted
-at ``s`` (core v2 adds those straight into its accumulators), at most ``event_queue`` of
+at ``s`` (core v2 adds those straight into its accumulators; a core of one accumulator
+bank, the iCE40's, queues them too), at most ``event_queue`` of
 them; one more and the core overflows at step ``s``. ``simulate(..., capacity=)`` must
 raise :class:`CapacityExceeded` at exactly that step, never earlier, never later, and
 change nothing else. Checked on hand-worked networks (the expected counts derived in
@@ -60,12 +61,14 @@ def fan_case(k: int, d: int, timesteps: int, sources: int = 1, stimulus_times=No
     return netlist, Job(timesteps=timesteps, stimuli=(drive,))
 
 
-def naive_held(netlist, spike_times, spike_gids, timesteps, core_of_gid) -> np.ndarray:
+def naive_held(netlist, spike_times, spike_gids, timesteps, core_of_gid, banks: int = 2) -> np.ndarray:
     """``held[c, s]``: events on core ``c`` after the fan-out of ``s``, one synapse at a time.
 
     A spike at ``s`` over a synapse with delay ``d >= 1`` is held by its target's core
     from the fan-out of ``s`` through step ``s + d`` (whose end subtracts it, drained),
-    and never when ``s + 1 + d >= T``; with delay 0 it is never held.
+    and never when ``s + 1 + d >= T``; with delay 0 it is never held by a core of two
+    accumulator banks, and held after the fan-out of ``s`` by a core of one (drained at
+    the start of ``s + 1``).
     """
     n_cores = int(np.max(core_of_gid)) + 1
     change = np.zeros((n_cores, timesteps + 1), np.int64)
@@ -74,7 +77,7 @@ def naive_held(netlist, spike_times, spike_gids, timesteps, core_of_gid) -> np.n
         out.setdefault(src, []).append((int(core_of_gid[tgt]), d))
     for s, gid in zip(spike_times.tolist(), spike_gids.tolist(), strict=True):
         for c, d in out.get(gid, ()):
-            if d > 0 and s + 1 + d < timesteps:
+            if (d > 0 or banks == 1) and s + 1 + d < timesteps:
                 change[c, s] += 1
                 change[c, s + 1 + d] -= 1
     return np.cumsum(change, axis=1)[:, :timesteps]
@@ -260,8 +263,33 @@ def active_case(seed: int):
     return netlist, job
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_random_runs_match_the_naive_count(seed):
+@pytest.mark.parametrize("banks", [2, 1])
+def test_one_bank_holds_delay_0_events_until_the_next_step(banks):
+    # A source spiking every step into 9 targets with delay 0: with two banks nothing is
+    # held; with one, the 9 events of step s are held after its fan-out (arrival s + 1)
+    # and drained at the start of s + 1, before its fan-out adds 9 more: 9 after every step.
+    netlist, job = fan_case(9, 0, 50)
+    one_bank = dataclasses.replace(core(9), accumulator_banks=banks)
+    result = simulate(netlist, job, capacity=single_core(one_bank, netlist))
+    assert result.extra["queue_peak"] == [9 if banks == 1 else 0]
+    if banks == 1:
+        small = dataclasses.replace(core(8), accumulator_banks=1)
+        error = overflow_of(netlist, job, single_core(small, netlist))
+        assert (error.step, error.in_flight) == (0, 9)
+    # delay 0 and 2 mixed (3 + 4 synapses), one bank: after step s the delay-2 events of
+    # s - 2 .. s (12 from step 2 on) and the delay-0 events of s (3): peak 15 at step 2
+    synapses = [SynapseSpec(0, 1 + j, 0, 0 if j < 3 else 2, j % 4, plastic=False) for j in range(7)]
+    netlist = netlist_from_synapses([("src", 1, EVERY_STEP), ("tgt", 7, EVERY_STEP)], [synapses], seed=1)
+    job = Job(timesteps=20, stimuli=(Stimulus("src", 1000),))
+    config = dataclasses.replace(core(15), accumulator_banks=banks)
+    result = simulate(netlist, job, capacity=single_core(config, netlist))
+    assert (result.extra["queue_peak"], result.extra["queue_peak_step"]) == (
+        ([15], [2]) if banks == 1 else ([12], [2]))
+
+
+# every case with two accumulator banks, a third of them again with one
+@pytest.mark.parametrize("seed, banks", [(s, 2) for s in range(30)] + [(s, 1) for s in range(0, 30, 3)])
+def test_random_runs_match_the_naive_count(seed, banks):
     netlist, job = active_case(seed)
     rng = np.random.default_rng(10_000 + seed)
     n_cores = int(rng.integers(1, 4))
@@ -269,12 +297,12 @@ def test_random_runs_match_the_naive_count(seed):
     if seed % 4 == 3:  # core ids past 1,024: source_groups sorts instead of a histogram
         cores = cores * 700
     free = simulate(netlist, job)
-    held = naive_held(netlist, free.spike_times, free.spike_gids, job.timesteps, cores)
+    held = naive_held(netlist, free.spike_times, free.spike_gids, job.timesteps, cores, banks)
     peak = held.max(axis=1)
     label = (f"seed={seed}: {netlist.n_neurons} neurons, {netlist.n_synapses} synapses, T={job.timesteps}, "
              f"{free.total_spikes} spikes, cores {sorted(set(cores.tolist()))}")
     assert peak.max() > 1, f"{label}: nothing held"
-    big = core(int(peak.max()), base="sim", name="random")
+    big = dataclasses.replace(core(int(peak.max()), base="sim", name="random"), accumulator_banks=banks)
     counted = simulate(netlist, job, capacity=QueueCapacity(big, cores))
     assert counted.extra["queue_peak"] == peak.tolist(), label
     assert counted.extra["queue_peak_step"] == np.argmax(held, axis=1).tolist(), label
@@ -283,7 +311,8 @@ def test_random_runs_match_the_naive_count(seed):
     over = held > capacity
     step = int(np.flatnonzero(over.any(axis=0))[0])
     c = int(np.flatnonzero(over[:, step])[0])
-    error = overflow_of(netlist, job, QueueCapacity(core(capacity, base="sim", name="random"), cores))
+    small = dataclasses.replace(core(capacity, base="sim", name="random"), accumulator_banks=banks)
+    error = overflow_of(netlist, job, QueueCapacity(small, cores))
     assert (error.step, error.core, error.in_flight) == (step, c, int(held[c, step])), label
 
 
