@@ -21,12 +21,16 @@ stores each memory as its used words in address order, each its low bytes little
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 from numba import njit
+
+from neurofab.errors import ValidationError
 
 from .config import CoreConfig, addr_bits
 
@@ -51,6 +55,21 @@ __all__ = [
     "word_bytes",
     "words_to_bytes",
     "words_from_bytes",
+    "SPRAM_ROWS",
+    "SPRAM_ROW_BITS",
+    "CHUNK_EVENTS",
+    "COMPARTMENT_ROW_LAYOUT",
+    "COMPARTMENTS_PER_ROW",
+    "spram_synapse_layout",
+    "SpramRegions",
+    "spram_regions",
+    "spram_synapse_rows",
+    "spram_synapse_words",
+    "spram_axon_rows",
+    "spram_axon_words",
+    "SpramImage",
+    "spram_image",
+    "spram_image_words",
 ]
 
 # Widths fixed by docs/model.md.
@@ -670,3 +689,250 @@ def words_from_bytes(buffer: bytes, layout: data.StructLayout, count: int,
     if nbytes == full:
         return raw.view("<u8").astype(np.uint64).reshape(count, lanes)
     return _widen(raw, count, nbytes, full).view("<u8").astype(np.uint64, copy=False).reshape(count, lanes)
+
+
+# -- the iCE40 memory system (``CoreConfig.spram``) -----------------------------------------
+#
+# docs/ice40-plan.md: the synapse memory is one 32-bit SPRAM (SP0 + SP1) holding every
+# field of a synapse word but ``elig`` (0 in every image; learning jobs are refused on the
+# RTL) and ``compartment``; the compartments are packed 16 to a 32-bit row in the upper
+# rows of the event queue's pool SPRAM (SP2 + SP3), after one row per axon. The image
+# keeps the logical words (``CoreLayouts.synapse``, ``axon``); the host turns them into
+# these physical rows with the helpers below when it loads an iCE40 core.
+
+#: Rows of one 32-bit SPRAM pair (two ``SB_SPRAM256KA`` side by side): the synapse
+#: memory's depth limit, and the pool SPRAM's rows (``aux`` addresses are 14 bits)
+SPRAM_ROWS = 16384
+#: Bits of one row of either 32-bit SPRAM
+SPRAM_ROW_BITS = 32
+#: Events of one chunk of the chunked event queue's pool (hdl/chunk_queue.py)
+CHUNK_EVENTS = 64
+#: One compartment row of the pool SPRAM: the ``compartment`` of synapses ``16 r .. 16 r + 15``,
+#: synapse ``16 r + j`` in element ``j`` (bits ``2 j .. 2 j + 1``)
+COMPARTMENT_ROW_LAYOUT = data.ArrayLayout(unsigned(2), SPRAM_ROW_BITS // 2)
+#: Synapses whose compartments share one row
+COMPARTMENTS_PER_ROW = COMPARTMENT_ROW_LAYOUT.length
+
+
+@cache
+def spram_synapse_layout(config: CoreConfig) -> data.StructLayout:
+    """The synapse word in the 32-bit synapse SPRAM: ``weight`` (signed 16), ``delay``,
+    ``target``, ``plastic`` (the widths of ``CoreLayouts.synapse``; no ``elig``, and
+    ``compartment`` lives in the compartment rows).
+
+    ``weight`` alone fills SP0's 16 bits, the rest SP1's. Raises
+    :class:`~neurofab.errors.ValidationError` naming ``core.neurons`` when the word would
+    exceed 32 bits (``target`` wider than 9 bits: more than 512 neurons).
+    """
+    synapse = core_layouts(config).synapse
+    kept = ("weight", "delay", "target", "plastic")
+    layout = data.StructLayout({name: synapse[name].shape for name in kept})
+    if layout.size > SPRAM_ROW_BITS:
+        widths = " + ".join(f"{name} {field.width}" for name, field in layout)
+        raise ValidationError(
+            "core.neurons", f"is {config.neurons}: the SPRAM synapse word ({widths} = {layout.size} bits) "
+            f"exceeds the {SPRAM_ROW_BITS} bits of an SPRAM row")
+    return layout
+
+
+@dataclass(frozen=True)
+class SpramRegions:
+    """The region map of the pool SPRAM (``SPRAM_ROWS`` rows of 32 bits), bottom up.
+
+    Attributes
+    ----------
+    pool_chunks : int
+        Whole ``CHUNK_EVENTS``-event chunks of the event pool, rows ``0 .. pool_rows - 1``.
+    axon_base : int
+        Row of axon 0's entry (``CoreLayouts.axon``, one row per axon): ``pool_rows``.
+    compartment_base : int
+        Row holding the compartments of synapses ``0 .. 15``: ``axon_base + axons``.
+    compartment_rows : int
+        ``ceil(synapse_words / COMPARTMENTS_PER_ROW)``.
+    """
+
+    pool_chunks: int
+    axon_base: int
+    compartment_base: int
+    compartment_rows: int
+
+    @property
+    def pool_rows(self) -> int:
+        return self.pool_chunks * CHUNK_EVENTS
+
+    @property
+    def end(self) -> int:
+        """One past the last row used; rows ``end .. SPRAM_ROWS - 1`` are spare (< a chunk)."""
+        return self.compartment_base + self.compartment_rows
+
+
+@cache
+def spram_regions(config: CoreConfig) -> SpramRegions:
+    """The pool SPRAM's region map of ``config``: pool chunks, then axon rows, then compartment rows.
+
+    The pool takes every whole chunk the axon and compartment rows leave. Raises
+    :class:`~neurofab.errors.ValidationError` naming the field when the synapse word
+    exceeds 32 bits (:func:`spram_synapse_layout`), the synapses exceed the synapse
+    SPRAM's rows (``core.synapse_words``; within them an axon entry fits a row: 29 bits at
+    16,384), or the pool left is too small for the chunked queue's
+    bound ``event_queue <= (pool_chunks - delay_slots - 1) * CHUNK_EVENTS``
+    (``core.event_queue``).
+    """
+    spram_synapse_layout(config)
+    if config.synapse_words > SPRAM_ROWS:
+        raise ValidationError(
+            "core.synapse_words", f"is {config.synapse_words}: the synapse SPRAM has {SPRAM_ROWS} rows")
+    compartment_rows = -(-config.synapse_words // COMPARTMENTS_PER_ROW)
+    pool_chunks = (SPRAM_ROWS - config.axons - compartment_rows) // CHUNK_EVENTS
+    needed = -(-config.event_queue // CHUNK_EVENTS) + config.delay_slots + 1
+    if pool_chunks < needed:
+        raise ValidationError(
+            "core.event_queue", f"is {config.event_queue}: the pool SPRAM's {SPRAM_ROWS} rows less "
+            f"{config.axons} axon rows and {compartment_rows} compartment rows leave "
+            f"{max(pool_chunks, 0)} chunks of {CHUNK_EVENTS} events, and the queue needs "
+            f"ceil(event_queue / {CHUNK_EVENTS}) + delay_slots + 1 = {needed}")
+    axon_base = pool_chunks * CHUNK_EVENTS
+    return SpramRegions(pool_chunks=pool_chunks, axon_base=axon_base,
+                        compartment_base=axon_base + config.axons, compartment_rows=compartment_rows)
+
+
+def _words_of(layout, words, name: str) -> np.ndarray:
+    """``words`` as ``(count, lanes)`` ``uint64`` packed words of ``layout``; a clear error else."""
+    words = np.asarray(words)
+    if words.dtype.kind not in "iu":
+        raise ValidationError(name, f"must be packed integer words, not {words.dtype} values")
+    lanes = word_lanes(layout)
+    if words.ndim == 1 and lanes == 1:
+        words = words.reshape(-1, 1)
+    if words.ndim != 2 or words.shape[1] != lanes:
+        raise ValidationError(name, f"must be packed words of {lanes} lane(s), not shape {words.shape}")
+    return np.ascontiguousarray(words, dtype=np.uint64)
+
+
+def _rows_of(rows, name: str, limit: int) -> np.ndarray:
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or rows.dtype.kind not in "iu":
+        raise ValidationError(name, f"must be a 1-D array of integer rows, not {rows.dtype} of shape "
+                              f"{rows.shape}")
+    if rows.shape[0] > limit:
+        raise ValidationError(name, f"has {rows.shape[0]} rows, more than the {limit} it may have")
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= 1 << SPRAM_ROW_BITS):
+        raise ValidationError(name, f"holds rows of {SPRAM_ROW_BITS} bits, not {int(rows.max())}")
+    return rows.astype(np.uint64)
+
+
+def spram_synapse_rows(config: CoreConfig, synapse_words) -> tuple[np.ndarray, np.ndarray]:
+    """An image's logical synapse words (``CoreLayouts.synapse``) as iCE40 SPRAM rows.
+
+    ``synapse_words`` are packed words (``(count, lanes)`` or ``(count,)`` ``uint64``, as
+    :func:`pack_words` or :func:`words_from_bytes` give them), synapse addresses
+    ``0 .. count - 1``, at most ``synapse_words`` of them. Returns ``(synapse_rows,
+    compartment_rows)``, both ``uint32``: row ``k`` of the synapse SPRAM is word ``k`` in
+    :func:`spram_synapse_layout`; compartment row ``r`` (pool SPRAM row
+    ``compartment_base + r``) holds the compartments of words ``16 r .. 16 r + 15``
+    (``COMPARTMENT_ROW_LAYOUT``; past ``count`` they are 0). A word with a non-zero
+    ``elig`` is refused (:class:`~neurofab.errors.ValidationError` naming it): the SPRAM
+    word has none.
+    """
+    spram_regions(config)  # refuses a config that does not fit first
+    logical = core_layouts(config).synapse
+    words = _words_of(logical, synapse_words, "synapse")
+    if words.shape[0] > config.synapse_words:
+        raise ValidationError("synapse", f"has {words.shape[0]} words, more than core.synapse_words "
+                              f"({config.synapse_words})")
+    fields = unpack_words(logical, words)
+    elig = np.flatnonzero(fields["elig"])
+    if elig.size:
+        k = int(elig[0])
+        raise ValidationError(f"synapse[{k}].elig", f"is {int(fields['elig'][k])}: the iCE40's SPRAM "
+                              "synapse word has no elig (0 in every image; the RTL refuses learning jobs)")
+    layout = spram_synapse_layout(config)
+    rows = pack_words(layout, {name: fields[name] for name, _ in layout}, words.shape[0])
+    return rows[:, 0].astype(np.uint32), _pack_compartments(fields["compartment"])
+
+
+def _pack_compartments(compartments: np.ndarray) -> np.ndarray:
+    per_row = COMPARTMENTS_PER_ROW
+    padded = np.zeros(-(-compartments.shape[0] // per_row) * per_row, np.uint64)
+    padded[:compartments.shape[0]] = compartments
+    width = COMPARTMENT_ROW_LAYOUT.elem_shape.width
+    shifts = (np.arange(per_row, dtype=np.uint64) * np.uint64(width))
+    return np.bitwise_or.reduce(padded.reshape(-1, per_row) << shifts, axis=1).astype(np.uint32)
+
+
+def _unpack_compartments(rows: np.ndarray, count: int) -> np.ndarray:
+    per_row = COMPARTMENTS_PER_ROW
+    width = COMPARTMENT_ROW_LAYOUT.elem_shape.width
+    shifts = (np.arange(per_row, dtype=np.uint64) * np.uint64(width))
+    elems = (rows.reshape(-1, 1) >> shifts) & np.uint64((1 << width) - 1)
+    return elems.reshape(-1)[:count].astype(np.int64)
+
+
+def spram_synapse_words(config: CoreConfig, synapse_rows, compartment_rows) -> np.ndarray:
+    """The inverse of :func:`spram_synapse_rows`: packed logical synapse words (``elig`` 0).
+
+    ``compartment_rows`` must cover every synapse row (``ceil(count / 16)`` rows or
+    more); a compartment that does not fit ``CoreLayouts.synapse`` (``compartments``)
+    raises :class:`~neurofab.errors.ValidationError`.
+    """
+    regions = spram_regions(config)
+    rows = _rows_of(synapse_rows, "synapse_rows", config.synapse_words)
+    packed = _rows_of(compartment_rows, "compartment_rows", regions.compartment_rows)
+    count = rows.shape[0]
+    if packed.shape[0] * COMPARTMENTS_PER_ROW < count:
+        raise ValidationError("compartment_rows", f"has {packed.shape[0]} rows, too few for {count} synapse "
+                              f"rows ({COMPARTMENTS_PER_ROW} a row)")
+    fields = unpack_words(spram_synapse_layout(config), rows.reshape(-1, 1))
+    fields["compartment"] = _unpack_compartments(packed, count)
+    try:
+        return pack_words(core_layouts(config).synapse, fields, count)
+    except ValueError as error:
+        raise ValidationError("compartment_rows", str(error)) from None
+
+
+def spram_axon_rows(config: CoreConfig, axon_words) -> np.ndarray:
+    """An image's axon words (``CoreLayouts.axon``) as pool SPRAM rows from ``axon_base``, ``uint32``."""
+    spram_regions(config)
+    words = _words_of(core_layouts(config).axon, axon_words, "axon")
+    if words.shape[0] > config.axons:
+        raise ValidationError("axon", f"has {words.shape[0]} words, more than core.axons ({config.axons})")
+    return words[:, 0].astype(np.uint32)
+
+
+def spram_axon_words(config: CoreConfig, axon_rows) -> np.ndarray:
+    """The inverse of :func:`spram_axon_rows`: packed axon words, ``(count, 1)`` ``uint64``."""
+    spram_regions(config)
+    rows = _rows_of(axon_rows, "axon_rows", config.axons)
+    layout = core_layouts(config).axon
+    if rows.size and int(rows.max()) >> layout.size:
+        raise ValidationError("axon_rows", f"holds axon entries of {layout.size} bits, not {int(rows.max())}")
+    return rows.reshape(-1, 1)
+
+
+class SpramImage(NamedTuple):
+    """The physical rows of an iCE40 core's synapse side, as the host loads them."""
+
+    #: the synapse SPRAM from row 0 (:func:`spram_synapse_layout`), ``uint32``
+    synapse_rows: np.ndarray
+    #: the pool SPRAM from row ``spram_regions(config).axon_base``: the axon rows (one per
+    #: axon, ``axons`` of them, zero past the image's), then the compartment rows, ``uint32``
+    aux_rows: np.ndarray
+
+
+def spram_image(config: CoreConfig, axon_words, synapse_words) -> SpramImage:
+    """An image's axon and synapse words as the rows of both SPRAMs (see :class:`SpramImage`)."""
+    regions = spram_regions(config)
+    axons = spram_axon_rows(config, axon_words)
+    synapses, compartments = spram_synapse_rows(config, synapse_words)
+    aux = np.zeros(config.axons + compartments.shape[0], np.uint32)
+    aux[:axons.shape[0]] = axons
+    aux[regions.compartment_base - regions.axon_base:] = compartments
+    return SpramImage(synapses, aux)
+
+
+def spram_image_words(config: CoreConfig, image: SpramImage) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`spram_image`: ``(axon_words, synapse_words)``, every axon of the core."""
+    aux = np.asarray(image.aux_rows)
+    axons = spram_axon_words(config, aux[:config.axons])
+    synapses = spram_synapse_words(config, image.synapse_rows, aux[config.axons:])
+    return axons, synapses
