@@ -1,0 +1,506 @@
+"""The iCE40 event queue: each arrival slot a list of chunks in one single-port SPRAM pool.
+
+On the iCE40UP5K (docs/ice40-plan.md, ``CoreConfig.accumulator_banks == 1`` and
+``spram``) a step ``t`` first drains slot ``t mod delay_slots`` (the events arriving at
+``t``) into the one accumulator bank, then runs the pass with the fan-out under it, which
+pushes **every** event, delay 0 included (slots ``t + 1 .. t + delay_slots``). Drain and
+pushes never overlap in time: the core sequences them.
+
+An event is a 28-bit word (``delivery_layout``: target, compartment, value) with no link:
+a 41-bit word with a per-event link would need a third SPRAM lane. So the lists are
+**chunked**: the pool's rows ``0 .. pool_chunks * chunk_events - 1`` are ``pool_chunks``
+chunks of ``chunk_events`` consecutive rows (row ``chunk * chunk_events + offset``), and
+each slot's list is a list of chunks. Kept beside the pool, in block RAM (EBR):
+
+- the **arrival table**, one entry per slot (``head`` chunk, ``tail`` chunk, ``last``:
+  the offset of the last event in the tail chunk); whether a slot holds anything is a
+  register bit per slot, so a drain or a clear empties a list without a memory write;
+- the **chunk links**, ``link[c]``: the chunk after ``c`` in its slot's list;
+- the **free-chunk FIFO**: chunks a drain has read to the end.
+
+A push appends at its slot's tail: at ``last + 1`` of the tail chunk, or, when the slot
+is empty or its tail chunk full, at offset 0 of a new chunk: a never-used one while any
+are left (``fresh``), else the free FIFO's head. A drain walks the list one row a clock
+and puts each chunk into the free FIFO in the clock of its last read.
+
+**Physical bound.** When a push needs a chunk, each of the ``delay_slots`` lists wastes
+less than one chunk (its partly filled tail), so ``held`` events occupy fewer than
+``held / chunk_events + delay_slots`` chunks; the constructor requires ``event_queue <=
+(pool_chunks - delay_slots - 1) * chunk_events``, which leaves a chunk for every push
+that is not an overflow, and one more for a chunk not yet visible in the free FIFO.
+
+The pool's rows above the event rows belong to the **aux** port's users (the fan-out's
+axon and compartment rows, written by the host): the pool is one
+:class:`~neurofab.hdl.spram.SinglePortRAM` of :data:`POOL_DEPTH` x :data:`POOL_WIDTH`
+(two SPRAM tiles side by side on an iCE40UP), one access a clock, shared in this order
+of priority: an aux access, then a push's write or a drain's read (never both due at
+once).
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, unsigned
+from amaranth.lib import data, stream
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from neurofab.errors import ValidationError
+
+from .block import CoreBlock
+from .config import CoreConfig, addr_bits, count_bits
+from .event_queue import STEP_BITS
+from .fanout import delivery_layout, event_layout
+from .spram import SinglePortRAM
+
+__all__ = ["POOL_DEPTH", "POOL_WIDTH", "AUX_ADDR_BITS", "DRAIN_LATENCY", "AUX_READS_IN_FLIGHT",
+           "aux_layout", "ChunkedEventQueue"]
+
+#: Rows of the pool: two SPRAM tiles side by side (16,384 x 16 each)
+POOL_DEPTH = 16384
+#: Bits of a pool row: an event's ``delivery_layout`` word in the low bits
+POOL_WIDTH = 32
+#: Bits of an aux address: any pool row
+AUX_ADDR_BITS = addr_bits(POOL_DEPTH)
+
+#: A drain of ``n > 0`` events with a ready consumer and no aux traffic hands its last
+#: event over in clock ``n + DRAIN_LATENCY - 1`` after the ``drain`` pulse (clock 0).
+DRAIN_LATENCY = 4
+
+#: Aux reads issued and not yet handed over on ``aux_data``: ``aux.ready`` is low while
+#: this many are outstanding (a word on the pool's output or in the response buffer).
+AUX_READS_IN_FLIGHT = 3
+
+#: Entries of the drain's output buffer (its head is ``drained``): the walk reads while
+#: the buffer has room for every word in flight, counted from registers only, so the
+#: consumer's ``ready`` never reaches the pool's address. Three keep one event a clock.
+_OUT_DEPTH = 3
+
+#: Widest chunk index: the links and the free FIFO are 8-bit words (512 x 8 EBR mode)
+_MAX_POOL_CHUNKS = 256
+
+
+def aux_layout() -> data.StructLayout:
+    """One aux request: read (``write`` 0) or write ``data`` to pool row ``addr``."""
+    return data.StructLayout({
+        "addr": unsigned(AUX_ADDR_BITS),
+        "write": unsigned(1),
+        "data": unsigned(POOL_WIDTH),
+    })
+
+
+def _is_power_of_two(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and n & (n - 1) == 0
+
+
+class ChunkedEventQueue(CoreBlock):
+    """Holds the events in flight of an iCE40 core; drains one arrival slot, takes pushes.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        ``accumulator_banks`` must be 1 and ``spram`` True. ``event_queue`` (the limit
+        of ``held``) within the physical bound (module doc), ``delay_slots``.
+    pool_chunks : int
+        Chunks of the pool, ``delay_slots + 2 .. 256``.
+    chunk_events : int
+        Rows per chunk, a power of two from 2; ``pool_chunks * chunk_events <=
+        POOL_DEPTH``.
+    primitive : bool or None
+        The pool's :class:`~neurofab.hdl.spram.SinglePortRAM` ``primitive``: ``None``
+        (default) builds SPRAM tiles for an iCE40UP platform, ``True`` always (e.g. for
+        ``synth_ice40`` without a platform), ``False`` never.
+
+    Members
+    -------
+    push : ``In(stream.Signature(event_layout(config)))``
+        Events ``(slot, target, compartment, value)`` from the fan-out, ``slot`` never
+        the slot being drained. One a clock; ``ready`` is low from a ``drain`` pulse
+        (that clock included) until its ``done``, after a ``clear`` until its ``done``,
+        and in a clock in which the last push taken still waits for the pool (an aux
+        access took it); it does not depend on ``push.valid``. A push that finds
+        ``held == event_queue`` is taken and dropped: the queue overflows (below).
+    drained : ``Out(stream.Signature(delivery_layout(config)))``
+        ``(target, compartment, value)`` of every event of the slot being drained, one a
+        clock while ``ready``; a stall holds it, nothing is lost or repeated. ``valid``
+        and the payload are registers. Events come in push order.
+    step : ``In(STEP_BITS)``
+        The current timestep, recorded by an overflow; hold it during a step.
+    drain : ``In(1)``
+        Pulse while not ``busy``: drain arrival slot ``slot`` (``t mod delay_slots`` at
+        the start of step ``t``). That clock reads the slot's entry and takes no push.
+    slot : ``In(addr_bits(delay_slots))``
+        The slot to drain; read in the clock of the ``drain`` pulse.
+    clear : ``In(1)``
+        Pulse while not ``busy`` (before a job): empty every list and the free FIFO,
+        ``held`` 0, clear the error. Takes effect at that clock's edge. The aux port and
+        the pool's contents are untouched.
+    busy : ``Out(1)``
+        A drain runs (until the clock of its ``done``), a push taken is not written yet,
+        or a clear's ``done`` is due.
+    done : ``Out(1)``
+        One-clock pulse in the clock that hands over a drain's last event (an empty
+        slot: the clock after ``drain``), and in the clock after a ``clear``.
+    held : ``Out(count_bits(event_queue))``
+        +1 a push taken and not dropped, -1 a drain's read of an event from the pool: a
+        drain's events are all subtracted by the clock of its ``done``. So after the
+        fan-out of step ``s`` the queue holds the events with arrival ``> s``, delay-0
+        ones included (config's rule for ``accumulator_banks == 1``).
+    queue_overflow : ``Out(1)``; queue_overflow_step : ``Out(STEP_BITS)``
+        Sticky error, cleared only by ``clear`` (or reset), and the ``step`` of the first
+        push that found ``held == event_queue``. Every push that finds it is dropped.
+    aux : ``In(stream.Signature(aux_layout()))``
+        A read or a write of any pool row (``addr`` < :data:`POOL_DEPTH`), for the
+        fan-out's axon and compartment rows above the events. It has the pool's port
+        before pushes and drain reads, which wait a clock for each aux access. ``ready``
+        is high unless :data:`AUX_READS_IN_FLIGHT` reads are outstanding (issued and
+        not yet taken from ``aux_data``), writes included; it depends on registers only.
+        A backed-up ``aux_data`` blocks only the aux port, never a push or a drain.
+    aux_data : ``Out(stream.Signature(unsigned(32)))``
+        The row of each aux read, in order, from the second clock after the read was
+        taken (a read taken in clock ``c`` is ``valid`` from clock ``c + 2``; a write
+        gives no response). ``valid`` and the payload are registers.
+
+    Timing (clocks numbered from 0; no aux traffic unless said). A drain of ``n > 0``
+    events with a ready consumer: clock 0 reads the slot's entry, 1 registers it, the
+    pool is read in clocks ``2 .. n + 1`` (one port clock an event), event ``i`` is
+    handed over in clock ``i + 4`` (``DRAIN_LATENCY`` = 4), ``done`` with the last in
+    clock ``n + 3``; an empty slot gives ``done`` in clock 1. ``busy`` is low from the
+    clock after ``done``. ``p`` pushes offered back to back from clock 0 are taken in
+    clocks ``0 .. p - 1`` and written in ``1 .. p`` (one port clock a push); ``busy``
+    is low from clock ``p + 1``. With aux accesses: every aux access taken in a clock
+    in which a push's write or a drain's read is due delays it, and everything behind
+    it, by exactly one clock (``done`` by one clock per aux access taken in clocks
+    ``2 .. n + 1 + k``, ``k`` of them, with a ready consumer). An aux read taken in
+    clock ``c`` is on ``aux_data`` from ``c + 2``; with a ready ``aux_data`` consumer
+    the aux port takes one access every clock. A ``drained`` consumer that stalls ``k``
+    clocks in a row delays ``done`` by at most ``k``. Reset empties the lists as a ``clear``
+    does (the pool's rows keep their contents, undefined after power-up).
+    """
+
+    def __init__(self, config: CoreConfig, *, pool_chunks: int, chunk_events: int = 64,
+                 primitive: bool | None = None):
+        self.checked(config)
+        if primitive is not None and not isinstance(primitive, bool):
+            raise ValidationError("ChunkedEventQueue.primitive",
+                                  f"must be True, False or None, not {primitive!r}")
+        if config.accumulator_banks != 1:
+            raise ValidationError("core.accumulator_banks", "must be 1 for the chunked (iCE40) queue, "
+                                  f"not {config.accumulator_banks}")
+        if not config.spram:
+            raise ValidationError("core.spram",
+                                  f"must be true for the chunked (iCE40) queue, not {config.spram!r}")
+        if not _is_power_of_two(chunk_events) or chunk_events < 2:
+            raise ValidationError("ChunkedEventQueue.chunk_events",
+                                  f"must be a power of two from 2, not {chunk_events!r}")
+        low = config.delay_slots + 2
+        if (isinstance(pool_chunks, bool) or not isinstance(pool_chunks, int)
+                or not low <= pool_chunks <= _MAX_POOL_CHUNKS):
+            raise ValidationError("ChunkedEventQueue.pool_chunks",
+                                  f"must be an integer in {low} .. {_MAX_POOL_CHUNKS} (delay_slots + 2 "
+                                  f"and 8-bit chunk links), not {pool_chunks!r}")
+        if pool_chunks * chunk_events > POOL_DEPTH:
+            raise ValidationError("ChunkedEventQueue.pool_chunks",
+                                  f"{pool_chunks} chunks of {chunk_events} events are "
+                                  f"{pool_chunks * chunk_events} rows, more than the pool's {POOL_DEPTH}")
+        bound = (pool_chunks - config.delay_slots - 1) * chunk_events
+        if config.event_queue > bound:
+            raise ValidationError("core.event_queue",
+                                  f"must be at most (pool_chunks - delay_slots - 1) * chunk_events = "
+                                  f"({pool_chunks} - {config.delay_slots} - 1) * {chunk_events} = {bound} "
+                                  f"(a chunk always free for a push), not {config.event_queue}")
+        word_bits = Shape.cast(delivery_layout(config)).width
+        if word_bits > POOL_WIDTH:
+            raise ValidationError("core.neurons",
+                                  f"{config.neurons} neurons x {config.compartments} compartments make a "
+                                  f"{word_bits}-bit event, wider than the pool's {POOL_WIDTH}-bit rows")
+        self._pool_chunks = pool_chunks
+        self._chunk_events = chunk_events
+        self._primitive = primitive
+        super().__init__(config, {
+            "push": In(stream.Signature(event_layout(config))),
+            "drained": Out(stream.Signature(delivery_layout(config))),
+            "step": In(STEP_BITS),
+            "drain": In(1),
+            "slot": In(addr_bits(config.delay_slots)),
+            "clear": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "held": Out(count_bits(config.event_queue)),
+            "queue_overflow": Out(1),
+            "queue_overflow_step": Out(STEP_BITS),
+            "aux": In(stream.Signature(aux_layout())),
+            "aux_data": Out(stream.Signature(unsigned(POOL_WIDTH))),
+        })
+
+    @property
+    def pool_chunks(self) -> int:
+        return self._pool_chunks
+
+    @property
+    def chunk_events(self) -> int:
+        return self._chunk_events
+
+    @property
+    def event_rows(self) -> int:
+        """Pool rows ``0 .. event_rows - 1`` hold events; the rows above are the aux users'."""
+        return self._pool_chunks * self._chunk_events
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        chunks, per_chunk = self._pool_chunks, self._chunk_events
+        capacity = config.event_queue
+        chunk_shape = unsigned(max(1, addr_bits(chunks)))
+        offset_bits = addr_bits(per_chunk)
+        entry_layout = data.StructLayout({"head": chunk_shape, "tail": chunk_shape,
+                                          "last": unsigned(offset_bits)})
+        delivery = delivery_layout(config)
+
+        # --- memories ---------------------------------------------------------------------
+        m.submodules.pool = pool = SinglePortRAM(shape=POOL_WIDTH, depth=POOL_DEPTH,
+                                                   primitive=self._primitive)
+        m.submodules.arrivals = arrivals = Memory(shape=entry_layout, depth=config.delay_slots, init=[])
+        entry_rd, entry_wr = arrivals.read_port(), arrivals.write_port()
+        m.submodules.links = links = Memory(shape=chunk_shape, depth=chunks, init=[])
+        link_rd, link_wr = links.read_port(), links.write_port()
+        m.submodules.free = free = Memory(shape=chunk_shape, depth=chunks, init=[])
+        free_rd, free_wr = free.read_port(), free.write_port()
+        m.d.comb += [entry_rd.en.eq(0), entry_wr.en.eq(0), link_wr.en.eq(0), free_wr.en.eq(0)]
+
+        def row(chunk, offset):  # chunk_events is a power of two: no multiplier
+            return Cat(offset, chunk)
+
+        nonempty = Signal(config.delay_slots)  # bit s: slot s's list has an event
+        held = Signal(count_bits(capacity))
+        full = Signal()  # held == capacity, kept as a register: it gates every push
+        m.d.comb += self.held.eq(held)
+
+        # --- the pool's port: aux first, then a push's write or a drain's read ---------------
+        aux_now = Signal()
+        write_due = Signal()  # stage B holds a push (pushes and drain reads never meet)
+        read_due = Signal()  # the drain wants the row at its walk's position
+        write_now = Signal()
+        read_now = Signal()
+        m.d.comb += [
+            aux_now.eq(self.aux.valid & self.aux.ready),
+            write_now.eq(write_due & ~aux_now),
+            read_now.eq(read_due & ~aux_now),
+        ]
+
+        # --- pushes: A takes one and reads its slot's entry; B appends it ---------------------
+        cleared = Signal()  # a clear's done is due
+        draining = Signal()  # from the drain pulse to the clock of its done
+        drain_start = Signal()
+        m.d.comb += drain_start.eq(self.drain & ~draining)
+        b_valid = write_due
+        b_event = Signal(event_layout(config))
+        b_forward = Signal()  # B's entry is b_forward_entry: the write A's read missed
+        b_forward_entry = Signal(entry_layout)
+        fresh = Signal(range(chunks + 1))  # chunks 0 .. fresh - 1 have been used
+        fresh_left = Signal(init=1)  # fresh < chunks, as a register
+        free_any = Signal()  # the free FIFO's head is a chunk
+        pop = Signal()
+        pushed = Signal()
+        b_advance = ~b_valid | write_now
+        m.d.comb += self.push.ready.eq(b_advance & ~draining & ~self.drain & ~cleared)
+
+        with m.If(self.push.valid & self.push.ready):
+            with m.If(full):
+                with m.If(~self.queue_overflow):
+                    m.d.sync += [self.queue_overflow.eq(1), self.queue_overflow_step.eq(self.step)]
+            with m.Else():
+                m.d.comb += [pushed.eq(1), entry_rd.addr.eq(self.push.payload.slot), entry_rd.en.eq(1)]
+
+        # stage B: the slot's entry (as read, or forwarded), the row to write, the new entry
+        b_nonempty = nonempty.bit_select(b_event.slot, 1)
+        old = Signal(entry_layout)
+        m.d.comb += old.eq(Mux(b_forward, b_forward_entry, entry_rd.data))
+        new_chunk_due = Signal()
+        new_chunk = Signal(chunk_shape)
+        new_entry = Signal(entry_layout)
+        m.d.comb += [
+            new_chunk_due.eq(~b_nonempty | (old.last == per_chunk - 1)),
+            new_chunk.eq(Mux(fresh_left, fresh, free_rd.data)),
+            new_entry.head.eq(Mux(b_nonempty, old.head, new_chunk)),
+            new_entry.tail.eq(Mux(new_chunk_due, new_chunk, old.tail)),
+            new_entry.last.eq(Mux(new_chunk_due, 0, old.last + 1)),
+        ]
+        with m.If(write_now):
+            m.d.comb += [entry_wr.addr.eq(b_event.slot), entry_wr.data.eq(new_entry), entry_wr.en.eq(1)]
+            m.d.sync += nonempty.bit_select(b_event.slot, 1).eq(1)
+            with m.If(new_chunk_due):
+                with m.If(fresh_left):
+                    m.d.sync += [fresh.eq(fresh + 1), fresh_left.eq(fresh != chunks - 1)]
+                with m.Else():
+                    m.d.comb += pop.eq(1)
+                with m.If(b_nonempty):  # the old tail links to the new chunk
+                    m.d.comb += [link_wr.addr.eq(old.tail), link_wr.data.eq(new_chunk), link_wr.en.eq(1)]
+        with m.If(b_advance):
+            m.d.sync += [
+                b_valid.eq(pushed),
+                b_event.eq(self.push.payload),
+                # the entry read this clock misses B's write of this clock
+                b_forward.eq(write_now & (b_event.slot == self.push.payload.slot)),
+                b_forward_entry.eq(new_entry),
+            ]
+
+        # --- drain: the slot's entry, then one pool read a clock along its chunks -----------
+        first = Signal()  # the slot's entry is on entry_rd.data
+        slot_nonempty = Signal()
+        walking = Signal()  # rows are left to read
+        d_chunk = Signal(chunk_shape)
+        d_offset = Signal(offset_bits)
+        d_tail = Signal(chunk_shape)
+        d_last = Signal(offset_bits)
+        d_in_flight = Signal()  # an event row read last clock is on pool.rdata
+        d_in_flight_last = Signal()  # ... and it is the slot's last
+        out_count = Signal(range(_OUT_DEPTH + 1))
+        out_events = [Signal(delivery, name=f"out_event{i}") for i in range(_OUT_DEPTH)]
+        out_last = [Signal(name=f"out_last{i}") for i in range(_OUT_DEPTH)]
+
+        with m.If(drain_start):
+            m.d.comb += [entry_rd.addr.eq(self.slot), entry_rd.en.eq(1)]
+            m.d.sync += [
+                draining.eq(1),
+                first.eq(1),
+                slot_nonempty.eq(nonempty.bit_select(self.slot, 1)),
+                nonempty.bit_select(self.slot, 1).eq(0),
+            ]
+        with m.If(first):
+            entry = entry_rd.data
+            m.d.sync += [
+                first.eq(0),
+                walking.eq(slot_nonempty),
+                d_chunk.eq(entry.head),
+                d_offset.eq(0),
+                d_tail.eq(entry.tail),
+                d_last.eq(entry.last),
+            ]
+            with m.If(~slot_nonempty):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += draining.eq(0)
+
+        # the link of the current chunk is on link_rd.data from the clock after the walk
+        # enters it, before its last row (chunks have 2 rows at least) is read
+        m.d.comb += [link_rd.addr.eq(d_chunk), link_rd.en.eq(1)]
+        room = Mux(d_in_flight, out_count < _OUT_DEPTH - 1, out_count < _OUT_DEPTH)
+        last_row = Signal()
+        chunk_end = Signal()
+        m.d.comb += [
+            read_due.eq(walking & room),
+            last_row.eq((d_chunk == d_tail) & (d_offset == d_last)),
+            chunk_end.eq(d_offset == per_chunk - 1),
+        ]
+        with m.If(read_now):
+            with m.If(last_row):
+                m.d.sync += walking.eq(0)
+            with m.Elif(chunk_end):
+                m.d.sync += [d_chunk.eq(link_rd.data), d_offset.eq(0)]
+            with m.Else():
+                m.d.sync += d_offset.eq(d_offset + 1)
+        m.d.sync += [d_in_flight.eq(read_now), d_in_flight_last.eq(read_now & last_row)]
+
+        # the drain's output buffer: entry 0 is `drained`; a row read joins behind the others
+        take = self.drained.valid & self.drained.ready
+        arriving = Signal(delivery)
+        m.d.comb += [
+            arriving.eq(pool.rdata[:Shape.cast(delivery).width]),
+            self.drained.valid.eq(out_count != 0),
+            self.drained.payload.eq(out_events[0]),
+        ]
+        with m.If(take):
+            m.d.sync += [out_events[i].eq(out_events[i + 1]) for i in range(_OUT_DEPTH - 1)]
+            m.d.sync += [out_last[i].eq(out_last[i + 1]) for i in range(_OUT_DEPTH - 1)]
+        for i in range(_OUT_DEPTH):
+            with m.If(d_in_flight & (out_count == i + take)):
+                m.d.sync += [out_events[i].eq(arriving), out_last[i].eq(d_in_flight_last)]
+        m.d.sync += out_count.eq(out_count + d_in_flight - take)
+        with m.If(take & out_last[0]):
+            m.d.comb += self.done.eq(1)
+            m.d.sync += draining.eq(0)
+
+        # --- the free FIFO: a chunk goes in with its last read; its head is on free_rd.data --
+        free_first = Signal(chunk_shape)
+        free_last = Signal(chunk_shape)
+        free_count = Signal(range(chunks + 1))  # chunks visible in the FIFO
+        freed = Signal()  # a chunk was written last clock: readable from this clock's read
+
+        def following(index):
+            return Mux(index == chunks - 1, 0, index + 1)
+
+        freeing = read_now & (last_row | chunk_end)
+        m.d.comb += [free_wr.addr.eq(free_last), free_wr.data.eq(d_chunk), free_wr.en.eq(freeing)]
+        with m.If(freeing):
+            m.d.sync += free_last.eq(following(free_last))
+        next_first = Signal.like(free_first)
+        m.d.comb += [
+            next_first.eq(Mux(pop, following(free_first), free_first)),
+            free_rd.addr.eq(next_first),
+            free_rd.en.eq(1),
+        ]
+        m.d.sync += [
+            freed.eq(freeing),
+            free_first.eq(next_first),
+            free_count.eq(free_count + freed - pop),
+            free_any.eq(Mux(pop & ~freed, free_count != 1, free_any | freed)),
+        ]
+
+        # --- aux: requests take the port first; responses queue in order -------------------
+        a_in_flight = Signal()  # an aux read last clock: its row is on pool.rdata
+        a_count = Signal(range(AUX_READS_IN_FLIGHT + 1))  # responses buffered
+        a_words = [Signal(POOL_WIDTH, name=f"aux_word{i}") for i in range(AUX_READS_IN_FLIGHT)]
+        a_take = self.aux_data.valid & self.aux_data.ready
+        # outstanding reads < AUX_READS_IN_FLIGHT, from registers only
+        m.d.comb += [
+            self.aux.ready.eq(Mux(a_in_flight, a_count < AUX_READS_IN_FLIGHT - 1,
+                                  a_count < AUX_READS_IN_FLIGHT)),
+            self.aux_data.valid.eq(a_count != 0),
+            self.aux_data.payload.eq(a_words[0]),
+        ]
+        m.d.sync += a_in_flight.eq(aux_now & ~self.aux.payload.write)
+        with m.If(a_take):
+            m.d.sync += [a_words[i].eq(a_words[i + 1]) for i in range(AUX_READS_IN_FLIGHT - 1)]
+        for i in range(AUX_READS_IN_FLIGHT):
+            with m.If(a_in_flight & (a_count == i + a_take)):
+                m.d.sync += a_words[i].eq(pool.rdata)
+        m.d.sync += a_count.eq(a_count + a_in_flight - a_take)
+
+        event_word = Signal(delivery)
+        m.d.comb += [
+            event_word.target.eq(b_event.target),
+            event_word.compartment.eq(b_event.compartment),
+            event_word.value.eq(b_event.value),
+        ]
+        with m.If(aux_now):
+            m.d.comb += [
+                pool.addr.eq(self.aux.payload.addr),
+                pool.wdata.eq(self.aux.payload.data),
+                pool.we.eq(self.aux.payload.write),
+                pool.en.eq(~self.aux.payload.write),
+            ]
+        with m.Elif(write_now):
+            m.d.comb += [
+                pool.addr.eq(row(new_entry.tail, new_entry.last)),
+                pool.wdata.eq(event_word),
+                pool.we.eq(1),
+            ]
+        with m.Else():
+            m.d.comb += [pool.addr.eq(row(d_chunk, d_offset)), pool.en.eq(read_now)]
+
+        # --- held: +1 a push, -1 a drain's read -------------------------------------------
+        next_held = Signal.like(held)
+        m.d.comb += next_held.eq(held + pushed - read_now)
+        m.d.sync += [held.eq(next_held), full.eq(next_held == capacity)]
+
+        # --- clear ------------------------------------------------------------------------
+        m.d.sync += cleared.eq(self.clear)
+        with m.If(cleared):
+            m.d.comb += self.done.eq(1)
+        with m.If(self.clear):
+            m.d.sync += [
+                nonempty.eq(0), held.eq(0), full.eq(0), fresh.eq(0), fresh_left.eq(1),
+                free_count.eq(0), free_any.eq(0), freed.eq(0), free_first.eq(0), free_last.eq(0),
+                b_valid.eq(0), draining.eq(0), first.eq(0), walking.eq(0), d_in_flight.eq(0),
+                out_count.eq(0), self.queue_overflow.eq(0), self.queue_overflow_step.eq(0),
+            ]
+
+        m.d.comb += self.busy.eq(draining | b_valid | cleared)
+        return m
