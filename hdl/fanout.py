@@ -26,7 +26,16 @@ from neurofab.errors import ValidationError
 
 from .block import CoreBlock
 from .config import CoreConfig, addr_bits
-from .layouts import EVENT_VALUE_BITS, core_layouts
+from .layouts import (
+    COMPARTMENT_ROW_LAYOUT,
+    COMPARTMENTS_PER_ROW,
+    EVENT_VALUE_BITS,
+    SPRAM_ROW_BITS,
+    SPRAM_ROWS,
+    core_layouts,
+    spram_regions,
+    spram_synapse_layout,
+)
 from .neuron_pass import spike_layout
 
 __all__ = ["GRADED_SHIFT", "delivery_layout", "event_layout", "arrival_slot", "graded_value", "graded_select",
@@ -161,6 +170,10 @@ class FanOut(CoreBlock):
 
     #: clocks from taking a spike to its first event offered (outputs ready, walk free)
     LATENCY = 6
+    #: SPRAM mode: axon rows requested ahead of the row requester (their responses' room)
+    AXON_AHEAD = 2
+    #: SPRAM mode: compartment rows requested ahead of the walk (their responses' room)
+    ROWS_AHEAD = 4
 
     def __init__(self, config: CoreConfig, syn_latency: int = 1):
         self.checked(config)
@@ -168,13 +181,25 @@ class FanOut(CoreBlock):
             raise ValidationError("FanOut.syn_latency", f"must be an int >= 1, not {syn_latency!r}")
         self._syn_latency = syn_latency
         layouts = core_layouts(config)
+        if config.spram:
+            spram_regions(config)  # refuses a config whose SPRAM words or rows do not fit
+            memories = {
+                "aux_req": Out(stream.Signature(unsigned(addr_bits(SPRAM_ROWS)))),
+                "aux_rsp": In(stream.Signature(unsigned(SPRAM_ROW_BITS))),
+                "syn_rd": In(ReadPort.Signature(addr_width=config.synapse_addr_bits,
+                                                shape=spram_synapse_layout(config))),
+            }
+        else:
+            memories = {
+                "axon_rd": In(ReadPort.Signature(addr_width=config.axon_bits, shape=layouts.axon)),
+                "syn_rd": In(ReadPort.Signature(addr_width=config.synapse_addr_bits, shape=layouts.synapse)),
+            }
         super().__init__(config, {
             "spikes": In(stream.Signature(spike_layout(config))),
             "slot": In(addr_bits(config.delay_slots)),
             "horizon": In(range(config.delay_slots + 1)),
             "graded": In(1),
-            "axon_rd": In(ReadPort.Signature(addr_width=config.axon_bits, shape=layouts.axon)),
-            "syn_rd": In(ReadPort.Signature(addr_width=config.synapse_addr_bits, shape=layouts.synapse)),
+            **memories,
             "direct": Out(stream.Signature(delivery_layout(config))),
             "push": Out(stream.Signature(event_layout(config))),
             "busy": Out(1),
@@ -195,15 +220,20 @@ class FanOut(CoreBlock):
         config = self._config
         layouts = core_layouts(config)
         synapse_layout = layouts.synapse
+        spram = config.spram
 
         # --- the stages, from the spikes to the outputs ---------------------------------
-        # A: an axon entry on axon_rd.data (read last clock, or held with en low).
-        axon_valid = Signal()
-        axon_payload = Signal(8)
-        # B: the registered axon entry, waiting for the walk.
-        entry_valid = Signal()
-        entry_payload = Signal(8)
-        entry = Signal(layouts.axon)
+        if spram:
+            # The aux front end (the SPRAM mode's A and B) drives the walk's entry signals.
+            entry_valid, entry, entry_payload, take_entry, front_busy = self._elaborate_aux_front(m)
+        else:
+            # A: an axon entry on axon_rd.data (read last clock, or held with en low).
+            axon_valid = Signal()
+            axon_payload = Signal(8)
+            # B: the registered axon entry, waiting for the walk.
+            entry_valid = Signal()
+            entry_payload = Signal(8)
+            entry = Signal(layouts.axon)
         # The walk: the synapse address to read next and how many are left of the spike.
         walk_payload = Signal(8)
         cursor = Signal(layouts.axon["syn_base"].shape)
@@ -214,6 +244,10 @@ class FanOut(CoreBlock):
         latency = self._syn_latency
         flight_valid = [Signal(name=f"flight_valid_{i}") for i in range(latency)]
         flight_payload = [Signal(8, name=f"flight_payload_{i}") for i in range(latency)]
+        if spram:
+            # the compartment, taken from its row when the read is issued, travels too
+            flight_compartment = [Signal(synapse_layout["compartment"].shape, name=f"flight_compartment_{i}")
+                                  for i in range(latency)]
         # D: the synapse words that arrived, a FIFO with room for every read in flight
         # plus the one at its head (one read a clock while stage E takes one a clock).
         depth = latency + 1
@@ -254,36 +288,69 @@ class FanOut(CoreBlock):
         remaining = Mux(walk_free, Mux(entry_valid, entry.syn_count, 0), left)
         # a word leaving D this clock frees the room of a read issued now
         issue = (remaining != 0) & ((pending < depth) | pop)
-        take_axon = axon_valid & (~entry_valid | load)  # stage A moves on into B
+        if spram:
+            # The compartment rows of a spike arrive in the order its synapses need them:
+            # the first synapse of a spike, and every one at a multiple of 16, takes the
+            # next row; the others use the row the walk holds.
+            rows = m.submodules.rows
+            row = Signal(SPRAM_ROW_BITS)
+            # a spike loaded into the walk before its first row arrived (the walk then
+            # holds its first address in ``cursor``)
+            fresh = Signal()
+            new_row = walk_free | fresh | (cursor[:addr_bits(COMPARTMENTS_PER_ROW)] == 0)
+            issue = issue & (~new_row | rows.r_rdy)
+            row_now = data.View(COMPARTMENT_ROW_LAYOUT, Mux(new_row, rows.r_data, row))
+            compartment = row_now[next_addr[:addr_bits(COMPARTMENTS_PER_ROW)]]
+            m.d.comb += [
+                rows.r_en.eq(issue & new_row),
+                take_entry.eq(load),
+            ]
+            with m.If(issue & new_row):
+                m.d.sync += row.eq(rows.r_data)
+            with m.If(issue):
+                m.d.sync += fresh.eq(0)
+            with m.Elif(load):
+                m.d.sync += fresh.eq(1)
+        else:
+            take_axon = axon_valid & (~entry_valid | load)  # stage A moves on into B
 
-        for port in (self.axon_rd, self.syn_rd):
+        for port in (self.syn_rd,) if spram else (self.axon_rd, self.syn_rd):
             m.d.comb += port.en.eq(0)
+        if spram:
+            spikes_side = []
+        else:
+            front_busy = axon_valid | entry_valid
+            spikes_side = [
+                self.spikes.ready.eq(~axon_valid | ~entry_valid | load),
+                self.axon_rd.addr.eq(self.spikes.payload.neuron),
+            ]
+        # with one accumulator bank every event is pushed: ``direct`` is never valid
+        banked = config.accumulator_banks == 2
         m.d.comb += [
-            self.spikes.ready.eq(~axon_valid | ~entry_valid | load),
-            self.axon_rd.addr.eq(self.spikes.payload.neuron),
+            *spikes_side,
             self.syn_rd.addr.eq(next_addr),
-            self.busy.eq(axon_valid | entry_valid | (left != 0) | (pending != 0) | calc_valid
-                         | out_valid),
-            self.direct.valid.eq(out_valid & is_direct),
+            self.busy.eq(front_busy | (left != 0) | (pending != 0) | calc_valid | out_valid),
+            *([self.direct.valid.eq(out_valid & is_direct)] if banked else []),
             self.push.valid.eq(out_valid & ~is_direct),
-            self.direct.payload.target.eq(out_event.target),
-            self.direct.payload.compartment.eq(out_event.compartment),
-            self.direct.payload.value.eq(out_event.value),
+            *([self.direct.payload.target.eq(out_event.target),
+               self.direct.payload.compartment.eq(out_event.compartment),
+               self.direct.payload.value.eq(out_event.value)] if banked else []),
             self.push.payload.eq(out_event),
         ]
 
-        # A: take a spike, read its axon entry
-        with m.If(self.spikes.valid & self.spikes.ready):
-            m.d.comb += self.axon_rd.en.eq(1)
-            m.d.sync += [axon_valid.eq(1), axon_payload.eq(self.spikes.payload.payload)]
-        with m.Elif(take_axon):
-            m.d.sync += axon_valid.eq(0)
+        if not spram:
+            # A: take a spike, read its axon entry
+            with m.If(self.spikes.valid & self.spikes.ready):
+                m.d.comb += self.axon_rd.en.eq(1)
+                m.d.sync += [axon_valid.eq(1), axon_payload.eq(self.spikes.payload.payload)]
+            with m.Elif(take_axon):
+                m.d.sync += axon_valid.eq(0)
 
-        # B: register the axon entry straight off the read port
-        with m.If(take_axon):
-            m.d.sync += [entry_valid.eq(1), entry.eq(self.axon_rd.data), entry_payload.eq(axon_payload)]
-        with m.Elif(load):
-            m.d.sync += entry_valid.eq(0)
+            # B: register the axon entry straight off the read port
+            with m.If(take_axon):
+                m.d.sync += [entry_valid.eq(1), entry.eq(self.axon_rd.data), entry_payload.eq(axon_payload)]
+            with m.Elif(load):
+                m.d.sync += entry_valid.eq(0)
 
         # the walk: one synapse read a clock
         with m.If(load):
@@ -302,11 +369,19 @@ class FanOut(CoreBlock):
                      flight_payload[0].eq(Mux(walk_free, entry_payload, walk_payload))]
         for i in range(1, latency):
             m.d.sync += [flight_valid[i].eq(flight_valid[i - 1]), flight_payload[i].eq(flight_payload[i - 1])]
+        if spram:
+            m.d.sync += flight_compartment[0].eq(compartment)
+            for i in range(1, latency):
+                m.d.sync += flight_compartment[i].eq(flight_compartment[i - 1])
+            landed = {**{name: self.syn_rd.data[name] for name in kept.members if name != "compartment"},
+                      "compartment": flight_compartment[-1]}
+        else:
+            landed = {name: self.syn_rd.data[name] for name in kept.members}
 
         # D: every word arriving goes into the FIFO (``pending`` guarantees the room)
         m.d.comb += [
             words.w_en.eq(flight_valid[-1]),
-            words.w_data.eq(Cat(*(self.syn_rd.data[name] for name in kept.members), flight_payload[-1])),
+            words.w_data.eq(Cat(*(landed[name] for name in kept.members), flight_payload[-1])),
             words.r_en.eq(pop),
         ]
         m.d.sync += pending.eq(pending + issue - pop)
@@ -315,8 +390,9 @@ class FanOut(CoreBlock):
         with m.If(take_calc):
             m.d.sync += calc_valid.eq(word_valid & (word.delay < self.horizon))
             with m.If(word_valid):
+                if config.accumulator_banks == 2:
+                    m.d.sync += calc_direct.eq(word.delay == 0)
                 m.d.sync += [
-                    calc_direct.eq(word.delay == 0),
                     calc_slot.eq(arrival_slot(self.slot, word.delay, config.delay_slots)),
                     calc_target.eq(word.target),
                     calc_compartment.eq(word.compartment),
@@ -337,3 +413,94 @@ class FanOut(CoreBlock):
                     out_event.value.eq((calc_product >> GRADED_SHIFT).as_signed()[:EVENT_VALUE_BITS]),
                 ]
         return m
+
+    def _elaborate_aux_front(self, m: Module):
+        """The SPRAM mode's front end: spikes to axon entries and compartment rows over ``aux``.
+
+        Adds the submodule ``rows`` (the compartment rows arrived, for the walk to pop).
+        Returns ``(entry_valid, entry, entry_payload, take_entry, busy)``: the next
+        spike's axon entry and payload for the walk, the signal the walk drives to take
+        it, and whether the front end holds anything.
+        """
+        config = self._config
+        axon = core_layouts(config).axon
+        regions = spram_regions(config)
+        row_select = addr_bits(COMPARTMENTS_PER_ROW)
+        max_rows = -(-config.synapse_words // COMPARTMENTS_PER_ROW) + 1
+        # The request register: what aux_req offers, from registers only, held until taken.
+        req_valid = Signal()
+        req_addr = Signal(len(self.aux_req.payload))
+        req_row = Signal()  # a compartment row (else an axon row)
+        # The payloads of the spikes whose axon rows are requested or arrived and not yet
+        # taken by the row requester, in order: its level is the axon rows' credit count.
+        m.submodules.payloads = payloads = SyncFIFO(width=8, depth=self.AXON_AHEAD)
+        m.submodules.entries = entries = SyncFIFO(width=axon.size, depth=self.AXON_AHEAD)
+        # what each request in flight is, in order (responses come in order)
+        m.submodules.kinds = kinds = SyncFIFO(width=1, depth=self.AXON_AHEAD + self.ROWS_AHEAD)
+        # the row requester: the compartment rows of the last entry it took, left to request
+        row_addr = Signal(len(self.aux_req.payload))
+        rows_left = Signal(range(max_rows + 1))
+        # the compartment rows requested or arrived and not yet taken by the walk: credits
+        m.submodules.rows = rows = SyncFIFO(width=SPRAM_ROW_BITS, depth=self.ROWS_AHEAD)
+        rows_out = Signal(range(self.ROWS_AHEAD + 1))
+        # the entries taken by the row requester, with their payloads, for the walk
+        m.submodules.walks = walks = SyncFIFO(width=axon.size + 8, depth=2)
+
+        fire = req_valid & self.aux_req.ready
+        load_req = ~req_valid | fire
+        want_row = (rows_left != 0) & (rows_out < self.ROWS_AHEAD)
+        load_row = load_req & want_row
+        load_axon = load_req & ~want_row & self.spikes.valid & payloads.w_rdy
+        m.d.comb += [
+            self.aux_req.valid.eq(req_valid),
+            self.aux_req.payload.eq(req_addr),
+            self.aux_rsp.ready.eq(1),  # every response has room: credits are taken with its request
+            self.spikes.ready.eq(load_req & ~want_row & payloads.w_rdy),
+        ]
+        with m.If(load_req):
+            m.d.sync += [req_valid.eq(load_row | load_axon), req_row.eq(want_row)]
+        with m.If(load_row):
+            m.d.sync += req_addr.eq(row_addr)
+        with m.Elif(load_axon):
+            m.d.sync += req_addr.eq(regions.axon_base + self.spikes.payload.neuron)
+        m.d.comb += [
+            payloads.w_en.eq(load_axon),
+            payloads.w_data.eq(self.spikes.payload.payload),
+            kinds.w_en.eq(fire),
+            kinds.w_data.eq(req_row),
+        ]
+
+        # the responses, sorted by their kind
+        m.d.comb += [
+            kinds.r_en.eq(self.aux_rsp.valid),
+            entries.w_en.eq(self.aux_rsp.valid & ~kinds.r_data),
+            entries.w_data.eq(self.aux_rsp.payload),
+            rows.w_en.eq(self.aux_rsp.valid & kinds.r_data),
+            rows.w_data.eq(self.aux_rsp.payload),
+        ]
+
+        # The row requester takes an entry once the last one's rows are all requested:
+        # rows ``syn_base >> 4 .. (syn_base + syn_count - 1) >> 4`` of the compartment region.
+        taken = data.View(axon, entries.r_data)
+        take = (rows_left == 0) & entries.r_rdy & walks.w_rdy
+        spanned = (taken.syn_base[:row_select] + taken.syn_count + (COMPARTMENTS_PER_ROW - 1)) >> row_select
+        m.d.comb += [
+            entries.r_en.eq(take),
+            payloads.r_en.eq(take),
+            walks.w_en.eq(take),
+            walks.w_data.eq(Cat(entries.r_data, payloads.r_data)),
+        ]
+        with m.If(take):
+            m.d.sync += [
+                rows_left.eq(Mux(taken.syn_count == 0, 0, spanned)),
+                row_addr.eq(regions.compartment_base + (taken.syn_base >> row_select)),
+            ]
+        with m.Elif(load_row):
+            m.d.sync += [rows_left.eq(rows_left - 1), row_addr.eq(row_addr + 1)]
+        m.d.sync += rows_out.eq(rows_out + load_row - rows.r_en)
+
+        busy = req_valid | payloads.r_rdy | (rows_left != 0) | (rows_out != 0) | walks.r_rdy
+        take_entry = Signal()
+        m.d.comb += walks.r_en.eq(take_entry)
+        entry = data.View(axon, walks.r_data[:axon.size])
+        return walks.r_rdy, entry, walks.r_data[axon.size:], take_entry, busy

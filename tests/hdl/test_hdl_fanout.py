@@ -9,21 +9,25 @@ and throughput.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from typing import NamedTuple
 
+import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
-from core_model import FanOutEvents, event_core, fanout_events, random_synapse_memories
+from core_model import FanOutEvents, event_core, fanout_events, graded_value, random_synapse_memories
 
 from neurofab.errors import ValidationError
 from neurofab.hdl import core as core_module
+from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.core import SYNAPSE_READ_LATENCY, Core
 from neurofab.hdl.fanout import FanOut
 from neurofab.hdl.layouts import Memory as MemoryName
-from neurofab.hdl.layouts import core_layouts
+from neurofab.hdl.layouts import core_layouts, spram_image, spram_regions, spram_synapse_layout
 
 
 class FanOutBench(Elaboratable):
@@ -312,3 +316,221 @@ def test_core_with_synapse_banks_matches_emulator(monkeypatch, seed):
     monkeypatch.setattr(core_module, "SYNAPSE_BANK_BITS", 5)
     netlist, job = small_case(seed, **{name: True for name in FEATURES})
     check_against_emulator(netlist, job)
+
+
+# -- the iCE40 mode: axon entries and compartment rows over the shared aux port ------------
+
+
+def spram_core(*, neurons: int = 16, compartments: int = 4, synapse_words: int = 512, banks: int = 1,
+               delay_slots: int = 64) -> CoreConfig:
+    """A small iCE40-shaped core: synapses in the 32-bit SPRAM word, rows over ``aux``."""
+    return CoreConfig(
+        name="test", max_cores=1, neurons=neurons, compartments=compartments, profiles=4,
+        synapse_words=synapse_words, axons=neurons, route_words=0, delay_slots=delay_slots,
+        event_queue=64, acc_bits=20, accumulator_banks=banks, spram=True)
+
+
+def pushed_events(config, axons, synapses, spikes, slot, horizon, graded) -> list:
+    """With one accumulator bank every event is pushed, delay 0 to slot ``t + 1``: the
+    model's events ``(slot, target, compartment, value)`` in spike and synapse order."""
+    out = []
+    for neuron, payload in spikes:
+        axon = axons[neuron]
+        for s in synapses[axon["syn_base"]:axon["syn_base"] + axon["syn_count"]]:
+            if s["delay"] < horizon:
+                out.append(((slot + 1 + s["delay"]) % config.delay_slots, s["target"], s["compartment"],
+                            graded_value(s["weight"], payload, graded)))
+    return out
+
+
+class SpramFanOutBench(Elaboratable):
+    """The SPRAM-mode fan-out over a synapse memory of 32-bit SPRAM rows (with
+    ``syn_latency - 1`` registers after its read port, as FanOutBench); ``aux`` is the
+    testbench's."""
+
+    def __init__(self, config, synapse_rows, syn_latency=1):
+        self.syn_latency = syn_latency
+        self.dut = FanOut(config, syn_latency=syn_latency)
+        self.synapses = Memory(shape=32, depth=config.synapse_words,
+                               init=[int(r) for r in synapse_rows])
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        m.submodules.synapses = self.synapses
+        port = self.synapses.read_port()
+        m.d.comb += [port.addr.eq(self.dut.syn_rd.addr), port.en.eq(self.dut.syn_rd.en)]
+        data = Value.cast(port.data)
+        for _ in range(self.syn_latency - 1):
+            stage = Signal.like(data)
+            m.d.sync += stage.eq(data)
+            data = stage
+        m.d.comb += self.dut.syn_rd.data.eq(data)
+        return m
+
+
+class SpramRun(NamedTuple):
+    pushed: list  #: ``(slot, target, compartment, value)`` in the order taken
+    direct: list  #: ``(target, compartment, value)`` in the order taken
+    accepted: list  #: the clock each spike was taken
+    port: list  #: each clock's use of the shared port: "aux", "push", "idle" (free, unused) or "busy"
+    pushes_at: list  #: the clock of each push taken
+
+
+def run_spram_fanout(config, axons, synapses, spikes, *, slot, horizon, graded, seed=0, p_valid=1.0,
+                     p_port=1.0, p_direct=1.0, latency=(1, 1), syn_latency=1) -> SpramRun:
+    """Offer ``spikes`` to a SPRAM-mode fan-out whose ``aux`` and ``push`` share one port.
+
+    The port model is the chunked queue's: in a clock the port is free (probability
+    ``p_port``; else a drain or the host has it) it takes the fan-out's aux request if
+    one is offered, else a push. A read's row comes back on ``aux_rsp`` a random
+    ``latency[0] .. latency[1]`` clocks after its request was taken, in order. ``direct``
+    (two banks only) is taken with probability ``p_direct`` a clock.
+    """
+    rng = random.Random(seed)
+    layouts = core_layouts(config)
+    axon_words = np.array([[layouts.axon.const(a).as_bits()] for a in axons], np.uint64)
+    synapse_words = np.array([[layouts.synapse.const(s).as_bits()] for s in synapses], np.uint64)
+    image = spram_image(config, axon_words, synapse_words)
+    base = spram_regions(config).axon_base
+    rows = {base + k: int(row) for k, row in enumerate(image.aux_rows)}
+    bench = SpramFanOutBench(config, image.synapse_rows, syn_latency)
+    dut = bench.dut
+    run = SpramRun([], [], [], [], [])
+    limit = 40 * (len(spikes) + sum(a["syn_count"] for a in axons)) / max(p_port, 0.05) + 200
+
+    async def testbench(ctx):
+        ctx.set(dut.slot, slot)
+        ctx.set(dut.horizon, horizon)
+        ctx.set(dut.graded, graded)
+        responses = []  # (clock due, row), due clocks increasing
+        offered = None  # index of the spike offered now
+        gap = 0
+        cycle = idle = 0
+        while idle < 8:
+            # the producer: each spike after a random gap, held until taken
+            if offered is None and len(run.accepted) < len(spikes):
+                if rng.random() < p_valid or gap >= 20:
+                    offered, gap = len(run.accepted), 0
+                else:
+                    gap += 1
+            if offered is not None:
+                neuron, payload = spikes[offered]
+                ctx.set(dut.spikes.payload, {"neuron": neuron, "payload": payload})
+            ctx.set(dut.spikes.valid, offered is not None)
+            # the shared port: aux first, pushes otherwise
+            free = rng.random() < p_port
+            aux_valid = ctx.get(dut.aux_req.valid)
+            ctx.set(dut.aux_req.ready, free)
+            ctx.set(dut.push.ready, free and not aux_valid)
+            ctx.set(dut.direct.ready, rng.random() < p_direct)
+            if responses and responses[0][0] == cycle:
+                ctx.set(dut.aux_rsp.payload, responses.pop(0)[1])
+                ctx.set(dut.aux_rsp.valid, 1)
+            else:
+                ctx.set(dut.aux_rsp.valid, 0)
+            assert ctx.get(dut.aux_rsp.ready), "aux_rsp must always be ready"
+            # the transfers of this clock
+            use = "idle" if free else "busy"
+            if aux_valid and free:
+                address = ctx.get(dut.aux_req.payload)
+                assert address in rows, f"aux read of row {address}, outside the axon and compartment rows"
+                due = max(responses[-1][0] + 1 if responses else 0, cycle + rng.randint(*latency))
+                responses.append((due, rows[address]))
+                use = "aux"
+            if ctx.get(dut.push.valid) and free and not aux_valid:
+                event = ctx.get(dut.push.payload)
+                run.pushed.append((event.slot, event.target, event.compartment, event.value))
+                run.pushes_at.append(cycle)
+                use = "push"
+            if ctx.get(dut.direct.valid) and ctx.get(dut.direct.ready):
+                event = ctx.get(dut.direct.payload)
+                run.direct.append((event.target, event.compartment, event.value))
+            run.port.append(use)
+            if offered is not None and ctx.get(dut.spikes.ready):
+                run.accepted.append(cycle)
+                offered = None
+            busy = ctx.get(dut.busy)
+            await ctx.tick()
+            cycle += 1
+            done = len(run.accepted) == len(spikes) and offered is None and not busy and not responses
+            idle = idle + 1 if done else 0
+            assert cycle < limit, "the fan-out never finished"
+
+    sim = Simulator(bench)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return run
+
+
+def spram_network(rng, config, max_count=40):
+    """Random axon lists (some empty, many crossing compartment rows) and synapses (elig 0)."""
+    axons, synapses = random_synapse_memories(rng, config, max_count=max_count)
+    return axons, [{**s, "elig": 0} for s in synapses]
+
+
+@pytest.mark.parametrize("banks", [1, 2])
+@pytest.mark.parametrize("syn_latency", [1, SYNAPSE_READ_LATENCY])
+@pytest.mark.parametrize("seed,p_valid,p_port,latency", [
+    (1, 1.0, 1.0, (1, 1)), (2, 0.5, 0.7, (1, 4)), (3, 1.0, 0.3, (2, 6)), (4, 0.8, 0.9, (1, 2))])
+def test_spram_events_match_model(seed, p_valid, p_port, latency, syn_latency, banks):
+    """Random networks, spikes and port contention: every event, in exact order."""
+    rng = random.Random(seed)
+    config = spram_core(compartments=rng.choice([1, 3, 4]), banks=banks)
+    axons, synapses = spram_network(rng, config)
+    spikes = [(rng.randrange(config.neurons), rng.randrange(128, 256)) for _ in range(60)]
+    graded = seed % 2 == 1
+    slot = rng.randrange(64)
+    horizon = rng.choice([64, rng.randrange(16, 64)])
+    run = run_spram_fanout(config, axons, synapses, spikes, slot=slot, horizon=horizon, graded=graded,
+                           seed=seed, p_valid=p_valid, p_port=p_port, p_direct=0.6, latency=latency,
+                           syn_latency=syn_latency)
+    assert len(run.accepted) == len(spikes)
+    if banks == 1:
+        want = pushed_events(config, axons, synapses, spikes, slot, horizon, graded)
+        assert len(want) > 100 and {e[0] for e in want} >= {(slot + 1) % 64}, "too little to test"
+        assert run.direct == [] and run.pushed == want, f"seed={seed}"
+    else:
+        want = fanout_events(config, axons, synapses, spikes, slot, horizon, graded)
+        assert len(want.direct) > 20 and len(want.push) > 20, "the case fans out too little to test anything"
+        assert FanOutEvents(run.direct, run.pushed) == want, f"seed={seed}"
+
+
+def test_spram_horizon_and_delays_0_and_63():
+    """One bank: delay 0 is pushed to slot t + 1 like any other; delays >= horizon give none."""
+    config = spram_core(neurons=2, synapse_words=64)
+    synapses = [{"weight": d + 1, "elig": 0, "delay": d, "target": 1, "compartment": d % 4, "plastic": d % 2}
+                for d in range(64)]
+    axons = [{"syn_base": 0, "syn_count": 64}, {"syn_base": 64, "syn_count": 0}]
+    for horizon in (0, 1, 2, 63, 64):
+        run = run_spram_fanout(config, axons, synapses, [(0, 0), (1, 0)], slot=10, horizon=horizon,
+                               graded=False)
+        assert run.pushed == [((11 + d) % 64, 1, d % 4, d + 1) for d in range(horizon)]
+        assert run.direct == []
+
+
+def test_spram_graded_values_at_the_ends():
+    config = spram_core(neurons=4, synapse_words=32)
+    weights = [-32768, 32767, -1, 1, -129, 127, 0, -32767]
+    synapses = [{"weight": w, "elig": 0, "delay": 63 * (k % 2), "target": k % 4, "compartment": k % 4,
+                 "plastic": 0} for k, w in enumerate(weights)]
+    # list 0 starts mid-row and crosses into the next: rows 0 and 1 read for one spike
+    synapses = synapses[4:] + synapses + [synapses[0]] * 20
+    axons = [{"syn_base": b, "syn_count": c} for b, c in ((12, 8), (0, 4), (4, 0), (4, 28))]
+    spikes = [(0, 255), (0, 128), (3, 129), (1, 200), (2, 7)]
+    for graded in (True, False):
+        run = run_spram_fanout(config, axons, synapses, spikes, slot=62, horizon=64, graded=graded)
+        assert run.pushed == pushed_events(config, axons, synapses, spikes, 62, 64, graded)
+
+
+def test_spram_config_is_checked():
+    wide = dataclasses.replace(spram_core(), neurons=1024, axons=1024)
+    with pytest.raises(ValidationError, match=r"core\.neurons is 1024: the SPRAM synapse word"):
+        FanOut(wide)
+    default = FanOut(event_core())
+    spram = FanOut(spram_core())
+    assert "axon_rd" in default.signature.members and "aux_req" not in default.signature.members
+    assert "axon_rd" not in spram.signature.members
+    assert len(spram.aux_req.payload) == 14 and len(spram.aux_rsp.payload) == 32
+    assert spram.syn_rd.data.shape() == spram_synapse_layout(spram_core())
