@@ -27,7 +27,8 @@ and puts each chunk into the free FIFO in the clock of its last read.
 less than one chunk (its partly filled tail), so ``held`` events occupy fewer than
 ``held / chunk_events + delay_slots`` chunks; the constructor requires ``event_queue <=
 (pool_chunks - delay_slots - 1) * chunk_events``, which leaves a chunk for every push
-that is not an overflow, and one more for a chunk not yet visible in the free FIFO.
+that is not an overflow, and one to spare. Every freed chunk is in the free FIFO by the
+drain's ``done``, so pushes, which come after it, find it there.
 
 The pool's rows above the event rows belong to the **aux** port's users (the fan-out's
 axon and compartment rows, written by the host): the pool is one
@@ -296,7 +297,6 @@ class ChunkedEventQueue(CoreBlock):
         b_forward_entry = Signal(entry_layout)
         fresh = Signal(range(chunks + 1))  # chunks 0 .. fresh - 1 have been used
         fresh_left = Signal(init=1)  # fresh < chunks, as a register
-        free_any = Signal()  # the free FIFO's head is a chunk
         pop = Signal()
         pushed = Signal()
         b_advance = ~b_valid | write_now
@@ -309,8 +309,17 @@ class ChunkedEventQueue(CoreBlock):
             with m.Else():
                 m.d.comb += [pushed.eq(1), entry_rd.addr.eq(self.push.payload.slot), entry_rd.en.eq(1)]
 
+        # One index into the empty bits for B's write and the drain's start, which never
+        # meet: one decoder for the bits' updates and one multiplexer for their reads (two
+        # of each cost 110 more LUT4s at 64 slots).
+        slot_index = Signal.like(b_event.slot)
+        m.d.comb += slot_index.eq(Mux(drain_start, self.slot, b_event.slot))
+        indexed = nonempty.bit_select(slot_index, 1)
+        with m.If(write_now | drain_start):
+            m.d.sync += nonempty.bit_select(slot_index, 1).eq(~drain_start)
+        b_nonempty = indexed
+
         # stage B: the slot's entry (as read, or forwarded), the row to write, the new entry
-        b_nonempty = nonempty.bit_select(b_event.slot, 1)
         old = Signal(entry_layout)
         m.d.comb += old.eq(Mux(b_forward, b_forward_entry, entry_rd.data))
         new_chunk_due = Signal()
@@ -325,7 +334,6 @@ class ChunkedEventQueue(CoreBlock):
         ]
         with m.If(write_now):
             m.d.comb += [entry_wr.addr.eq(b_event.slot), entry_wr.data.eq(new_entry), entry_wr.en.eq(1)]
-            m.d.sync += nonempty.bit_select(b_event.slot, 1).eq(1)
             with m.If(new_chunk_due):
                 with m.If(fresh_left):
                     m.d.sync += [fresh.eq(fresh + 1), fresh_left.eq(fresh != chunks - 1)]
@@ -361,8 +369,7 @@ class ChunkedEventQueue(CoreBlock):
             m.d.sync += [
                 draining.eq(1),
                 first.eq(1),
-                slot_nonempty.eq(nonempty.bit_select(self.slot, 1)),
-                nonempty.bit_select(self.slot, 1).eq(0),
+                slot_nonempty.eq(indexed),
             ]
         with m.If(first):
             entry = entry_rd.data
@@ -418,10 +425,12 @@ class ChunkedEventQueue(CoreBlock):
             m.d.sync += draining.eq(0)
 
         # --- the free FIFO: a chunk goes in with its last read; its head is on free_rd.data --
+        # No count and no empty flag: only a push pops, and only once every chunk has been
+        # used (fresh first), when the physical bound leaves one in the FIFO. A chunk written
+        # in clock c is on free_rd.data from c + 2 (the read is not transparent); a drain's
+        # done, after which pushes may come, is at least two clocks after its last read.
         free_first = Signal(chunk_shape)
         free_last = Signal(chunk_shape)
-        free_count = Signal(range(chunks + 1))  # chunks visible in the FIFO
-        freed = Signal()  # a chunk was written last clock: readable from this clock's read
 
         def following(index):
             return Mux(index == chunks - 1, 0, index + 1)
@@ -436,12 +445,7 @@ class ChunkedEventQueue(CoreBlock):
             free_rd.addr.eq(next_first),
             free_rd.en.eq(1),
         ]
-        m.d.sync += [
-            freed.eq(freeing),
-            free_first.eq(next_first),
-            free_count.eq(free_count + freed - pop),
-            free_any.eq(Mux(pop & ~freed, free_count != 1, free_any | freed)),
-        ]
+        m.d.sync += free_first.eq(next_first)
 
         # --- aux: requests take the port first; responses queue in order -------------------
         a_in_flight = Signal()  # an aux read last clock: its row is on pool.rdata
@@ -497,7 +501,7 @@ class ChunkedEventQueue(CoreBlock):
         with m.If(self.clear):
             m.d.sync += [
                 nonempty.eq(0), held.eq(0), full.eq(0), fresh.eq(0), fresh_left.eq(1),
-                free_count.eq(0), free_any.eq(0), freed.eq(0), free_first.eq(0), free_last.eq(0),
+                free_first.eq(0), free_last.eq(0),
                 b_valid.eq(0), draining.eq(0), first.eq(0), walking.eq(0), d_in_flight.eq(0),
                 out_count.eq(0), self.queue_overflow.eq(0), self.queue_overflow_step.eq(0),
             ]
