@@ -1,0 +1,490 @@
+"""The iCE40 core: one accumulator bank, synapses and the event pool in SPRAM.
+
+:class:`SpramCore` is :class:`~neurofab.hdl.core.Core` for the iCE40UP5K
+(docs/ice40-plan.md): a :class:`~neurofab.hdl.config.CoreConfig` with ``spram`` True and
+``accumulator_banks == 1``. It offers exactly Core's ports and host-facing contract; what
+differs is inside. Block RAM holds one accumulator bank, so a step ``t`` runs in two
+phases instead of everything at once:
+
+1. **Drain.** :class:`~neurofab.hdl.chunk_queue.ChunkedEventQueue` drains arrival slot
+   ``t mod delay_slots`` (the events arriving at ``t``) into the bank through
+   :class:`~neurofab.hdl.accumulate.Accumulate`, one event a clock.
+2. **Pass and fan-out.** When the drain is done, :class:`~neurofab.hdl.neuron_pass.NeuronPass`
+   updates neurons ``0 .. count - 1``, one a clock, reading and zeroing the bank; its
+   spikes go into :class:`~neurofab.hdl.spike_list.SpikeList`, read by the host and by
+   :class:`~neurofab.hdl.fanout.FanOut`, which pushes **every** event into the queue,
+   delay 0 included (slot ``t + 1``, drained at the start of step ``t + 1``).
+
+The step ends when every block is idle and the host has taken every spike.
+
+Memories. Block RAM (EBR): the accumulator bank, the neuron words, the stimulus sums, the
+profile table, the spike list and the queue's links, free list and arrival table. SPRAM:
+the synapse words (:func:`~neurofab.hdl.layouts.spram_synapse_layout`, one 32-bit
+:class:`~neurofab.hdl.spram.SinglePortRAM`), and the queue's 32-bit pool, whose rows above
+the events hold the axon entries and the packed compartment rows
+(:func:`~neurofab.hdl.layouts.spram_regions`). That pool has one port: the queue's aux
+port reaches those rows, for the fan-out while a step runs and for the host while idle.
+
+The host port reaches the **physical** memories (the host packs an image's logical words
+into them with :func:`~neurofab.hdl.layouts.spram_image`): ``host_memory`` is a
+``layouts.Memory`` number as for Core, with these meanings:
+
+=================== ================================ ========================================
+``host_memory``     word ``host_addr``               width
+=================== ================================ ========================================
+``PROFILE``         the profile table's word         the pass's ``profile_rd`` word
+``NEURON``          neuron ``n``'s word              ``layouts.neuron``
+``AXON``            axon ``a``'s row (pool SPRAM     32 (``layouts.axon`` in the low bits)
+                    row ``axon_base + a``)
+``SYNAPSE``         synapse SPRAM row ``k``          32 (``spram_synapse_layout``)
+:data:`COMPARTMENT` compartment row ``r`` (pool      32 (``layouts.COMPARTMENT_ROW_LAYOUT``)
+                    SPRAM row ``compartment_base +
+                    r``)
+``STIMULUS``        neuron ``n``'s stimulus sum      ``layouts.STIMULUS_BITS``
+``ACCUMULATOR``     neuron ``n``'s accumulator word  ``layouts.accumulator`` (one bank only)
+=================== ================================ ========================================
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory as RAM
+from amaranth.lib.wiring import In, Out
+
+from neurofab.errors import ValidationError
+
+from .accumulate import Accumulate
+from .block import CoreBlock
+from .chunk_queue import AUX_ADDR_BITS, ChunkedEventQueue
+from .config import CoreConfig, addr_bits, count_bits
+from .core import CYCLE_BITS
+from .event_queue import STEP_BITS
+from .fanout import FanOut
+from .layouts import (
+    CHUNK_EVENTS,
+    PROFILE_LAYOUT,
+    SPRAM_ROW_BITS,
+    Memory,
+    core_layouts,
+    spram_regions,
+    spram_synapse_layout,
+)
+from .neuron_pass import NeuronPass, spike_layout
+from .spike_list import SpikeList
+from .spram import SinglePortRAM
+
+__all__ = ["COMPARTMENT", "SYNAPSE_READ_LATENCY", "HOST_MEMORIES", "profile_rows", "host_depth",
+           "host_word_bits", "host_addr_bits", "SpramCore"]
+
+#: The host's memory number of the compartment rows. ``layouts.Memory`` has no number of
+#: its own for them yet (its 3-bit shape is full); until it has one the rows borrow
+#: ``SYNAPSE_ORDER``, which names a host-side table that no core holds.
+COMPARTMENT = Memory.SYNAPSE_ORDER
+
+#: Clocks from the fan-out's synapse read to its word: the SPRAM's read
+SYNAPSE_READ_LATENCY = 1
+
+#: The memories the host port reaches, in ``layouts.Memory`` numbers
+HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, COMPARTMENT, Memory.STIMULUS,
+                 Memory.ACCUMULATOR)
+
+
+def _profile_width(config: CoreConfig) -> int:
+    """Bits of the pass's ``profile_rd`` word: 16-bit rows once the pass reads its profile
+    in rows (``NeuronPass.RELOAD`` exists), a whole ``PROFILE_LAYOUT`` word before."""
+    return 16 if config.spram and hasattr(NeuronPass, "RELOAD") else PROFILE_LAYOUT.size
+
+
+def profile_rows(config: CoreConfig) -> int:
+    """Words of the profile table a profile takes: 1 (a ``PROFILE_LAYOUT`` word) or, with a
+    narrower ``profile_rd``, ``ceil(96 / width)`` rows, low bits first."""
+    return -(-PROFILE_LAYOUT.size // _profile_width(config))
+
+
+def _widths(config: CoreConfig) -> dict:
+    layouts = core_layouts(config)
+    return {
+        Memory.PROFILE: _profile_width(config),
+        Memory.NEURON: layouts.neuron.size,
+        Memory.AXON: SPRAM_ROW_BITS,
+        Memory.SYNAPSE: SPRAM_ROW_BITS,
+        COMPARTMENT: SPRAM_ROW_BITS,
+        Memory.STIMULUS: Shape.cast(layouts.stimulus).width,
+        Memory.ACCUMULATOR: layouts.accumulator.size,
+    }
+
+
+def host_depth(config: CoreConfig, memory: Memory) -> int:
+    """Words of ``memory`` (one of :data:`HOST_MEMORIES`) as the host port addresses them."""
+    regions = spram_regions(config)
+    return {
+        Memory.PROFILE: config.profiles * profile_rows(config),
+        Memory.NEURON: config.neurons,
+        Memory.AXON: config.axons,
+        Memory.SYNAPSE: config.synapse_words,
+        COMPARTMENT: regions.compartment_rows,
+        Memory.STIMULUS: config.neurons,
+        Memory.ACCUMULATOR: config.neurons,
+    }[memory]
+
+
+def host_word_bits(config: CoreConfig) -> int:
+    """Width of the host port's data: the widest word of any memory it reaches."""
+    return max(_widths(config).values())
+
+
+def host_addr_bits(config: CoreConfig) -> int:
+    """Width of the host port's address: the deepest memory's."""
+    return max(addr_bits(host_depth(config, m)) for m in HOST_MEMORIES)
+
+
+class SpramCore(CoreBlock):
+    """The iCE40 core: Core's contract over one accumulator bank and SPRAM (module doc).
+
+    Parameters
+    ----------
+    config : CoreConfig
+        ``spram`` True, ``accumulator_banks`` 1, ``max_cores`` 1, and a shape whose SPRAM
+        rows fit (:func:`~neurofab.hdl.layouts.spram_regions`).
+
+    Members
+    -------
+    clear : ``In(1)``
+        Pulse while idle: before a job, empty the event queue, clear its errors, zero the
+        accumulator bank, empty the spike list and set ``t`` to 0 (the other memories
+        keep their contents). Takes ``neurons + 1`` clocks (``done`` in the last).
+    step : ``In(1)``
+        Pulse while idle: run timestep ``t``, then ``t += 1``.
+    count : ``In(count_bits(neurons))``
+        Local neurons (the pass updates ``0 .. count - 1``).
+    timesteps : ``In(STEP_BITS)``
+        ``T``: an event arriving at ``t >= T`` is not made.
+    dendritic, noise, graded : ``In(1)``
+        The job's flags. Inputs are sampled at ``step`` and must hold until ``done``.
+    busy : ``Out(1)``
+        A clear or a step runs (the host port is ignored then).
+    done : ``Out(1)``
+        One-clock pulse at the end of a clear or a step.
+    t : ``Out(STEP_BITS)``
+        Steps run since the last clear.
+    cycles : ``Out(CYCLE_BITS)``
+        Clocks of the last step, from the ``step`` edge to ``done`` inclusive.
+    events_held : ``Out(count_bits(event_queue))``
+        Events in flight (the queue's ``held``): after step ``s`` the events with arrival
+        ``> s``, delay-0 ones included (``CoreConfig``'s rule for one bank).
+    queue_overflow, acc_overflow : ``Out(1)``; ``queue_overflow_step``, ``acc_overflow_step`` :
+        ``Out(STEP_BITS)``: the sticky errors and the step that ran when each was first
+        raised (a push of step ``s``'s fan-out that found the queue full; an add of
+        step ``s``'s drain that left the ``acc_bits`` range).
+    spikes : ``Out(stream.Signature(spike_layout(config)))``
+        ``(neuron, payload)`` of each spike of the step, in neuron order, from the spike
+        list; a stall holds the step's end, not the pass.
+    host_memory : ``In(layouts.Memory)``; host_addr : ``In(host_addr_bits(config))``;
+    host_wdata : ``In(host_word_bits(config))``; host_we, host_re : ``In(1)``;
+    host_rdata : ``Out(host_word_bits(config))``
+        While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
+        low bits of ``host_wdata``; the memories and numbers of the module doc) at the
+        clock edge; ``host_re`` reads it, the word (zero above its width) on ``host_rdata``
+        from the second clock after until the next read (``AXON`` and :data:`COMPARTMENT`
+        rows come through the queue's aux port, whose read is on its response register in
+        exactly that clock); reads and writes may follow each other every clock.
+
+    Step timing (clocks from the ``step`` edge, the host always taking spikes): a drain
+    of ``E_t`` events (the arrivals at ``t``) takes ``E_t + 4`` clocks (1 for an empty
+    slot), then the pass ``count + NeuronPass.LATENCY``, with the fan-out under it; the
+    step ends when the fan-out's last push is written, or a few clocks after the pass
+    when no spike has synapses.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self.checked(config)
+        if not config.spram:
+            raise ValidationError("core.spram", f"must be true for SpramCore (the iCE40 memory system), "
+                                  f"not {config.spram!r}")
+        if config.accumulator_banks != 1:
+            raise ValidationError("core.accumulator_banks", "must be 1 for SpramCore (one bank: drain, then "
+                                  f"the pass), not {config.accumulator_banks}")
+        if config.max_cores != 1:
+            raise ValidationError("core.max_cores", f"must be 1 for SpramCore (routes between cores are "
+                                  f"not built), not {config.max_cores}")
+        spram_regions(config)  # refuses a shape whose SPRAM words or rows do not fit
+        word = host_word_bits(config)
+        super().__init__(config, {
+            "clear": In(1),
+            "step": In(1),
+            "count": In(count_bits(config.neurons)),
+            "timesteps": In(STEP_BITS),
+            "dendritic": In(1),
+            "noise": In(1),
+            "graded": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "t": Out(STEP_BITS),
+            "cycles": Out(CYCLE_BITS),
+            "events_held": Out(count_bits(config.event_queue)),
+            "queue_overflow": Out(1),
+            "queue_overflow_step": Out(STEP_BITS),
+            "acc_overflow": Out(1),
+            "acc_overflow_step": Out(STEP_BITS),
+            "spikes": Out(stream.Signature(spike_layout(config))),
+            "host_memory": In(Memory),
+            "host_addr": In(host_addr_bits(config)),
+            "host_wdata": In(word),
+            "host_we": In(1),
+            "host_re": In(1),
+            "host_rdata": Out(word),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        layouts = core_layouts(config)
+        regions = spram_regions(config)
+        n_max = config.neurons
+
+        m.submodules.npass = npass = NeuronPass(config)
+        m.submodules.fanout = fanout = FanOut(config, syn_latency=SYNAPSE_READ_LATENCY)
+        m.submodules.queue = queue = ChunkedEventQueue(config, pool_chunks=regions.pool_chunks,
+                                                       chunk_events=CHUNK_EVENTS)
+        m.submodules.accumulate = accumulate = Accumulate(config)
+        m.submodules.spike_list = spike_list = SpikeList(config)
+
+        host = ~self.busy
+        running = Signal()  # a step runs: the blocks own the memories' ports
+        host_rd = Signal()
+        host_wr = Signal()
+        m.d.comb += [host_rd.eq(host & self.host_re), host_wr.eq(host & self.host_we)]
+
+        def selected(which):
+            return self.host_memory == which
+
+        # --- block RAM: the pass's memories, one read and one write port each ---------------
+        shapes = {
+            Memory.PROFILE: (npass.profile_rd.data.shape(), host_depth(config, Memory.PROFILE)),
+            Memory.NEURON: (layouts.neuron, n_max),
+            Memory.STIMULUS: (layouts.stimulus, n_max),
+        }
+        users = {
+            Memory.PROFILE: (npass.profile_rd, None),
+            Memory.NEURON: (npass.neuron_rd, npass.neuron_wr),
+            Memory.STIMULUS: (npass.stim_rd, None),
+        }
+        rd = {}
+        for which, (shape, depth) in shapes.items():
+            ram = RAM(shape=shape, depth=depth, init=[])
+            m.submodules[f"{which.name.lower()}_memory"] = ram
+            port_rd, port_wr = ram.read_port(), ram.write_port()
+            rd[which] = port_rd
+            user_rd, user_wr = users[which]
+            m.d.comb += user_rd.data.eq(port_rd.data)
+            with m.If(running):
+                m.d.comb += [port_rd.addr.eq(user_rd.addr), port_rd.en.eq(user_rd.en)]
+                if user_wr is not None:
+                    m.d.comb += [port_wr.addr.eq(user_wr.addr), port_wr.data.eq(user_wr.data),
+                                 port_wr.en.eq(user_wr.en)]
+            with m.Else():
+                m.d.comb += [
+                    port_rd.addr.eq(self.host_addr), port_rd.en.eq(host_rd & selected(which)),
+                    port_wr.addr.eq(self.host_addr), port_wr.data.eq(self.host_wdata),
+                    port_wr.en.eq(host_wr & selected(which)),
+                ]
+
+        # --- the accumulator bank: Accumulate in the drain, the pass after it ---------------
+        # Their uses never overlap: Accumulate's last read is in the clock of the drain's
+        # done and its last write two clocks later; the pass, started in that clock, reads
+        # from its third clock and writes from its fifth. So each port follows whichever
+        # block enables it.
+        acc_ram = RAM(shape=layouts.accumulator, depth=n_max, init=[])
+        m.submodules.accumulator_memory = acc_ram
+        acc_rd, acc_wr = acc_ram.read_port(), acc_ram.write_port()
+        rd[Memory.ACCUMULATOR] = acc_rd
+        zeroing = Signal()
+        zero_addr = Signal(addr_bits(n_max))
+        m.d.comb += [npass.acc_rd.data.eq(acc_rd.data), accumulate.acc_rd.data.eq(acc_rd.data)]
+        with m.If(running):
+            with m.If(accumulate.acc_rd.en):
+                m.d.comb += [acc_rd.addr.eq(accumulate.acc_rd.addr), acc_rd.en.eq(1)]
+            with m.Else():
+                m.d.comb += [acc_rd.addr.eq(npass.acc_rd.addr), acc_rd.en.eq(npass.acc_rd.en)]
+            with m.If(accumulate.acc_wr.en):
+                m.d.comb += [acc_wr.addr.eq(accumulate.acc_wr.addr), acc_wr.data.eq(accumulate.acc_wr.data),
+                             acc_wr.en.eq(1)]
+            with m.Else():
+                m.d.comb += [acc_wr.addr.eq(npass.acc_wr.addr), acc_wr.data.eq(npass.acc_wr.data),
+                             acc_wr.en.eq(npass.acc_wr.en)]
+        with m.Elif(zeroing):
+            m.d.comb += [acc_wr.addr.eq(zero_addr), acc_wr.data.eq(0), acc_wr.en.eq(1)]
+        with m.Else():
+            m.d.comb += [
+                acc_rd.addr.eq(self.host_addr), acc_rd.en.eq(host_rd & selected(Memory.ACCUMULATOR)),
+                acc_wr.addr.eq(self.host_addr), acc_wr.data.eq(self.host_wdata),
+                acc_wr.en.eq(host_wr & selected(Memory.ACCUMULATOR)),
+            ]
+
+        # --- the synapse SPRAM: the fan-out's reads while running, the host's otherwise ------
+        synapses = SinglePortRAM(shape=SPRAM_ROW_BITS, depth=config.synapse_words)
+        m.submodules.synapse_memory = synapses
+        syn_bits = addr_bits(config.synapse_words)
+        m.d.comb += fanout.syn_rd.data.eq(synapses.rdata[:spram_synapse_layout(config).size])
+        with m.If(running):
+            m.d.comb += [synapses.addr.eq(fanout.syn_rd.addr), synapses.en.eq(fanout.syn_rd.en)]
+        with m.Else():
+            m.d.comb += [
+                synapses.addr.eq(self.host_addr[:syn_bits]),
+                synapses.wdata.eq(self.host_wdata),
+                synapses.we.eq(host_wr & selected(Memory.SYNAPSE)),
+                synapses.en.eq(host_rd & selected(Memory.SYNAPSE)),
+            ]
+
+        # --- the pool SPRAM's aux port: the fan-out's row reads, or the host's accesses ------
+        # The host's accesses are made only while idle and the fan-out's only while a step
+        # runs, but the host's last reads may still be answered in a step's first clocks;
+        # responses come in order, so they go to the host while it has any outstanding.
+        host_aux = Signal()  # the host addresses an aux row now
+        aux_row = Signal(AUX_ADDR_BITS)
+        host_pending = Signal(range(4))  # host aux reads taken and not yet answered
+        m.d.comb += [
+            host_aux.eq(selected(Memory.AXON) | selected(COMPARTMENT)),
+            aux_row.eq(Mux(selected(Memory.AXON), regions.axon_base, regions.compartment_base)
+                       + self.host_addr),
+        ]
+        host_aux_read = Signal()
+        with m.If(running):
+            m.d.comb += [
+                queue.aux.valid.eq(fanout.aux_req.valid),
+                queue.aux.payload.addr.eq(fanout.aux_req.payload),
+                queue.aux.payload.write.eq(0),
+                fanout.aux_req.ready.eq(queue.aux.ready),
+            ]
+        with m.Else():
+            m.d.comb += [
+                queue.aux.valid.eq(host_aux & (host_rd | host_wr)),
+                queue.aux.payload.addr.eq(aux_row),
+                queue.aux.payload.write.eq(host_wr),
+                queue.aux.payload.data.eq(self.host_wdata),
+                host_aux_read.eq(host_aux & host_rd & ~host_wr & queue.aux.ready),
+            ]
+        to_host = host_pending != 0
+        host_answer = Signal()
+        m.d.comb += [
+            host_answer.eq(to_host & queue.aux_data.valid),
+            fanout.aux_rsp.payload.eq(queue.aux_data.payload),
+            fanout.aux_rsp.valid.eq(queue.aux_data.valid & ~to_host),
+            queue.aux_data.ready.eq(Mux(to_host, 1, fanout.aux_rsp.ready)),
+        ]
+        m.d.sync += host_pending.eq(host_pending + host_aux_read - host_answer)
+
+        # --- the host's read data -----------------------------------------------------------
+        # Each read's memory rides two stages beside its data: the block RAMs and the synapse
+        # SPRAM have their word the clock after the read, registered here into `read_word`;
+        # an aux row is on the queue's response register the clock after that, passed
+        # through (and kept in `aux_word` until the next read).
+        read1 = Signal()  # a read was issued last clock, from `read1_from`
+        read1_from = Signal(Memory)
+        read2_aux = Signal()  # the last read's word is an aux row
+        read_word = Signal.like(self.host_rdata)
+        aux_word = Signal(SPRAM_ROW_BITS)
+        m.d.sync += read1.eq(host_rd)
+        with m.If(host_rd):
+            m.d.sync += read1_from.eq(self.host_memory)
+        with m.If(read1):
+            m.d.sync += read2_aux.eq((read1_from == Memory.AXON) | (read1_from == COMPARTMENT))
+            with m.Switch(read1_from):
+                for which, port in rd.items():
+                    with m.Case(which):
+                        m.d.sync += read_word.eq(Value.cast(port.data).as_unsigned())
+                with m.Case(Memory.SYNAPSE):
+                    m.d.sync += read_word.eq(synapses.rdata)
+        with m.If(host_answer):
+            m.d.sync += aux_word.eq(queue.aux_data.payload)
+        m.d.comb += self.host_rdata.eq(Mux(read2_aux, Mux(host_answer, queue.aux_data.payload, aux_word),
+                                           read_word))
+
+        # --- spikes: the pass into the list, the list to the fan-out and the host -----------
+        wiring.connect(m, npass.spikes, spike_list.spikes)
+        wiring.connect(m, spike_list.fanout, fanout.spikes)
+        wiring.connect(m, spike_list.host, wiring.flipped(self.spikes))
+        wiring.connect(m, fanout.push, queue.push)
+        wiring.connect(m, queue.drained, accumulate.drained)
+        # one bank: the fan-out pushes every event, ``direct`` is never valid
+        m.d.comb += accumulate.direct.valid.eq(0)
+
+        # --- the controller ---------------------------------------------------------------
+        slot = Signal(range(config.delay_slots))  # t mod delay_slots: drained at step t
+        horizon = Signal.like(fanout.horizon)
+        cycles = Signal(CYCLE_BITS)
+        count = Signal.like(self.count)
+        flags = Signal(3)
+        pass_done = Signal()
+        m.d.comb += [
+            queue.step.eq(self.t),
+            queue.slot.eq(slot),
+            accumulate.step.eq(self.t),
+            fanout.slot.eq(slot),
+            fanout.horizon.eq(horizon),
+            fanout.graded.eq(flags[2]),
+            spike_list.graded.eq(flags[2]),
+            npass.count.eq(count),
+            npass.dendritic.eq(flags[0]),
+            npass.noise.eq(flags[1]),
+            npass.graded.eq(flags[2]),
+            self.events_held.eq(queue.held),
+            self.queue_overflow.eq(queue.queue_overflow),
+            self.queue_overflow_step.eq(queue.queue_overflow_step),
+            self.acc_overflow.eq(accumulate.acc_overflow),
+            self.acc_overflow_step.eq(accumulate.acc_overflow_step),
+        ]
+        # events arriving at t + 1 + delay >= T are not made: delay < T - 1 - t
+        ahead = Signal(STEP_BITS)  # T - 1 - t, where t < T
+        m.d.comb += ahead.eq(self.timesteps - 1 - self.t)
+        last_step = self.t + 1 >= self.timesteps
+        m.d.sync += cycles.eq(cycles + 1)
+        idle_blocks = ~spike_list.busy & ~fanout.busy & ~queue.busy & ~accumulate.busy
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.clear):
+                    m.d.comb += [queue.clear.eq(1), accumulate.clear.eq(1), spike_list.clear.eq(1)]
+                    m.d.sync += [self.t.eq(0), slot.eq(0), zero_addr.eq(0)]
+                    m.next = "CLEAR"
+                with m.Elif(self.step):
+                    m.d.sync += [
+                        cycles.eq(1),
+                        count.eq(self.count),
+                        flags.eq(Cat(self.dendritic, self.noise, self.graded)),
+                        horizon.eq(Mux(last_step, 0,
+                                       Mux(ahead > config.delay_slots, config.delay_slots, ahead))),
+                        pass_done.eq(0),
+                    ]
+                    m.next = "START"
+            with m.State("CLEAR"):
+                m.d.comb += [self.busy.eq(1), zeroing.eq(1)]
+                m.d.sync += zero_addr.eq(Mux(zero_addr == n_max - 1, zero_addr, zero_addr + 1))
+                with m.If((zero_addr == n_max - 1) & ~queue.busy):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+            with m.State("START"):
+                # the drain of slot t; the last step's spikes leave the list
+                m.d.comb += [self.busy.eq(1), running.eq(1), queue.drain.eq(1), spike_list.clear.eq(1)]
+                m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += [self.busy.eq(1), running.eq(1)]
+                with m.If(queue.done):
+                    # the pass reads the bank from its third clock, after the drain's last add
+                    m.d.comb += npass.start.eq(1)
+                    m.next = "PASS"
+            with m.State("PASS"):
+                m.d.comb += [self.busy.eq(1), running.eq(1)]
+                with m.If(npass.done):
+                    m.d.sync += pass_done.eq(1)
+                # every spike written is counted by the list from the clock after it, and the
+                # pass's last spike is handed over by its done: so from the clock after done
+                with m.If(pass_done & idle_blocks):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += [
+                        self.t.eq(self.t + 1),
+                        slot.eq(Mux(slot == config.delay_slots - 1, 0, slot + 1)),
+                        self.cycles.eq(cycles + 1),
+                    ]
+                    m.next = "IDLE"
+        return m
+

@@ -1,0 +1,385 @@
+# amaranth: UnusedElaboratable=no
+"""The iCE40 core, SpramCore, against the emulator: compiled images, every step's spikes, the state.
+
+Each case is a small random network and job drawn from its seed (``test_hdl_core.small_case``,
+the same generator Core is proven with), compiled for the icebreaker-to-be shape (512
+neurons, one accumulator bank of 20-bit sums, SPRAM), loaded through the core's host port
+as the physical rows the host driver will write (``layouts.spram_image``: 32-bit synapse
+rows, axon rows and packed compartment rows in the pool SPRAM), run step by step on
+:class:`SpramCore` in the Amaranth simulator, and compared with
+``neurofab.emulator.simulate``: every spike (step and neuron), the final ``v``, ``r``,
+``lfsr`` of every neuron, the events held after every step (one bank: every event with
+arrival after the step, delay-0 ones too), the step's clocks against the stated bound,
+and a queue overflow at the emulator's step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from test_hdl_core import FEATURES, small_case
+
+from neurofab.compiler import compile_network
+from neurofab.compiler.image import initial_lfsr
+from neurofab.emulator import simulate
+from neurofab.emulator.capacity import CapacityExceeded, QueueCapacity, check_image_accumulators
+from neurofab.errors import ValidationError
+from neurofab.hdl.chunk_queue import DRAIN_LATENCY
+from neurofab.hdl.config import get_preset
+from neurofab.hdl.layouts import (
+    PROFILE_LAYOUT,
+    Memory,
+    core_layouts,
+    pack_words,
+    spram_axon_rows,
+    spram_synapse_rows,
+    unpack_words,
+)
+from neurofab.hdl.neuron_pass import NeuronPass
+from neurofab.hdl.spram_core import COMPARTMENT, SpramCore, host_depth, profile_rows
+from neurofab.job import Job, stimulus_schedule
+from neurofab.results import RunResult
+
+#: docs/ice40-plan.md: the icebreaker core to be
+ICE40_CORE = dataclasses.replace(get_preset("icebreaker"), neurons=512, axons=512, event_queue=8192,
+                                 acc_bits=20, accumulator_banks=1, spram=True)
+
+
+def _as_int(word) -> int:
+    return sum(int(lane) << (64 * i) for i, lane in enumerate(np.atleast_1d(word)))
+
+
+def host_loads(image, job) -> list:
+    """``[(memory, [word, ...])]``: an image's memories as the physical words the host writes."""
+    config = image.config
+    layouts = core_layouts(config)
+    n = image.n_neurons
+    neuron = image.fields(0, Memory.NEURON)
+    neuron["lfsr"] = initial_lfsr(job.seed, np.arange(n))
+    profiles = [_as_int(w) for w in image.memories[0][Memory.PROFILE]]
+    rows = profile_rows(config)
+    width = -(-PROFILE_LAYOUT.size // rows)
+    # a profile as ``rows`` words of ``width`` bits, low bits first
+    profile_words = [(p >> (width * k)) & ((1 << width) - 1) for p in profiles for k in range(rows)]
+    synapses, compartments = spram_synapse_rows(config, image.memories[0][Memory.SYNAPSE])
+    return [
+        (Memory.PROFILE, profile_words),
+        (Memory.NEURON, [_as_int(w) for w in pack_words(layouts.neuron, neuron, n)]),
+        (Memory.AXON, [int(r) for r in spram_axon_rows(config, image.memories[0][Memory.AXON])]),
+        (Memory.SYNAPSE, [int(r) for r in synapses]),
+        (COMPARTMENT, [int(r) for r in compartments]),
+    ]
+
+
+async def host_write(ctx, core, which, address, value):
+    ctx.set(core.host_memory, which)
+    ctx.set(core.host_addr, address)
+    ctx.set(core.host_wdata, value)
+    ctx.set(core.host_we, 1)
+    await ctx.tick()
+    ctx.set(core.host_we, 0)
+
+
+def spram_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
+    """Run ``job`` on ``image`` on :class:`SpramCore` through its host port, as ``core_run.rtl_run``
+    does on Core; the per-step clocks, events held and the errors in ``extra``."""
+    config = image.config
+    layouts = core_layouts(config)
+    n, T = image.n_neurons, job.timesteps
+    rng = random.Random(seed)
+    loads = host_loads(image, job)
+    populations, offset = [], 0
+    for label, size in image.populations:
+        populations.append(type("P", (), {"label": label, "size": size, "offset": offset}))
+        offset += size
+    st_t, st_gid, st_delta = stimulus_schedule(job, populations)
+    core = SpramCore(config)
+    out = {"times": [], "gids": [], "cycles": [], "held": [], "words": None, "errors": None}
+
+    async def testbench(ctx):
+        for which, words in loads:
+            for address, word in enumerate(words):
+                await host_write(ctx, core, which, address, word)
+        ctx.set(core.count, n)
+        ctx.set(core.timesteps, T)
+        ctx.set(core.dendritic, job.learning.dendritic)
+        ctx.set(core.noise, job.learning.noise)
+        ctx.set(core.graded, job.learning.graded)
+        ctx.set(core.clear, 1)
+        await ctx.tick()
+        ctx.set(core.clear, 0)
+        await ctx.tick().until(core.done)
+
+        stimulus = [0] * n
+        k = 0
+        for t in range(T):
+            changed = set()
+            while k < len(st_t) and st_t[k] == t:
+                stimulus[st_gid[k]] += int(st_delta[k])
+                changed.add(int(st_gid[k]))
+                k += 1
+            for gid in sorted(changed):
+                await host_write(ctx, core, Memory.STIMULUS, gid, stimulus[gid])
+            ctx.set(core.step, 1)
+            ctx.set(core.spikes.ready, rng.random() < p_ready)
+            await ctx.tick()
+            ctx.set(core.step, 0)
+            clocks = 1
+            while True:
+                ctx.set(core.spikes.ready, rng.random() < p_ready)
+                _, _, done, valid, ready, spike = await ctx.tick().sample(
+                    core.done, core.spikes.valid, core.spikes.ready, core.spikes.payload)
+                clocks += 1
+                if valid and ready:
+                    out["times"].append(t)
+                    out["gids"].append(spike.neuron)
+                if done:
+                    break
+                assert clocks < 200_000, f"step {t} never finished"
+            assert ctx.get(core.t) == t + 1
+            out["cycles"].append(ctx.get(core.cycles))
+            out["held"].append(ctx.get(core.events_held))
+            assert out["cycles"][-1] == clocks, f"step {t}: cycles {out['cycles'][-1]}, counted {clocks}"
+        out["errors"] = {name: ctx.get(getattr(core, name)) for name in (
+            "queue_overflow", "queue_overflow_step", "acc_overflow", "acc_overflow_step")}
+        words = []
+        for address in range(n):
+            ctx.set(core.host_memory, Memory.NEURON)
+            ctx.set(core.host_addr, address)
+            ctx.set(core.host_re, 1)
+            await ctx.tick()
+            ctx.set(core.host_re, 0)
+            await ctx.tick()
+            words.append(ctx.get(core.host_rdata))
+        out["words"] = words
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+    lanes = max(1, -(-layouts.neuron.size // 64))
+    raw = np.array([[(w >> (64 * i)) & ((1 << 64) - 1) for i in range(lanes)] for w in out["words"]],
+                   dtype=np.uint64)
+    state = unpack_words(layouts.neuron, raw)
+    times = np.array(out["times"], np.int32)
+    gids = np.array(out["gids"], np.int32)
+    order = np.lexsort((gids, times))
+    return RunResult(
+        timesteps=T, spike_times=times[order], spike_gids=gids[order], final_weights=np.zeros(0, np.int32),
+        final_state={name: state[name] for name in ("v", "r", "lfsr")},
+        extra={"cycles": out["cycles"], "events_held": out["held"], "errors": out["errors"]},
+    )
+
+
+def step_events(netlist, spike_times, spike_gids, timesteps: int):
+    """Per step ``t``: the events arriving at ``t`` (drained), and the events fanned out at ``t``
+    (made, arrival ``< T``) and held after ``t`` (one bank: arrival ``> t``, delay 0 too)."""
+    arriving = np.zeros(timesteps + 64, np.int64)
+    made = np.zeros(timesteps, np.int64)
+    change = np.zeros(timesteps + 1, np.int64)
+    delays = {}
+    for src, d in zip(np.asarray(netlist.src).tolist(), np.asarray(netlist.delay).tolist(), strict=True):
+        delays.setdefault(src, []).append(d)
+    for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
+        for d in delays.get(gid, ()):
+            if s + 1 + d < timesteps:
+                arriving[s + 1 + d] += 1
+                made[s] += 1
+                change[s] += 1
+                change[s + 1 + d] -= 1  # drained at the start of its arrival step
+    return arriving[:timesteps], made, np.cumsum(change)[:timesteps]
+
+
+#: clocks of a step beyond the drain and the pass/fan-out terms of :func:`step_bounds`: the
+#: spike list (3), the fan-out's pipeline from a spike to its first push, the last push's
+#: write and the controller (measured: the bound is met with equality in some steps)
+STEP_OVERHEAD = 16
+
+
+def step_bounds(netlist, emu, arriving) -> list[int]:
+    """The clocks each step may take (the host always taking spikes), from the emulator's spikes.
+
+    The drain: ``E_t + DRAIN_LATENCY`` (``E_t`` events arriving at ``t``). Then the pass,
+    ``n + NeuronPass.LATENCY``, with the fan-out under it: neuron ``g``'s spike leaves
+    the pass ``g`` clocks after its first, and a spike of ``F`` synapses costs the fan-out
+    ``max(F, 1) + F // 16 + 2`` clocks (a push a synapse, its axon row and compartment
+    rows on the same pool port). So the pass/fan-out phase lasts ``LATENCY + max(n,
+    max_i(g_i + sum_{j >= i} cost_j))`` with the step's spikes ``i`` in order, plus
+    :data:`STEP_OVERHEAD`. With spikes spread over the pass that is about
+    ``E_t + max(n, 1.1 E + 2 S) + 31`` for ``E`` events made by ``S`` spikes.
+    """
+    n = netlist.n_neurons
+    degree = np.bincount(netlist.src, minlength=n)
+    bounds = []
+    for t in range(len(arriving)):
+        gids = emu.spike_gids[emu.spike_times == t].tolist()
+        cost = [max(int(degree[g]), 1) + int(degree[g]) // 16 + 2 for g in gids]
+        fanout = max([g + sum(cost[i:]) for i, g in enumerate(gids)] + [n])
+        bounds.append(int(arriving[t]) + DRAIN_LATENCY + NeuronPass.LATENCY + fanout + STEP_OVERHEAD)
+    return bounds
+
+
+def fitting_case(seed: int, **features):
+    """``small_case(seed)``'s network, or the first of ``seed + 1000 k`` whose accumulator sums
+    fit 20 bits (the job would be refused otherwise); ``(seed used, netlist, job, image)``."""
+    for k in range(20):
+        netlist, job = small_case(seed + 1000 * k, **features)
+        image = compile_network(netlist, ICE40_CORE)
+        try:
+            check_image_accumulators(image, job)
+        except ValidationError:
+            continue
+        return seed + 1000 * k, netlist, job, image
+    raise AssertionError(f"seed={seed}: no case within 20 draws fits 20-bit accumulators")
+
+
+def check_against_emulator(seed, features, *, p_ready=1.0):
+    used, netlist, job, image = fitting_case(seed, **{name: name in features for name in FEATURES})
+    rtl = spram_run(image, job, p_ready=p_ready, seed=used)
+    emu = simulate(netlist, job)
+    print(f"seed={used} neurons={netlist.n_neurons} synapses={netlist.n_synapses} T={job.timesteps} "
+          f"spikes={emu.total_spikes} cycles/step max={max(rtl.extra['cycles'])}")
+    assert rtl.extra["errors"] == {"queue_overflow": 0, "queue_overflow_step": 0, "acc_overflow": 0,
+                                   "acc_overflow_step": 0}
+    for t in range(job.timesteps):
+        want = emu.spike_gids[emu.spike_times == t].tolist()
+        got = rtl.spike_gids[rtl.spike_times == t].tolist()
+        assert got == want, f"seed={used} step {t}: spikes"
+    for name in ("v", "r", "lfsr"):
+        assert rtl.final_state[name].tolist() == np.asarray(emu.final_state[name]).tolist(), name
+    arriving, made, held = step_events(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
+    assert rtl.extra["events_held"] == held.tolist()
+    if p_ready == 1.0:
+        bounds = step_bounds(netlist, emu, arriving)
+        for t, (cycles, bound) in enumerate(zip(rtl.extra["cycles"], bounds, strict=True)):
+            assert cycles <= bound, f"seed={used} step {t}: {cycles} clocks, bound {bound}"
+    return netlist, job, rtl, emu
+
+
+CASES = [  # (seed, features on): every feature alone, all together, none
+    (101, ()), (102, ("delays",)), (103, ("graded",)), (104, ("dendritic",)), (105, ("noise",)),
+    (106, FEATURES), (107, ("delays", "graded")), (116, ("delays", "dendritic", "noise")),
+]
+
+
+@pytest.mark.parametrize("seed,features", CASES, ids=[f"seed={s}-{'+'.join(f) or 'plain'}" for s, f in CASES])
+def test_spram_core_matches_emulator(seed, features):
+    netlist, job, rtl, emu = check_against_emulator(seed, features)
+    assert emu.total_spikes > 0, f"seed={seed}: nothing fired, the case tests too little"
+    out_degree = np.bincount(netlist.src, minlength=netlist.n_neurons)
+    assert out_degree[emu.spike_gids].sum() > 0, f"seed={seed}: no spike went anywhere"
+    if "delays" in features:
+        assert {0, 63} <= set(netlist.delay.tolist()), f"seed={seed}: delays 0 and 63 not both drawn"
+        assert max(rtl.extra["events_held"]) > 0, f"seed={seed}: no event was ever held"
+
+
+def test_spike_stream_backpressure():
+    """A host that takes spikes 30% of the time slows the step down but changes nothing."""
+    check_against_emulator(110, ("delays", "graded"), p_ready=0.3)
+
+
+def test_step_cycles_exact_with_nothing_in_flight():
+    """No spikes: an empty drain (1 clock), the pass, and the controller's clocks."""
+    _, netlist, _, image = fitting_case(111, delays=False, graded=False, dendritic=False, noise=False)
+    rtl = spram_run(image, Job(timesteps=3, stimuli=(), seed=1))
+    assert rtl.total_spikes == 0
+    assert rtl.extra["cycles"] == [netlist.n_neurons + NeuronPass.LATENCY + 4] * 3
+
+
+def test_queue_overflow_at_the_emulators_step():
+    """A queue of 100 events: the core raises the error at the step the emulator names, and
+    every spike before it agrees."""
+    config = dataclasses.replace(ICE40_CORE, event_queue=100)
+    for k in range(20):
+        netlist, job = small_case(130 + 1000 * k, delays=True, graded=False, dendritic=False, noise=False)
+        image = compile_network(netlist, config)
+        try:
+            check_image_accumulators(image, job)
+            simulate(netlist, job, capacity=QueueCapacity.for_image(image))
+        except CapacityExceeded as error:
+            step = error.step
+            break
+        except ValidationError:
+            continue
+    else:
+        raise AssertionError("no case within 20 draws overflows a queue of 100 events")
+    rtl = spram_run(image, job)
+    print(f"seed={130 + 1000 * k} overflow at step {step}")
+    assert rtl.extra["errors"]["queue_overflow"] == 1
+    assert rtl.extra["errors"]["queue_overflow_step"] == step
+    emu = simulate(netlist, dataclasses.replace(job, timesteps=step + 1))
+    for t in range(step + 1):
+        assert (rtl.spike_gids[rtl.spike_times == t].tolist()
+                == emu.spike_gids[emu.spike_times == t].tolist()), f"step {t}"
+
+
+def test_host_port_reads_back_every_memory():
+    """Random words written to random addresses of every memory, read back in random order
+    with reads back to back: each word on ``host_rdata`` from the second clock after its
+    read, held until the next."""
+    config = ICE40_CORE
+    core = SpramCore(config)
+    rng = random.Random(5)
+    memories = [Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, COMPARTMENT, Memory.STIMULUS,
+                Memory.ACCUMULATOR]
+    layouts = core_layouts(config)
+    widths = {
+        Memory.PROFILE: len(core.host_rdata) if profile_rows(config) == 1 else 16,
+        Memory.NEURON: layouts.neuron.size, Memory.AXON: 32, Memory.SYNAPSE: 32, COMPARTMENT: 32,
+        Memory.STIMULUS: 32, Memory.ACCUMULATOR: layouts.accumulator.size,
+    }
+    written = {}
+    for which in memories:
+        depth = host_depth(config, which)
+        for address in rng.sample(range(depth), min(depth, 24)) + [0, depth - 1]:
+            written[which, address] = rng.getrandbits(widths[which])
+    reads = list(written)
+    rng.shuffle(reads)
+
+    async def bench(ctx):
+        ctx.set(core.clear, 1)
+        await ctx.tick()
+        ctx.set(core.clear, 0)
+        await ctx.tick().until(core.done)
+        items = list(written.items())
+        rng.shuffle(items)
+        for (which, address), value in items:
+            await host_write(ctx, core, which, address, value)
+        issued = []  # the clock of each read
+        seen = []  # host_rdata in every clock from the first read on
+        for which, address in reads:
+            ctx.set(core.host_memory, which)
+            ctx.set(core.host_addr, address)
+            ctx.set(core.host_re, 1)
+            issued.append(len(seen))
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):  # back to back, or gaps
+                seen.append(ctx.get(core.host_rdata))
+                await ctx.tick()
+                ctx.set(core.host_re, 0)
+        for _ in range(4):
+            seen.append(ctx.get(core.host_rdata))
+            await ctx.tick()
+        # read i's word from its second clock until the next read's word is due
+        for i, key in enumerate(reads):
+            until = issued[i + 1] + 2 if i + 1 < len(reads) else len(seen)
+            for clock in range(issued[i] + 2, until):
+                assert seen[clock] == written[key], f"{key[0].name} {key[1]}: clock {clock - issued[i]}"
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_config_is_checked():
+    with pytest.raises(ValidationError, match="core.spram"):
+        SpramCore(dataclasses.replace(ICE40_CORE, spram=False))
+    with pytest.raises(ValidationError, match="core.accumulator_banks"):
+        SpramCore(dataclasses.replace(ICE40_CORE, accumulator_banks=2))
+    with pytest.raises(ValidationError, match="SpramCore.config"):
+        SpramCore("icebreaker")
