@@ -12,13 +12,14 @@ a 41-bit word with a per-event link would need a third SPRAM lane. So the lists 
 chunks of ``chunk_events`` consecutive rows (row ``chunk * chunk_events + offset``), and
 each slot's list is a list of chunks. Kept beside the pool, in block RAM (EBR):
 
-- the **arrival table**, one entry per slot (``head`` chunk, ``tail`` chunk, ``last``:
-  the offset of the last event in the tail chunk); whether a slot holds anything is a
+- the **arrival table**, one entry per slot (``head`` chunk, ``tail`` chunk, ``fill``:
+  the offset of the next event in the tail chunk, ``full``: the tail chunk is full, so
+  that a push's row needs no arithmetic after the table); whether a slot holds anything is a
   register bit per slot, so a drain or a clear empties a list without a memory write;
 - the **chunk links**, ``link[c]``: the chunk after ``c`` in its slot's list;
 - the **free-chunk FIFO**: chunks a drain has read to the end.
 
-A push appends at its slot's tail: at ``last + 1`` of the tail chunk, or, when the slot
+A push appends at its slot's tail: at ``fill`` of the tail chunk, or, when the slot
 is empty or its tail chunk full, at offset 0 of a new chunk: a never-used one while any
 are left (``fresh``), else the free FIFO's head. A drain walks the list one row a clock
 and puts each chunk into the free FIFO in the clock of its last read.
@@ -252,7 +253,7 @@ class ChunkedEventQueue(CoreBlock):
         chunk_shape = unsigned(max(1, addr_bits(chunks)))
         offset_bits = addr_bits(per_chunk)
         entry_layout = data.StructLayout({"head": chunk_shape, "tail": chunk_shape,
-                                          "last": unsigned(offset_bits)})
+                                          "fill": unsigned(offset_bits), "full": unsigned(1)})
         delivery = delivery_layout(config)
 
         # --- memories ---------------------------------------------------------------------
@@ -309,15 +310,17 @@ class ChunkedEventQueue(CoreBlock):
             with m.Else():
                 m.d.comb += [pushed.eq(1), entry_rd.addr.eq(self.push.payload.slot), entry_rd.en.eq(1)]
 
-        # One index into the empty bits for B's write and the drain's start, which never
-        # meet: one decoder for the bits' updates and one multiplexer for their reads (two
-        # of each cost 110 more LUT4s at 64 slots).
-        slot_index = Signal.like(b_event.slot)
-        m.d.comb += slot_index.eq(Mux(drain_start, self.slot, b_event.slot))
-        indexed = nonempty.bit_select(slot_index, 1)
+        # The empty bits: B sets its slot's, a drain's start clears its slot's, and A reads
+        # its push's slot's bit into B's register (B's write of the same slot in that clock
+        # is forwarded, as the entry is). Pushes and drains never meet, so one decoder
+        # serves both writes (two cost about 100 more LUT4s at 64 slots); the reads keep a
+        # multiplexer each, off the index's own multiplexer (iCE40: 27 -> 32 MHz).
+        write_index = Signal.like(b_event.slot)
+        m.d.comb += write_index.eq(Mux(drain_start, self.slot, b_event.slot))
         with m.If(write_now | drain_start):
-            m.d.sync += nonempty.bit_select(slot_index, 1).eq(~drain_start)
-        b_nonempty = indexed
+            m.d.sync += nonempty.bit_select(write_index, 1).eq(~drain_start)
+        b_indexed = Signal()  # the slot's bit as A read it
+        b_nonempty = b_forward | b_indexed
 
         # stage B: the slot's entry (as read, or forwarded), the row to write, the new entry
         old = Signal(entry_layout)
@@ -326,14 +329,22 @@ class ChunkedEventQueue(CoreBlock):
         new_chunk = Signal(chunk_shape)
         new_entry = Signal(entry_layout)
         m.d.comb += [
-            new_chunk_due.eq(~b_nonempty | (old.last == per_chunk - 1)),
+            new_chunk_due.eq(~b_nonempty | old.full),
             new_chunk.eq(Mux(fresh_left, fresh, free_rd.data)),
             new_entry.head.eq(Mux(b_nonempty, old.head, new_chunk)),
             new_entry.tail.eq(Mux(new_chunk_due, new_chunk, old.tail)),
-            new_entry.last.eq(Mux(new_chunk_due, 0, old.last + 1)),
+            new_entry.fill.eq(Mux(new_chunk_due, 0, old.fill)),  # this push's row, then + 1
+        ]
+        # the entry as stored: the fill after this push, and whether it filled the chunk
+        stored_entry = Signal(entry_layout)
+        m.d.comb += [
+            stored_entry.head.eq(new_entry.head),
+            stored_entry.tail.eq(new_entry.tail),
+            stored_entry.fill.eq(new_entry.fill + 1),
+            stored_entry.full.eq(new_entry.fill == per_chunk - 1),
         ]
         with m.If(write_now):
-            m.d.comb += [entry_wr.addr.eq(b_event.slot), entry_wr.data.eq(new_entry), entry_wr.en.eq(1)]
+            m.d.comb += [entry_wr.addr.eq(b_event.slot), entry_wr.data.eq(stored_entry), entry_wr.en.eq(1)]
             with m.If(new_chunk_due):
                 with m.If(fresh_left):
                     m.d.sync += [fresh.eq(fresh + 1), fresh_left.eq(fresh != chunks - 1)]
@@ -347,7 +358,8 @@ class ChunkedEventQueue(CoreBlock):
                 b_event.eq(self.push.payload),
                 # the entry read this clock misses B's write of this clock
                 b_forward.eq(write_now & (b_event.slot == self.push.payload.slot)),
-                b_forward_entry.eq(new_entry),
+                b_forward_entry.eq(stored_entry),
+                b_indexed.eq(nonempty.bit_select(self.push.payload.slot, 1)),
             ]
 
         # --- drain: the slot's entry, then one pool read a clock along its chunks -----------
@@ -369,7 +381,7 @@ class ChunkedEventQueue(CoreBlock):
             m.d.sync += [
                 draining.eq(1),
                 first.eq(1),
-                slot_nonempty.eq(indexed),
+                slot_nonempty.eq(nonempty.bit_select(self.slot, 1)),
             ]
         with m.If(first):
             entry = entry_rd.data
@@ -379,7 +391,7 @@ class ChunkedEventQueue(CoreBlock):
                 d_chunk.eq(entry.head),
                 d_offset.eq(0),
                 d_tail.eq(entry.tail),
-                d_last.eq(entry.last),
+                d_last.eq(entry.fill - 1),  # a full tail's fill is 0: its last is the top row
             ]
             with m.If(~slot_nonempty):
                 m.d.comb += self.done.eq(1)
@@ -482,7 +494,7 @@ class ChunkedEventQueue(CoreBlock):
             ]
         with m.Elif(write_now):
             m.d.comb += [
-                pool.addr.eq(row(new_entry.tail, new_entry.last)),
+                pool.addr.eq(row(new_entry.tail, new_entry.fill)),
                 pool.wdata.eq(event_word),
                 pool.we.eq(1),
             ]
