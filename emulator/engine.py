@@ -85,6 +85,16 @@ class PreparedNetlist:
         self._layouts: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
 
+    def ready_for(self, job: Job) -> None:
+        """Build now the synapse layout that ``job`` (and any job of the same learning
+        switches) will run on, so that its :func:`simulate_prepared` finds it made.
+
+        For a service that prepares a network before its first job arrives (the layout
+        is a sixth of a large job's emulator time); ``Job(timesteps=1)`` stands for the
+        common job, without learning.
+        """
+        _job_layout(self.netlist, self.arrays, job, self)
+
     def layout(self, key: tuple, build):
         """The layout for ``key`` (its build parameters), from ``build()`` the first time."""
         with self._lock:
@@ -296,18 +306,8 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacit
     neu = arrays["neuron"]
     planes = 4 if lr.dendritic else 1
     parallel = _wants_parallel(n) if force is None else force[0]
-    n_blocks = _blocks(n, parallel)
-    bounds, block_len = block_bounds(n, n_blocks)
+    layout, n_blocks, bounds, block_len = _job_layout(netlist, arrays, job, prepared, parallel)
     n_padded = n_blocks * block_len
-
-    def build():
-        return build_layout(syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"],
-                            syn["plastic"], n, block_len, n_blocks, planes != 1, learning, bool(lr.graded))
-
-    if prepared is None:
-        layout = build()
-    else:
-        layout = prepared.layout((n_blocks, block_len, planes != 1, learning, bool(lr.graded)), build)
     group_offsets, group_start, group_delay, packed, syn_c, syn_src, syn_plastic, perm, bound = layout
     del layout
     if prepared is not None and learning:
@@ -423,6 +423,29 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacit
         result.extra["queue_peak"] = queue.peak.tolist()
         result.extra["queue_peak_step"] = queue.peak_step.tolist()
     return result, compile_seconds
+
+
+def _job_layout(netlist: Netlist, arrays: dict, job: Job, prepared: PreparedNetlist | None,
+                parallel: bool | None = None):
+    """``(layout, n_blocks, bounds, block_len)`` of ``job`` on the netlist: built, or the
+    prepared netlist's kept one (built and kept the first time)."""
+    n = netlist.n_neurons
+    lr = job.learning
+    syn = arrays["synapse"]
+    parallel = _wants_parallel(n) if parallel is None else parallel
+    n_blocks = _blocks(n, parallel)
+    bounds, block_len = block_bounds(n, n_blocks)
+    dendritic, learning, graded = bool(lr.dendritic), bool(lr.enabled), bool(lr.graded)
+
+    def build():
+        return build_layout(syn["src"], syn["tgt"], syn["weight"], syn["delay"], syn["compartment"],
+                            syn["plastic"], n, block_len, n_blocks, dendritic, learning, graded)
+
+    if prepared is None:
+        layout = build()
+    else:
+        layout = prepared.layout((n_blocks, block_len, dendritic, learning, graded), build)
+    return layout, n_blocks, bounds, block_len
 
 
 class _KernelChooser:

@@ -237,6 +237,8 @@ def create_network():
             )
     if replay is None:
         svc.remember_network(account.id, network_id, network, synapses)
+        # An idle worker expands the network now, while the client sends its first job.
+        jobqueue.ring_workers(svc.db)
     return json_response(body, 201, {"Location": f"/v1/networks/{network_id}"})
 
 

@@ -59,6 +59,11 @@ class Backend:
     #: backend runs the expanded network itself, which the stored network document
     #: (defaults filled in, seed included) determines exactly, so its SHA-256 is used
     image_hash: Callable | None = None
+    #: ``prepare(netlist) -> None``: do now, ahead of a first job, the per-network setup
+    #: that ``run`` would otherwise do (a worker calls it on a network just created,
+    #: while the client submits its job). Only ever an optimisation: ``run`` must work
+    #: as well on a netlist never prepared, or whose preparation was dropped
+    prepare: Callable | None = None
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -93,10 +98,12 @@ def choose_backend(network, job, enabled) -> str:
 
 
 #: Networks up to this many synapses keep their emulator setup between jobs (bigger
-#: ones spend a sliver of a run on it, and their layouts would take much memory).
-PREPARED_MAX_SYNAPSES = 1 << 20
-#: The kept setups hold this many synapses at most, together.
-PREPARED_TOTAL_SYNAPSES = 1 << 22
+#: ones spend a sliver of a run on it, and their layouts take memory: about 6 bytes a
+#: synapse). 4M covers the researcher tier's 16K-neuron networks (a sixth of such a
+#: job's emulator time is its layout).
+PREPARED_MAX_SYNAPSES = 1 << 22
+#: The kept setups hold this many synapses at most, together (~50 MB of layouts).
+PREPARED_TOTAL_SYNAPSES = 1 << 23
 _prepared: OrderedDict[int, tuple] = OrderedDict()  # id(netlist) -> (netlist, PreparedNetlist)
 _prepared_lock = threading.Lock()
 
@@ -127,6 +134,16 @@ def _prepared_netlist(netlist):
     return prepared
 
 
+def _prepare_emulator(netlist) -> None:
+    """The emulator's setup of a network before its first job: checks and the layout of
+    a job without learning (the common one), kept as :func:`_prepared_netlist` keeps it."""
+    from neurofab.job import Job
+
+    prepared = _prepared_netlist(netlist)
+    if prepared is not None:
+        prepared.ready_for(Job(timesteps=1))
+
+
 def _run_emulator(netlist, job, progress):
     from neurofab.emulator import simulate
     from neurofab.emulator.engine import simulate_prepared
@@ -137,7 +154,7 @@ def _run_emulator(netlist, job, progress):
     return simulate_prepared(prepared, job, progress=progress)
 
 
-register_backend(Backend(name="emulator", run=_run_emulator, priority=0))
+register_backend(Backend(name="emulator", run=_run_emulator, priority=0, prepare=_prepare_emulator))
 
 
 #: The core preset the ``rtl`` backend compiles for (``NEUROFAB_RTL_PRESET``).

@@ -150,6 +150,16 @@ CREATE TABLE IF NOT EXISTS monthly_usage (
     compute_seconds REAL NOT NULL,
     PRIMARY KEY (account_id, month)
 );
+-- Networks a worker is expanding (or has expanded) ahead of their first job (see
+-- jobqueue.claim_warm): while the row lasts (expires), another worker serving the
+-- job's backend leaves that network's jobs to it. A hint only: no job waits past
+-- expires. Added without a version bump (older files gain it on their next start).
+CREATE TABLE IF NOT EXISTS network_warm (
+    network_id TEXT PRIMARY KEY,
+    worker_id TEXT NOT NULL,
+    backends TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 -- Job workers seen recently (what /health reports).
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,

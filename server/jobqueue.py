@@ -44,6 +44,13 @@ __all__ = [
     "queue_counts",
     "touch_worker",
     "live_workers",
+    "WARM_WINDOW",
+    "WARM_MAX_SYNAPSES",
+    "newest_network",
+    "claim_warm",
+    "warm_done",
+    "drop_warm",
+    "ring_workers",
 ]
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -60,6 +67,11 @@ JOB_COLUMNS = (
 
 def _ring(db, kind: str) -> None:
     ring(os.path.dirname(os.path.abspath(db.path)), kind)
+
+
+def ring_workers(db) -> None:
+    """Wake the idle job workers (a network was created: one prepares it, see :func:`claim_warm`)."""
+    _ring(db, "worker")
 
 
 def new_job_id() -> str:
@@ -167,16 +179,109 @@ def claim(db, worker_id: str, backends, lease_seconds: float, now: float | None 
 
 
 def _claim_in(conn, worker_id: str, backends, lease_seconds: float, now: float) -> sqlite3.Row | None:
-    """The claiming UPDATE, inside the caller's write transaction."""
+    """The claiming UPDATE, inside the caller's write transaction.
+
+    A job whose network another worker is preparing (or has prepared and is idle with,
+    see :func:`claim_warm`) and whose backend that worker serves is left to it while
+    its ``network_warm`` row lasts. A claim ends the claimer's own such rows: busy now,
+    it no longer waits for those networks' jobs.
+    """
     backends = list(backends)
     marks = ",".join("?" * len(backends))
-    return conn.execute(
+    row = conn.execute(
         "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires = ?, attempts = attempts + 1,"
         " started_at = ?, progress = 0.0"
-        " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' AND backend IN"
-        f" ({marks}) ORDER BY seq LIMIT 1) AND status = 'queued' RETURNING {JOB_COLUMNS}",
-        (worker_id, now + lease_seconds, now, *backends),
+        " WHERE seq = (SELECT q.seq FROM jobs AS q WHERE q.status = 'queued' AND q.backend IN"
+        f" ({marks}) AND NOT EXISTS (SELECT 1 FROM network_warm AS w WHERE w.network_id = q.network_id"
+        " AND w.worker_id != ? AND w.expires > ?"
+        " AND instr(',' || w.backends || ',', ',' || q.backend || ',') > 0)"
+        f" ORDER BY q.seq LIMIT 1) AND status = 'queued' RETURNING {JOB_COLUMNS}",
+        (worker_id, now + lease_seconds, now, *backends, worker_id, now),
     ).fetchone()
+    if row is not None:
+        conn.execute("DELETE FROM network_warm WHERE worker_id = ?", (worker_id,))
+    return row
+
+
+#: A network created this recently (seconds) is worth preparing ahead of its first job.
+WARM_WINDOW = 30.0
+#: Networks up to this many (expected) synapses are prepared ahead; bigger ones would
+#: crowd a worker's network cache out for a job that may never come.
+WARM_MAX_SYNAPSES = 16_000_000
+
+
+def newest_network(db) -> int:
+    """The newest network's rowid (0 if none): where a starting worker's look-out begins."""
+    return db.connect().execute("SELECT coalesce(max(rowid), 0) FROM networks").fetchone()[0]
+
+
+def claim_warm(
+    db,
+    worker_id: str,
+    backends,
+    after: int,
+    lease_seconds: float,
+    now: float | None = None,
+    skip=frozenset(),
+) -> tuple[str | None, int]:
+    """Claim a network created since rowid ``after`` to prepare ahead of its first job.
+
+    Returns ``(network_id or None, rowid to look after next time)``. Only one worker
+    claims a network (``network_warm``'s key); its row, until ``now + lease_seconds``,
+    asks the other workers to leave the network's jobs to it (:func:`_claim_in`), so
+    the job finds the network expanded. Should the claimer die, the row runs out like
+    a lease, and the job runs anyway: the preparation is a hint, never a dependency.
+    Networks older than :data:`WARM_WINDOW` or larger than :data:`WARM_MAX_SYNAPSES`
+    are passed over, and so are ``skip`` (the networks the worker has ready already).
+    """
+    now = time.time() if now is None else now
+    rows = (
+        db.connect()
+        .execute(
+            "SELECT rowid, id, created_at, expected_synapses FROM networks WHERE rowid > ? ORDER BY rowid",
+            (after,),
+        )
+        .fetchall()
+    )
+    candidates = [
+        r
+        for r in rows
+        if r["created_at"] >= now - WARM_WINDOW
+        and r["expected_synapses"] <= WARM_MAX_SYNAPSES
+        and r["id"] not in skip
+    ]
+    if not candidates:
+        return None, rows[-1]["rowid"] if rows else after
+    with db.write() as conn:
+        for r in candidates:
+            if conn.execute(
+                "INSERT INTO network_warm (network_id, worker_id, backends, expires) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (network_id) DO NOTHING",
+                (r["id"], worker_id, ",".join(backends), now + lease_seconds),
+            ).rowcount:
+                return r["id"], r["rowid"]
+    return None, rows[-1]["rowid"]
+
+
+def warm_done(db, network_id: str, worker_id: str, lease_seconds: float) -> None:
+    """The network is prepared: keep its jobs for this (now idle) worker a lease longer."""
+    with db.write() as conn:
+        conn.execute(
+            "UPDATE network_warm SET expires = ? WHERE network_id = ? AND worker_id = ?",
+            (time.time() + lease_seconds, network_id, worker_id),
+        )
+
+
+def drop_warm(db, worker_id: str, network_id: str | None = None) -> None:
+    """Let any worker take the network's jobs at once (the preparation failed), or every
+    network's that ``worker_id`` prepared (``network_id`` ``None``: it is stopping)."""
+    with db.write() as conn:
+        if network_id is None:
+            conn.execute("DELETE FROM network_warm WHERE worker_id = ?", (worker_id,))
+        else:
+            conn.execute(
+                "DELETE FROM network_warm WHERE network_id = ? AND worker_id = ?", (network_id, worker_id)
+            )
 
 
 def heartbeat(db, job_id: str, worker_id: str, lease_seconds: float) -> bool:
@@ -339,6 +444,7 @@ def reap_expired(db, max_attempts: int, now: float | None = None) -> tuple[int, 
             " WHERE status = 'running' AND lease_expires < ?",
             (now,),
         ).rowcount
+        conn.execute("DELETE FROM network_warm WHERE expires < ?", (now,))
     if requeued:
         _ring(db, "worker")
     if failed:

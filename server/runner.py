@@ -96,6 +96,11 @@ class NetworkCache:
         self._entries: OrderedDict[str, tuple] = OrderedDict()
         self._lock = threading.Lock()
 
+    def cached(self) -> frozenset[str]:
+        """The ids of the networks held now."""
+        with self._lock:
+            return frozenset(self._entries)
+
     def get(self, network_id: str, network=None):
         """``(network, netlist, document_hash)`` for a stored network.
 

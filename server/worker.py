@@ -9,6 +9,13 @@ queue, not counted as an attempt). A worker also re-queues jobs whose worker die
 (their lease expired) and records that it is alive. An idle worker sleeps on its
 doorbell (:mod:`.doorbell`), which a submission rings, instead of polling.
 
+A network's creation rings the doorbell too: one idle worker claims the new network
+(:func:`.jobqueue.claim_warm`) and expands it, with its backends' per-network setup
+(:attr:`.backends.Backend.prepare`), while the client is still sending the first job;
+that job is left to this worker (the other workers skip it while the claim lasts), so
+it finds its network ready. If the worker dies meanwhile the claim runs out like a
+lease and any worker runs the job, expanding the network itself.
+
 Run one worker in the foreground with ``python -m neurofab.server.worker --data DIR``.
 """
 
@@ -60,6 +67,8 @@ class Worker:
         self.runner = JobRunner(settings, self.db, self.worker_id, stop=self.stop)
         self.networks = self.runner.networks
         self._next_housekeeping = 0.0
+        #: networks created after this rowid are candidates for warm_one
+        self._warm_after = jobqueue.newest_network(self.db)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -81,6 +90,9 @@ class Worker:
                     last_version = version
                     while not self.stop.is_set() and self.run_one():
                         self.housekeeping()
+                    if not self.stop.is_set() and self.warm_one():
+                        # a job may have been queued (and left to us) meanwhile: look again
+                        last_version = None
                     continue
                 # Sleep until a submission rings (or housekeeping is due, or the fallback
                 # look at the queue for submitters that cannot ring, such as another machine).
@@ -88,6 +100,10 @@ class Worker:
                 self.doorbell.wait(max(0.0, min(self.poll_interval, due)))
         finally:
             self.doorbell.close()
+            try:  # stopping: this worker's prepared networks' jobs are anybody's now
+                jobqueue.drop_warm(self.db, self.worker_id)
+            except Exception:
+                log.exception("could not drop this worker's network claims")
 
     def wake(self) -> None:
         """Interrupt the loop's sleep (after setting ``stop``, from a signal handler)."""
@@ -126,6 +142,36 @@ class Worker:
                 jobqueue.release(self.db, row["id"], self.worker_id)
                 row = None
             self.housekeeping()
+        return True
+
+    def warm_one(self) -> bool:
+        """Expand and prepare one newly created network ahead of its first job.
+
+        True when it claimed one (prepared, or failed and released). Only an
+        optimisation: a job never depends on it (see the module's docstring).
+        """
+        network_id, self._warm_after = jobqueue.claim_warm(
+            self.db,
+            self.worker_id,
+            self.backends,
+            self._warm_after,
+            self.settings.lease_seconds,
+            skip=self.networks.cached(),
+        )
+        if network_id is None:
+            return False
+        try:
+            _, netlist, _ = self.networks.get(network_id)
+            for name in self.backends:
+                prepare = get_backend(name).prepare
+                if prepare is not None:
+                    prepare(netlist)
+        except Exception:
+            # a job on it will fail with the reason (or run, if this was transient)
+            log.exception("preparing network %s ahead of its jobs failed", network_id)
+            jobqueue.drop_warm(self.db, self.worker_id, network_id)
+            return True
+        jobqueue.warm_done(self.db, network_id, self.worker_id, self.settings.lease_seconds)
         return True
 
     # -- one job ----------------------------------------------------------------------
