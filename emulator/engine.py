@@ -82,6 +82,10 @@ class PreparedNetlist:
         delay = self.arrays["synapse"]["delay"]
         self.n_slots = int(delay.max()) + 1 if delay.size else 1
         self.n_synapses = int(delay.size)
+        #: the final weights of every run without learning (which leaves them as they
+        #: are): one read-only array, not a copy per run
+        self.initial_weights = self.arrays["synapse"]["weight"].astype(np.int32, copy=True)
+        self.initial_weights.flags.writeable = False
         self._layouts: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
 
@@ -114,7 +118,10 @@ def prepare(netlist: Netlist) -> PreparedNetlist:
 
 def simulate_prepared(prepared: PreparedNetlist, job: Job, *, progress=None,
                       capacity: QueueCapacity | None = None) -> RunResult:
-    """:func:`simulate` on a :func:`prepare`-d netlist: the same result, less work per job."""
+    """:func:`simulate` on a :func:`prepare`-d netlist: the same result, less work per job.
+
+    Without learning, the result's ``final_weights`` is the prepared netlist's one
+    read-only array (the weights as they were), not a copy per run."""
     return _simulate(prepared.netlist, prepared, job, progress, capacity)
 
 
@@ -402,6 +409,8 @@ def _run(netlist: Netlist, arrays: dict, job: Job, progress, force=None, capacit
     if learning:
         weights = np.empty(packed.shape[0], np.int32)
         weights[perm] = packed >> 16
+    elif prepared is not None:
+        weights = prepared.initial_weights
     else:
         weights = syn["weight"].astype(np.int32, copy=True)
     state = {"v": v, "r": r, "lfsr": lfsr, "x": x, "y": y}

@@ -274,4 +274,6 @@ def test_the_prepared_layout_gives_the_emulators_results():
         assert np.array_equal(kept.spike_gids, fresh.spike_gids)
         assert np.array_equal(kept.spike_times, fresh.spike_times)
         assert np.array_equal(kept.final_weights, fresh.final_weights)
+        # without learning, every run shares one read-only array of the weights as they were
+        assert kept.final_weights.flags.writeable == ("learning" in doc)
     assert len(prepared._layouts) == 2  # learning's own layout, beside the plain one
