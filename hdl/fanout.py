@@ -14,6 +14,12 @@ accumulator bank that collects step ``t + 1``) and never takes room in the event
 every other event goes on ``push`` to :class:`~neurofab.hdl.event_queue.EventQueue` with
 its arrival slot. Routes to other cores are not part of it (the single-core boards have
 none; see docs/hardware.md, "Still to build").
+
+The iCE40 core (docs/ice40-plan.md) has one accumulator bank, so every event is pushed
+(delay 0 into slot ``t + 1``), and its memories are single-port SPRAMs: the synapse
+words without ``compartment`` in one 32-bit SPRAM, the axon entries and the packed
+compartments in rows of the event queue's pool SPRAM, which the fan-out reads through
+the queue's aux port (``layouts.spram_regions``; :class:`FanOut`'s "SPRAM mode").
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -98,11 +104,19 @@ def graded_select(weight, product, graded):
 class FanOut(CoreBlock):
     """Turns each spike into one event per synapse of its axon: ``direct`` or ``push``.
 
+    Two memory systems, chosen by ``config.spram``: the *memory mode* (core v2, the
+    ECP5: the axon table and the synapse memory behind read ports) and the *SPRAM mode*
+    (the iCE40, docs/ice40-plan.md: the synapse SPRAM behind a read port, the axon
+    entries and the compartment rows read through the event queue's shared ``aux``
+    port). Independently, ``config.accumulator_banks == 1`` pushes every event.
+
     Parameters
     ----------
     config : CoreConfig
-        The core's shape: the axon and synapse word layouts (``layouts.core_layouts``),
-        ``delay_slots``.
+        The core's shape: the axon and synapse word layouts (``layouts.core_layouts``;
+        in SPRAM mode ``layouts.spram_synapse_layout`` and ``layouts.spram_regions``,
+        whose refusals of a config that does not fit the SPRAMs this raises),
+        ``delay_slots``, ``accumulator_banks``, ``spram``.
     syn_latency : int
         Clocks (>= 1) from a synapse read (``syn_rd.en`` high with ``syn_rd.addr``) to its
         word on ``syn_rd.data``, valid in exactly that clock: 1 for a plain read port,
@@ -122,16 +136,32 @@ class FanOut(CoreBlock):
         while ``busy``.
     graded : ``In(1)``
         The job's flag: event value ``(w * g) >> 7`` instead of ``w``.
-    axon_rd : read port of the axon table (``layouts.axon``); entry ``neuron`` is read once
-        per spike.
-    syn_rd : read port of the synapse memory (``layouts.synapse``), ``syn_latency`` clocks
-        deep; words ``syn_base .. syn_base + syn_count - 1`` are read once each, in order.
+    axon_rd : memory mode only: read port of the axon table (``layouts.axon``); entry
+        ``neuron`` is read once per spike.
+    aux_req : SPRAM mode only: ``Out(stream.Signature(unsigned(14)))``
+        The pool SPRAM row to read (``layouts.spram_regions``): ``axon_base + neuron``
+        once per spike, and ``compartment_base + r`` for each compartment row ``r`` its
+        synapses span, once per spike. Reads only (the Core drives the queue's ``write``
+        and ``data`` 0). ``valid`` and ``payload`` are registers, and a request once
+        offered is held unchanged until taken; the queue may make ``ready`` depend on
+        ``valid``.
+    aux_rsp : SPRAM mode only: ``In(stream.Signature(unsigned(32)))``
+        The row of each read, in request order, any number (>= 1) of clocks after its
+        request was taken. ``ready`` is always high: a request is offered only when its
+        row has room (at most :data:`AXON_AHEAD` axon rows and :data:`ROWS_AHEAD`
+        compartment rows requested and not yet used).
+    syn_rd : read port of the synapse memory, ``syn_latency`` clocks deep: of
+        ``layouts.synapse`` words (memory mode) or 32-bit ``layouts.spram_synapse_layout``
+        words (SPRAM mode); words ``syn_base .. syn_base + syn_count - 1`` are read once
+        each, in order.
     direct : ``Out(stream.Signature(delivery_layout(config)))``
         ``(target, compartment, value)`` of every synapse with ``delay == 0`` (when
         ``horizon > 0``): arrival ``t + 1``, for the accumulator bank of step ``t + 1``.
+        With ``accumulator_banks == 1``: never valid (those events are pushed).
     push : ``Out(stream.Signature(event_layout(config)))``
         ``(slot, target, compartment, value)`` of every synapse with ``1 <= delay <
-        horizon``, ``slot = (t + 1 + delay) mod delay_slots``: for the event queue.
+        horizon`` (``0 <= delay < horizon`` with ``accumulator_banks == 1``), ``slot =
+        (t + 1 + delay) mod delay_slots``: for the event queue.
         Both streams carry their events in spike order and within a spike in
         synapse-memory order (interleaved as the synapses come); ``value`` is fixed from
         the weight and the spike's payload as read now.
@@ -139,9 +169,9 @@ class FanOut(CoreBlock):
         High while a spike is accepted but not all of its events have been handed over.
         With ``spikes.valid`` low, ``busy`` low means every spike so far is fully fanned out.
 
-    Timing (every memory's data is registered before any logic reads it, and the graded
-    product has a stage of its own, for the clock rate): the clock that takes a spike
-    reads its axon entry; the next clock registers it; from the clock after that the walk
+    Timing, memory mode (every memory's data is registered before any logic reads it,
+    and the graded product has a stage of its own, for the clock rate): the clock that
+    takes a spike reads its axon entry; the next clock registers it; from the clock after that the walk
     reads the spike's synapse words, one a clock. A synapse word read in clock ``k`` is
     written into a small FIFO in ``k + L`` (``L = syn_latency``, taken off the read port),
     its product and arrival slot are registered in ``k + L + 1``, and its event is in the
@@ -153,6 +183,34 @@ class FanOut(CoreBlock):
     spike costs ``max(syn_count, 1)`` clocks with spikes waiting, one clock per synapse,
     and a spike with no synapse one clock.
 
+    Timing, SPRAM mode (``Lr``: clocks from an aux request taken to its row on
+    ``aux_rsp``; the chunked queue's is 2). A spike is taken into the request register
+    as its axon row request, when that register is free (empty or its request taken
+    this clock), no compartment row waits to be requested, and fewer than
+    :data:`AXON_AHEAD` spikes' axon rows are in flight or waiting. A row requester takes
+    the axon entries in order as they arrive, requests the spike's compartment rows
+    ``syn_base >> 4 .. (syn_base + syn_count - 1) >> 4`` (none for an empty list; they
+    go before any axon row), and hands the entry to the walk (through a 2-entry FIFO).
+    The walk is the memory mode's, but the first synapse of a spike and each one at an
+    address that is a multiple of 16 waits for its compartment row. With everything idle
+    and the port free, a spike taken in clock ``a`` has its axon row requested in
+    ``a + 1``, its first compartment row in ``a + 4 + Lr``, its first synapse read in
+    ``a + 5 + 2 Lr``, and its first event offered in ``a +``
+    :meth:`spram_latency` ``(Lr)`` ``= a + 8 + 2 Lr + L``.
+    **Port clocks.** A spike of ``F`` synapses takes ``1 + R + F`` clocks of the shared
+    port: its axon row, its ``R = ceil((syn_base mod 16 + F) / 16)`` compartment rows
+    (0 when ``F = 0``; ``R <= ceil(F / 16) + 1``), and its ``F`` pushes (with one bank;
+    with two, delay-0 events leave on ``direct`` and take no port clock). The row
+    requester and the walk run ahead of the port (``1 + R`` and ``F`` clocks a spike),
+    so with spikes waiting and a port that takes the fan-out's requests first and a
+    push in every other clock it is free, the port is never idle from the first push to
+    the last while every spike has at least 2 synapses (``Lr`` 1 .. 3, tested): ``F``
+    events of a spike cost exactly ``F + 1 + R <= F + 1 + ceil(F / 16) + 1`` port
+    clocks. Before the first push the port idles only while the first spike's entry,
+    rows and words travel (fewer than ``2 Lr + L`` clocks). Spikes of 0 or 1 synapse
+    leave some idle clocks: at ``Lr = 2``, 32 spikes with none use the port in 32 of 39
+    clocks, 32 with one synapse in 96 of 100.
+
     Backpressure: the two outputs share one register (an event is on ``direct`` or on
     ``push``, never both); a stall of the stream it is on holds it, then the product
     stage and the synapse-word FIFO; the reads in flight never stall (the memory's
@@ -160,20 +218,26 @@ class FanOut(CoreBlock):
     yet taken out of the FIFO are fewer than its ``L + 2`` words, so every word in flight
     has room when it lands, and one read a clock keeps going while the outputs take one
     event a clock. Past that the walk holds, then the registered axon entry, the axon
-    entry in its read port's data, and last ``spikes``. The other stream is not offered anything meanwhile,
+    entry in its read port's data, and last ``spikes`` (SPRAM mode: then the entries
+    for the walk, the row requester, the axon entries arrived, and the request
+    register, which also holds while the port does not take it; the rows and entries
+    in flight always have room). The other stream is not offered anything meanwhile,
     so events leave in synapse order. Nothing is lost or repeated. ``spikes.ready`` is
     computed from registers only (it never depends on ``spikes.valid`` nor on either
-    output's ``ready``).
+    output's ``ready``; in SPRAM mode it also depends on ``aux_req.ready``).
     Overflow: none; a dropped event (``delay >= horizon``) is the model's rule, not an
-    overflow. Reset abandons the spikes taken and not yet fanned out.
+    overflow. Reset abandons the spikes taken and not yet fanned out (in SPRAM mode
+    also the aux reads in flight: reset the queue's aux port with it).
     """
 
     #: clocks from taking a spike to its first event offered (outputs ready, walk free)
     LATENCY = 6
+    #: SPRAM mode: :data:`LATENCY` with an aux response latency of 0 (see :meth:`spram_latency`)
+    SPRAM_LATENCY = 9
     #: SPRAM mode: axon rows requested ahead of the row requester (their responses' room)
-    AXON_AHEAD = 2
+    AXON_AHEAD = 4
     #: SPRAM mode: compartment rows requested ahead of the walk (their responses' room)
-    ROWS_AHEAD = 4
+    ROWS_AHEAD = 3
 
     def __init__(self, config: CoreConfig, syn_latency: int = 1):
         self.checked(config)
@@ -212,8 +276,14 @@ class FanOut(CoreBlock):
 
     @property
     def latency(self) -> int:
-        """Clocks from taking a spike to its first event offered: ``LATENCY - 1 + syn_latency``."""
+        """Memory mode: clocks from a spike taken to its first event: ``LATENCY - 1 + syn_latency``."""
         return self.LATENCY - 1 + self._syn_latency
+
+    def spram_latency(self, aux_latency: int) -> int:
+        """SPRAM mode: clocks from taking a spike to its first event offered (all idle, the
+        port free), with aux rows ``aux_latency`` clocks after their requests are taken:
+        ``SPRAM_LATENCY - 1 + syn_latency + 2 * aux_latency``."""
+        return self.SPRAM_LATENCY - 1 + self._syn_latency + 2 * aux_latency
 
     def elaborate(self, platform):
         m = Module()
@@ -299,8 +369,10 @@ class FanOut(CoreBlock):
             fresh = Signal()
             new_row = walk_free | fresh | (cursor[:addr_bits(COMPARTMENTS_PER_ROW)] == 0)
             issue = issue & (~new_row | rows.r_rdy)
-            row_now = data.View(COMPARTMENT_ROW_LAYOUT, Mux(new_row, rows.r_data, row))
-            compartment = row_now[next_addr[:addr_bits(COMPARTMENTS_PER_ROW)]]
+            # select in both rows, then pick: two 16:1 selects of 2 bits, not a 32-bit mux first
+            element = next_addr[:addr_bits(COMPARTMENTS_PER_ROW)]
+            compartment = Mux(new_row, data.View(COMPARTMENT_ROW_LAYOUT, rows.r_data)[element],
+                              data.View(COMPARTMENT_ROW_LAYOUT, row)[element])
             m.d.comb += [
                 rows.r_en.eq(issue & new_row),
                 take_entry.eq(load),

@@ -23,11 +23,12 @@ from core_model import FanOutEvents, event_core, fanout_events, graded_value, ra
 
 from neurofab.errors import ValidationError
 from neurofab.hdl import core as core_module
-from neurofab.hdl.config import CoreConfig
+from neurofab.hdl.config import CoreConfig, get_preset
 from neurofab.hdl.core import SYNAPSE_READ_LATENCY, Core
 from neurofab.hdl.fanout import FanOut
 from neurofab.hdl.layouts import Memory as MemoryName
 from neurofab.hdl.layouts import core_layouts, spram_image, spram_regions, spram_synapse_layout
+from neurofab.hdl.synthesis import synthesize
 
 
 class FanOutBench(Elaboratable):
@@ -472,12 +473,13 @@ def spram_network(rng, config, max_count=40):
 
 @pytest.mark.parametrize("banks", [1, 2])
 @pytest.mark.parametrize("syn_latency", [1, SYNAPSE_READ_LATENCY])
-@pytest.mark.parametrize("seed,p_valid,p_port,latency", [
-    (1, 1.0, 1.0, (1, 1)), (2, 0.5, 0.7, (1, 4)), (3, 1.0, 0.3, (2, 6)), (4, 0.8, 0.9, (1, 2))])
-def test_spram_events_match_model(seed, p_valid, p_port, latency, syn_latency, banks):
-    """Random networks, spikes and port contention: every event, in exact order."""
+@pytest.mark.parametrize("seed,compartments,p_valid,p_port,latency", [
+    (1, 4, 1.0, 1.0, (2, 2)), (2, 3, 0.5, 0.7, (1, 4)), (3, 4, 1.0, 0.3, (2, 6)), (4, 1, 0.8, 0.9, (1, 2))])
+def test_spram_events_match_model(seed, compartments, p_valid, p_port, latency, syn_latency, banks):
+    """Random networks, spikes and port contention (``latency``: the clocks from an aux
+    request taken to its row): every event, in exact order."""
     rng = random.Random(seed)
-    config = spram_core(compartments=rng.choice([1, 3, 4]), banks=banks)
+    config = spram_core(compartments=compartments, banks=banks)
     axons, synapses = spram_network(rng, config)
     spikes = [(rng.randrange(config.neurons), rng.randrange(128, 256)) for _ in range(60)]
     graded = seed % 2 == 1
@@ -534,3 +536,93 @@ def test_spram_config_is_checked():
     assert "axon_rd" not in spram.signature.members
     assert len(spram.aux_req.payload) == 14 and len(spram.aux_rsp.payload) == 32
     assert spram.syn_rd.data.shape() == spram_synapse_layout(spram_core())
+
+
+def compartment_rows(base: int, count: int) -> int:
+    """The compartment rows a list of ``count`` synapses from ``base`` spans."""
+    return (base % 16 + count + 15) // 16 if count else 0
+
+
+def port_use(run: SpramRun) -> tuple[int, int, int]:
+    """``(clocks the port was used, idle clocks before the first push, idle clocks from
+    the first push to the last)``, counted from the first aux request."""
+    first = run.port.index("aux")
+    last = run.pushes_at[-1]
+    used = sum(use in ("aux", "push") for use in run.port)
+    before = run.port[first:run.pushes_at[0]].count("idle")
+    between = run.port[run.pushes_at[0]:last + 1].count("idle")
+    return used, before, between
+
+
+@pytest.mark.parametrize("aux_latency", [1, 2, 3])
+@pytest.mark.parametrize("syn_latency", [1, SYNAPSE_READ_LATENCY])
+def test_spram_latency_and_port_clocks(aux_latency, syn_latency):
+    """The contract's SPRAM timing: the first event ``spram_latency(Lr)`` clocks after its
+    spike; with spikes waiting and the port free, ``1 + R + F`` port clocks a spike and no
+    idle clock from the first push to the last."""
+    config = spram_core(synapse_words=512)
+    synapses = [{"weight": k, "elig": 0, "delay": 1 + k % 5, "target": k % 16, "compartment": k % 4,
+                 "plastic": 0} for k in range(512)]
+    dut = FanOut(config, syn_latency)
+    assert FanOut.SPRAM_LATENCY == 9
+    assert dut.spram_latency(aux_latency) == 8 + 2 * aux_latency + syn_latency
+    # one spike, everything idle: its list starts mid-row and spans two rows
+    axons = [{"syn_base": 9, "syn_count": 12}] + [{"syn_base": 0, "syn_count": 0}] * 15
+    run = run_spram_fanout(config, axons, synapses, [(0, 0)], slot=0, horizon=64, graded=False,
+                           latency=(aux_latency, aux_latency), syn_latency=syn_latency)
+    assert run.accepted == [0] and run.pushes_at[0] == dut.spram_latency(aux_latency)
+    assert run.pushes_at == list(range(run.pushes_at[0], run.pushes_at[0] + 12))
+    assert run.port.count("aux") == 1 + 2
+    # a burst: 40 spikes waiting, lists of 2 .. 40 synapses at any alignment
+    rng = random.Random(5)
+    lists = [(rng.randrange(0, 470), rng.randint(2, 40)) for _ in range(16)]
+    axons = [{"syn_base": b, "syn_count": c} for b, c in lists]
+    spikes = [(rng.randrange(16), 0) for _ in range(40)]
+    run = run_spram_fanout(config, axons, synapses, spikes, slot=0, horizon=64, graded=False,
+                           latency=(aux_latency, aux_latency), syn_latency=syn_latency)
+    want = sum(1 + compartment_rows(*lists[n]) + lists[n][1] for n, _ in spikes)
+    used, before, between = port_use(run)
+    assert (used, between) == (want, 0)
+    # the port idles before the first push only while the first rows and words travel
+    assert before < dut.spram_latency(aux_latency) - 8
+    assert run.port.count("aux") == sum(1 + compartment_rows(*lists[n]) for n, _ in spikes)
+
+
+@pytest.mark.parametrize("count,used,span", [(0, 32, 39), (1, 96, 100)])
+def test_spram_port_clocks_of_small_lists(count, used, span):
+    """The contract's numbers for spikes of 0 and 1 synapse at the chunked queue's ``Lr`` 2."""
+    config = spram_core(synapse_words=512)
+    synapses = [{"weight": k, "elig": 0, "delay": 1, "target": 1, "compartment": k % 4, "plastic": 0}
+                for k in range(512)]
+    axons = [{"syn_base": (i * 37) % 400, "syn_count": count} for i in range(16)]
+    run = run_spram_fanout(config, axons, synapses, [(n, 0) for n in range(16)] * 2, slot=0, horizon=64,
+                           graded=False, latency=(2, 2), syn_latency=SYNAPSE_READ_LATENCY)
+    first = run.port.index("aux")
+    last = max(k for k, use in enumerate(run.port) if use in ("aux", "push"))
+    assert sum(use in ("aux", "push") for use in run.port) == used
+    assert last - first + 1 == span
+
+
+def test_one_bank_memory_mode_pushes_every_event():
+    """``accumulator_banks == 1`` without SPRAM: the memory mode's ports, every event pushed."""
+    rng = random.Random(9)
+    config = dataclasses.replace(event_core(), accumulator_banks=1)
+    axons, synapses = random_synapse_memories(rng, config)
+    spikes = [(rng.randrange(config.neurons), rng.randrange(256)) for _ in range(40)]
+    got, accepted, emitted, _ = run_fanout(config, axons, synapses, spikes, slot=63, horizon=40, graded=True,
+                                           seed=9, p_valid=0.7, p_ready=0.6)
+    want = pushed_events(config, axons, synapses, spikes, 63, 40, True)
+    assert len(accepted) == len(spikes) and got.direct == [] and {kind for _, kind in emitted} == {"push"}
+    assert got.push == want and sum(e[0] == 0 for e in want) > 5  # delay 0 into slot (63 + 1) mod 64
+
+
+def test_spram_fanout_synthesises_without_block_ram(record_property):
+    """At the icebreaker-to-be's widths the SPRAM-mode fan-out is logic only: its FIFOs of
+    rows and entries in flight must not take any of the 3 EBRs the plan leaves spare."""
+    config = dataclasses.replace(get_preset("icebreaker"), neurons=512, axons=512, event_queue=8192,
+                                 acc_bits=20, accumulator_banks=1, spram=True)
+    report = synthesize(FanOut(config), family="ice40", top="fanout")
+    record_property("synthesis", report.summary())
+    cells = 5280  # the iCE40UP5K's logic cells
+    assert report.brams == 0 and report.dsps == 0, report.summary()
+    assert report.luts < cells // 4 and report.ffs < cells // 6, report.summary()
