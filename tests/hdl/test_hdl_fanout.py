@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal, Value
+from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
@@ -23,6 +23,7 @@ from core_model import FanOutEvents, event_core, fanout_events, graded_value, ra
 
 from neurofab.errors import ValidationError
 from neurofab.hdl import core as core_module
+from neurofab.hdl.chunk_queue import ChunkedEventQueue
 from neurofab.hdl.config import CoreConfig, get_preset
 from neurofab.hdl.core import SYNAPSE_READ_LATENCY, Core
 from neurofab.hdl.fanout import FanOut
@@ -626,3 +627,119 @@ def test_spram_fanout_synthesises_without_block_ram(record_property):
     cells = 5280  # the iCE40UP5K's logic cells
     assert report.brams == 0 and report.dsps == 0, report.summary()
     assert report.luts < cells // 4 and report.ffs < cells // 6, report.summary()
+
+
+class SpramEventSideBench(Elaboratable):
+    """The SPRAM-mode fan-out wired to the iCE40's ChunkedEventQueue as the iCE40 core
+    wires them: ``push`` into the queue, ``aux_req``/``aux_rsp`` onto the queue's aux
+    port, which the testbench takes (``host``) to write the axon and compartment rows."""
+
+    def __init__(self, config, synapse_rows):
+        self.fanout = FanOut(config)
+        self.queue = ChunkedEventQueue(config, pool_chunks=spram_regions(config).pool_chunks)
+        self.synapses = Memory(shape=32, depth=config.synapse_words, init=[int(r) for r in synapse_rows])
+        self.host = Signal()
+        self.host_valid = Signal()
+        self.host_addr = Signal(14)
+        self.host_data = Signal(32)
+
+    def elaborate(self, platform):
+        m = Module()
+        fanout, queue = self.fanout, self.queue
+        m.submodules.fanout = fanout
+        m.submodules.queue = queue
+        m.submodules.synapses = self.synapses
+        port = self.synapses.read_port()
+        m.d.comb += [port.addr.eq(fanout.syn_rd.addr), port.en.eq(fanout.syn_rd.en),
+                     fanout.syn_rd.data.eq(port.data)]
+        wiring.connect(m, fanout.push, queue.push)
+        m.d.comb += [
+            queue.aux.valid.eq(Mux(self.host, self.host_valid, fanout.aux_req.valid)),
+            queue.aux.payload.addr.eq(Mux(self.host, self.host_addr, fanout.aux_req.payload)),
+            queue.aux.payload.write.eq(self.host),
+            queue.aux.payload.data.eq(self.host_data),
+            fanout.aux_req.ready.eq(queue.aux.ready & ~self.host),
+            fanout.aux_rsp.valid.eq(queue.aux_data.valid),
+            fanout.aux_rsp.payload.eq(queue.aux_data.payload),
+            queue.aux_data.ready.eq(fanout.aux_rsp.ready),
+        ]
+        return m
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_spram_fanout_into_the_chunked_queue(seed):
+    """Rows loaded through the queue's aux port, the spikes fanned out into the queue,
+    every slot drained: each slot's events in push order, as the model has them. The
+    fan-out runs at the port's pace: ``1 + R + F`` port clocks a spike."""
+    rng = random.Random(seed)
+    config = dataclasses.replace(spram_core(compartments=4), event_queue=4096)  # room for every event
+    axons, synapses = spram_network(rng, config)
+    spikes = [(rng.randrange(config.neurons), rng.randrange(256)) for _ in range(40)]
+    slot, horizon, graded = rng.randrange(64), 64, seed % 2 == 1
+    layouts = core_layouts(config)
+    image = spram_image(config, np.array([[layouts.axon.const(a).as_bits()] for a in axons], np.uint64),
+                        np.array([[layouts.synapse.const(s).as_bits()] for s in synapses], np.uint64))
+    base = spram_regions(config).axon_base
+    bench = SpramEventSideBench(config, image.synapse_rows)
+    fanout, queue = bench.fanout, bench.queue
+    drained = {}
+    clocks = {}
+
+    async def testbench(ctx):
+        ctx.set(bench.host, 1)
+        for k, row in enumerate(image.aux_rows):
+            ctx.set(bench.host_addr, base + k)
+            ctx.set(bench.host_data, int(row))
+            ctx.set(bench.host_valid, 1)
+            await ctx.tick().until(queue.aux.ready)
+        ctx.set(bench.host_valid, 0)
+        ctx.set(bench.host, 0)
+        ctx.set(fanout.slot, slot)
+        ctx.set(fanout.horizon, horizon)
+        ctx.set(fanout.graded, graded)
+        start = 0
+        for k, (neuron, payload) in enumerate(spikes):
+            ctx.set(fanout.spikes.payload, {"neuron": neuron, "payload": payload})
+            ctx.set(fanout.spikes.valid, 1)
+            clock = 0
+            while not ctx.get(fanout.spikes.ready):
+                await ctx.tick()
+                clock += 1
+            await ctx.tick()
+            clocks[k] = clock
+        ctx.set(fanout.spikes.valid, 0)
+        while ctx.get(fanout.busy) or ctx.get(queue.busy):
+            await ctx.tick()
+            start += 1
+        clocks["tail"] = start
+        assert not ctx.get(queue.queue_overflow)
+        ctx.set(queue.drained.ready, 1)
+        for s in range(64):
+            ctx.set(queue.slot, s)
+            ctx.set(queue.drain, 1)
+            await ctx.tick()
+            ctx.set(queue.drain, 0)
+            events = []
+            while True:
+                valid, event, done = ctx.get(queue.drained.valid), ctx.get(queue.drained.payload), \
+                    ctx.get(queue.done)
+                if valid:
+                    events.append((event.target, event.compartment, event.value))
+                await ctx.tick()
+                if done:
+                    break
+            drained[s] = events
+
+    sim = Simulator(bench)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    want = pushed_events(config, axons, synapses, spikes, slot, horizon, graded)
+    assert len(want) > 200
+    assert drained == {s: [e[1:] for e in want if e[0] == s] for s in range(64)}, f"seed={seed}"
+    # the whole fan-out, spike 0 taken to the queue idle, against the port's clocks
+    port = sum(1 + compartment_rows(axons[n]["syn_base"], axons[n]["syn_count"]) + axons[n]["syn_count"]
+               for n, _ in spikes)
+    total = sum(clocks[k] + 1 for k in range(len(spikes))) + clocks["tail"]
+    # measured: 4 clocks over the port's (the first spike's rows and words in flight)
+    assert port <= total <= port + 8, (total, port)
