@@ -22,7 +22,9 @@ compartments in rows of the event queue's pool SPRAM, which the fan-out reads th
 the queue's aux port (``layouts.spram_regions``; :class:`FanOut`'s "SPRAM mode").
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import ReadPort
@@ -99,6 +101,17 @@ def graded_select(weight, product, graded):
     ``product`` is ``signed(25)`` (Amaranth widens a signed 16 x unsigned 8 product).
     """
     return Mux(graded, product >> GRADED_SHIFT, weight).as_signed()[:EVENT_VALUE_BITS].as_signed()
+
+
+class _AuxFront(NamedTuple):
+    """What the SPRAM mode's front end gives the walk (see ``FanOut._elaborate_aux_front``)."""
+
+    entry_valid: Value  #: an axon entry waits for the walk
+    entry: data.View  #: its ``layouts.axon`` entry
+    entry_payload: Value  #: its spike's payload
+    take: Signal  #: driven by the walk: takes the entry this clock
+    rows: SyncFIFO  #: the compartment rows arrived, in the order the walk needs them
+    busy: Value  #: a spike is in the front end
 
 
 class FanOut(CoreBlock):
@@ -295,7 +308,9 @@ class FanOut(CoreBlock):
         # --- the stages, from the spikes to the outputs ---------------------------------
         if spram:
             # The aux front end (the SPRAM mode's A and B) drives the walk's entry signals.
-            entry_valid, entry, entry_payload, take_entry, front_busy = self._elaborate_aux_front(m)
+            front = self._elaborate_aux_front(m)
+            entry_valid, entry, entry_payload = front.entry_valid, front.entry, front.entry_payload
+            front_busy = front.busy
         else:
             # A: an axon entry on axon_rd.data (read last clock, or held with en low).
             axon_valid = Signal()
@@ -362,10 +377,10 @@ class FanOut(CoreBlock):
             # The compartment rows of a spike arrive in the order its synapses need them:
             # the first synapse of a spike, and every one at a multiple of 16, takes the
             # next row; the others use the row the walk holds.
-            rows = m.submodules.rows
+            rows = front.rows
             row = Signal(SPRAM_ROW_BITS)
-            # a spike loaded into the walk before its first row arrived (the walk then
-            # holds its first address in ``cursor``)
+            # a spike loaded into the walk before its first row was there: its first
+            # synapse (at ``cursor`` now) still takes a new row
             fresh = Signal()
             new_row = walk_free | fresh | (cursor[:addr_bits(COMPARTMENTS_PER_ROW)] == 0)
             issue = issue & (~new_row | rows.r_rdy)
@@ -375,7 +390,7 @@ class FanOut(CoreBlock):
                               data.View(COMPARTMENT_ROW_LAYOUT, row)[element])
             m.d.comb += [
                 rows.r_en.eq(issue & new_row),
-                take_entry.eq(load),
+                front.take.eq(load),
             ]
             with m.If(issue & new_row):
                 m.d.sync += row.eq(rows.r_data)
@@ -489,10 +504,9 @@ class FanOut(CoreBlock):
     def _elaborate_aux_front(self, m: Module):
         """The SPRAM mode's front end: spikes to axon entries and compartment rows over ``aux``.
 
-        Adds the submodule ``rows`` (the compartment rows arrived, for the walk to pop).
-        Returns ``(entry_valid, entry, entry_payload, take_entry, busy)``: the next
-        spike's axon entry and payload for the walk, the signal the walk drives to take
-        it, and whether the front end holds anything.
+        Returns an :class:`_AuxFront`: the next spike's axon entry for the walk and the
+        signal the walk drives to take it, the FIFO of compartment rows arrived (the walk
+        pops it), and whether the front end holds anything.
         """
         config = self._config
         axon = core_layouts(config).axon
@@ -571,8 +585,13 @@ class FanOut(CoreBlock):
             m.d.sync += [rows_left.eq(rows_left - 1), row_addr.eq(row_addr + 1)]
         m.d.sync += rows_out.eq(rows_out + load_row - rows.r_en)
 
-        busy = req_valid | payloads.r_rdy | (rows_left != 0) | (rows_out != 0) | walks.r_rdy
         take_entry = Signal()
         m.d.comb += walks.r_en.eq(take_entry)
-        entry = data.View(axon, walks.r_data[:axon.size])
-        return walks.r_rdy, entry, walks.r_data[axon.size:], take_entry, busy
+        return _AuxFront(
+            entry_valid=walks.r_rdy,
+            entry=data.View(axon, walks.r_data[:axon.size]),
+            entry_payload=walks.r_data[axon.size:],
+            take=take_entry,
+            rows=rows,
+            busy=req_valid | payloads.r_rdy | (rows_left != 0) | (rows_out != 0) | walks.r_rdy,
+        )

@@ -158,6 +158,10 @@ def test_image_rows_round_trip():
     axons_back, synapses_back = spram_image_words(config, image)
     assert np.array_equal(axons_back[:15], axon_words) and not axons_back[15:].any()
     assert np.array_equal(synapses_back, synapse_words)
+    # an image without synapses: every axon row zero, no compartment row
+    empty = spram_image(config, np.zeros((0, 1), np.uint64), np.zeros((0, 1), np.uint64))
+    assert empty.synapse_rows.shape == (0,) and empty.aux_rows.tolist() == [0] * 20
+    assert [w.shape for w in spram_image_words(config, empty)] == [(20, 1), (0, 1)]
 
 
 def test_configs_that_do_not_fit_are_refused():
