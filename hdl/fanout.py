@@ -199,11 +199,13 @@ class FanOut(CoreBlock):
     Timing, SPRAM mode (``Lr``: clocks from an aux request taken to its row on
     ``aux_rsp``; the chunked queue's is 2). A spike is taken into the request register
     as its axon row request, when that register is free (empty or its request taken
-    this clock), no compartment row waits to be requested, and fewer than
+    this clock), no compartment row is due (one waits to be requested and has room:
+    compartment rows go first), and fewer than
     :data:`AXON_AHEAD` spikes' axon rows are in flight or waiting. A row requester takes
     the axon entries in order as they arrive, requests the spike's compartment rows
-    ``syn_base >> 4 .. (syn_base + syn_count - 1) >> 4`` (none for an empty list; they
-    go before any axon row), and hands the entry to the walk (through a 2-entry FIFO).
+    ``syn_base >> 4 .. (syn_base + syn_count - 1) >> 4`` (none for an empty list; at
+    most :data:`ROWS_AHEAD` requested and not yet used by the walk), and hands the entry
+    to the walk (through a 2-entry FIFO).
     The walk is the memory mode's, but the first synapse of a spike and each one at an
     address that is a multiple of 16 waits for its compartment row. With everything idle
     and the port free, a spike taken in clock ``a`` has its axon row requested in
