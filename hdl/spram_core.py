@@ -145,13 +145,17 @@ class SpramCore(CoreBlock):
     config : CoreConfig
         ``spram`` True, ``accumulator_banks`` 1, ``max_cores`` 1, and a shape whose SPRAM
         rows fit (:func:`~neurofab.hdl.layouts.spram_regions`).
+    primitive : bool or None
+        The SPRAMs' form (:class:`~neurofab.hdl.spram.SinglePortRAM`): ``None`` (default)
+        ``SB_SPRAM256KA`` tiles on an iCE40UP platform and ``lib.memory`` elsewhere,
+        ``True`` tiles always (``synth_ice40`` without a platform).
 
     Members
     -------
     clear : ``In(1)``
         Pulse while idle: before a job, empty the event queue, clear its errors, zero the
         accumulator bank, empty the spike list and set ``t`` to 0 (the other memories
-        keep their contents). Takes ``neurons + 1`` clocks (``done`` in the last).
+        keep their contents). ``done`` comes ``neurons`` clocks after the pulse.
     step : ``In(1)``
         Pulse while idle: run timestep ``t``, then ``t += 1``.
     count : ``In(count_bits(neurons))``
@@ -188,15 +192,26 @@ class SpramCore(CoreBlock):
         rows come through the queue's aux port, whose read is on its response register in
         exactly that clock); reads and writes may follow each other every clock.
 
-    Step timing (clocks from the ``step`` edge, the host always taking spikes): a drain
-    of ``E_t`` events (the arrivals at ``t``) takes ``E_t + 4`` clocks (1 for an empty
-    slot), then the pass ``count + NeuronPass.LATENCY``, with the fan-out under it; the
-    step ends when the fan-out's last push is written, or a few clocks after the pass
-    when no spike has synapses.
+    Step timing (``cycles``, the host always taking spikes). With nothing arriving and no
+    spike a step takes exactly ``count + NeuronPass.LATENCY + 4`` clocks. The drain of
+    ``E_t`` arriving events adds ``E_t + 2`` (an event a clock, and the drain's pipeline);
+    the pass starts in the clock of the drain's ``done``. The fan-out works under the
+    pass: the spike of neuron ``g`` reaches it ``g`` clocks after the pass's first, and
+    a spike of ``F`` synapses costs it at most ``max(F, 1) + F // 16 + 2`` clocks of the
+    pool's port (a push a synapse, the axon row, the compartment rows). So a step takes
+    at most ``E_t + 4 + NeuronPass.LATENCY + max(count, max_i (g_i + sum_{j >= i}
+    cost_j)) + 16`` clocks over its spikes ``i`` in order (tests/hdl/test_hdl_spram_core.py
+    checks every step against it); with spikes spread over the pass, about
+    ``E_t + max(count, 1.1 E + 2 S) + 31`` for ``E`` events made by ``S`` spikes. A host
+    that stalls ``spikes`` delays only the step's end: the fan-out reads the spike list
+    first and never waits for the host.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, primitive: bool | None = None):
         self.checked(config)
+        if primitive is not None and not isinstance(primitive, bool):
+            raise ValidationError("SpramCore.primitive", f"must be True, False or None, not {primitive!r}")
+        self._primitive = primitive
         if not config.spram:
             raise ValidationError("core.spram", f"must be true for SpramCore (the iCE40 memory system), "
                                   f"not {config.spram!r}")
@@ -244,7 +259,7 @@ class SpramCore(CoreBlock):
         m.submodules.npass = npass = NeuronPass(config)
         m.submodules.fanout = fanout = FanOut(config, syn_latency=SYNAPSE_READ_LATENCY)
         m.submodules.queue = queue = ChunkedEventQueue(config, pool_chunks=regions.pool_chunks,
-                                                       chunk_events=CHUNK_EVENTS)
+                                                       chunk_events=CHUNK_EVENTS, primitive=self._primitive)
         m.submodules.accumulate = accumulate = Accumulate(config)
         m.submodules.spike_list = spike_list = SpikeList(config)
 
@@ -321,7 +336,7 @@ class SpramCore(CoreBlock):
             ]
 
         # --- the synapse SPRAM: the fan-out's reads while running, the host's otherwise ------
-        synapses = SinglePortRAM(shape=SPRAM_ROW_BITS, depth=config.synapse_words)
+        synapses = SinglePortRAM(shape=SPRAM_ROW_BITS, depth=config.synapse_words, primitive=self._primitive)
         m.submodules.synapse_memory = synapses
         syn_bits = addr_bits(config.synapse_words)
         m.d.comb += fanout.syn_rd.data.eq(synapses.rdata[:spram_synapse_layout(config).size])

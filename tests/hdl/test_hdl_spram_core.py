@@ -42,6 +42,7 @@ from neurofab.hdl.layouts import (
 )
 from neurofab.hdl.neuron_pass import NeuronPass
 from neurofab.hdl.spram_core import COMPARTMENT, SpramCore, host_depth, profile_rows
+from neurofab.hdl.synthesis import synthesize
 from neurofab.job import Job, Stimulus, stimulus_schedule
 from neurofab.network import NeuronParams
 from neurofab.results import RunResult
@@ -348,7 +349,12 @@ def test_host_port_reads_back_every_memory():
         ctx.set(core.clear, 1)
         await ctx.tick()
         ctx.set(core.clear, 0)
-        await ctx.tick().until(core.done)
+        clocks = 1
+        while not ctx.get(core.done):
+            await ctx.tick()
+            clocks += 1
+        assert clocks == config.neurons, "a clear's done comes neurons clocks after its pulse"
+        await ctx.tick()
         items = list(written.items())
         rng.shuffle(items)
         for (which, address), value in items:
@@ -372,6 +378,24 @@ def test_host_port_reads_back_every_memory():
             until = issued[i + 1] + 2 if i + 1 < len(reads) else len(seen)
             for clock in range(issued[i] + 2, until):
                 assert seen[clock] == written[key], f"{key[0].name} {key[1]}: clock {clock - issued[i]}"
+        # an aux row read in the last idle clock before a step: its answer is the host's,
+        # not the fan-out's, though it comes while the step runs
+        for which in (Memory.AXON, COMPARTMENT):
+            key = next(k for k in written if k[0] == which)
+            ctx.set(core.host_memory, which)
+            ctx.set(core.host_addr, key[1])
+            ctx.set(core.host_re, 1)
+            await ctx.tick()
+            ctx.set(core.host_re, 0)
+            ctx.set(core.count, 0)
+            ctx.set(core.timesteps, 5)
+            ctx.set(core.step, 1)
+            await ctx.tick()
+            ctx.set(core.step, 0)
+            assert ctx.get(core.busy) and ctx.get(core.host_rdata) == written[key], which.name
+            await ctx.tick().until(core.done)
+            await ctx.tick()
+            assert ctx.get(core.host_rdata) == written[key], which.name
 
     sim = Simulator(core)
     sim.add_clock(1e-6)
@@ -434,3 +458,18 @@ def test_bench_network_meets_the_cycle_target():
     # the synapses' small weights move a few neurons by a step: the bench's activity on average
     activity = np.mean([(emu.spike_times == t).sum() for t in range(10, job.timesteps)])
     assert 45 <= activity <= 58, f"{activity:.1f} spikes a step, not the bench's ~51"
+
+
+def test_icebreaker_core_memories_under_synth_ice40(record_property):
+    """The whole core's memories as synth_ice40 maps them: the four SPRAMs (synapses, the
+    pool) and the block RAMs of the plan: accumulator bank 10, neuron words 9, stimulus 4,
+    spike list 2, the queue's links, free list and arrival table 4, and the profile table
+    (16 bits a 256-word block RAM)."""
+    report = synthesize(SpramCore(ICE40_CORE, primitive=True), family="ice40", top="spram_core")
+    record_property("synthesis", report.summary())
+    print(report.summary())
+    rows = profile_rows(ICE40_CORE)
+    width = -(-PROFILE_LAYOUT.size // rows)
+    profile_ebr = -(-rows * ICE40_CORE.profiles // 256) * -(-width // 16)
+    assert report.cells.get("SB_SPRAM256KA", 0) == 4, report.cells
+    assert report.brams == 10 + 9 + 4 + 2 + 4 + profile_ebr, report.summary()
