@@ -11,10 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig
-from neurofab.hdl.layouts import TRACE_BITS, core_layouts
+from neurofab.hdl.config import MAX_DELAY_SLOTS, CoreConfig, addr_bits
+from neurofab.hdl.layouts import (
+    CHUNK_EVENTS,
+    PROFILE_LAYOUT,
+    SPRAM_ROW_BITS,
+    TRACE_BITS,
+    core_layouts,
+    spram_regions,
+    spram_synapse_layout,
+)
+from neurofab.hdl.spike_list import entry_layout as spike_list_entry
 
-__all__ = ["Primitive", "CoreMemory", "Placed", "PRIMITIVES", "MAPPINGS", "OVER_BUDGET", "core_memories",
+__all__ = ["Primitive", "CoreMemory", "Placed", "PRIMITIVES", "MAPPINGS", "SPRAM_MAPPING", "OVER_BUDGET",
+           "core_memories",
            "core_bits",
            "device_budget", "blocks_for"]
 
@@ -67,12 +77,14 @@ PRIMITIVES = {
     "ecp5-25-ebr": Primitive("DP16KD", _DP16KD, 56),
 }
 
-#: Per preset: ``(memory, first bit, end bit or None, primitive, "parallel" | "lanes" | "rows")``.
-#: "parallel" memories get their own blocks in the cheapest aspect ratio and are read
-#: one word per cycle; "lanes" memories likewise, but in lanes each one block deep (no
-#: output selector after the blocks: the event queue's pool and free list, for Fmax);
+#: Per preset: ``(memory, first bit, end bit or None, primitive, "parallel" | "lanes" | "rows" |
+#: "stacked")``. "parallel" memories get their own blocks in the cheapest aspect ratio and
+#: are read one word per cycle; "lanes" memories likewise, but in lanes each one block deep
+#: (no output selector after the blocks: the event queue's pool and free list, for Fmax);
 #: "rows" memories share one primitive time-multiplexed, a word taking ``ceil(width /
-#: 16)`` consecutive 16-bit rows.
+#: 16)`` consecutive 16-bit rows; "stacked" memories of one primitive share its blocks one
+#: above the other (the iCE40's pool SPRAM: the event pool, then the axon rows, then the
+#: compartment rows, 32 bits each).
 _V2 = ("profile", "neuron", "acc_bank0", "acc_bank1", "stimulus", "axon", "synapse", "event", "free",
        "arrival", "spike_fifo")
 _LANED = ("event", "free")
@@ -88,6 +100,15 @@ MAPPINGS = {
     "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "lanes" if m in _LANED else "parallel") for m in _V2),
 }
 
+#: The iCE40UP memory system (``CoreConfig.spram``, hdl/spram_core.py), whatever the preset's name
+SPRAM_MAPPING = (
+    ("synapse", 0, None, "ice40-spram", "parallel"),
+    *((m, 0, None, "ice40-spram", "stacked") for m in ("event", "axon", "compartment")),
+    ("profile", 0, None, "ice40-ebr", "rows"),
+    *((m, 0, None, "ice40-ebr", "parallel") for m in ("neuron", "acc_bank0", "stimulus", "spike_list",
+                                                        "arrival", "chunk_links", "free_chunks")),
+)
+
 #: Presets whose mapping above does not fit the device yet, and where the plan that will is
 OVER_BUDGET = {
     "icebreaker": "docs/ice40-plan.md (512 neurons x 4 compartments, one accumulator bank, the pool "
@@ -96,7 +117,12 @@ OVER_BUDGET = {
 
 
 def core_memories(config: CoreConfig) -> dict[str, CoreMemory]:
-    """Every memory of one core of shape ``config``, as :class:`neurofab.hdl.core.Core` builds it, by name."""
+    """Every memory of one core of shape ``config``, as :class:`neurofab.hdl.core.Core` builds it, by name.
+
+    With ``config.spram``, as :class:`neurofab.hdl.spram_core.SpramCore` builds it instead.
+    """
+    if config.spram:
+        return _spram_memories(config)
     layouts = core_layouts(config)
     mems = [
         CoreMemory("profile", config.profiles, layouts.profile.size, True),
@@ -118,6 +144,33 @@ def core_memories(config: CoreConfig) -> dict[str, CoreMemory]:
         CoreMemory("axon_trace", config.axons - config.neurons, TRACE_BITS, False),
     ]
     assert config.delay_slots <= MAX_DELAY_SLOTS
+    return {m.name: m for m in mems}
+
+
+def _spram_memories(config: CoreConfig) -> dict[str, CoreMemory]:
+    layouts = core_layouts(config)
+    regions = spram_regions(config)
+    chunk_bits = max(1, addr_bits(regions.pool_chunks))
+    mems = [
+        # 16-bit rows, six a profile, cached in a register by the pass
+        CoreMemory("profile", config.profiles, PROFILE_LAYOUT.size, True),
+        CoreMemory("neuron", config.neurons, layouts.neuron.size, True),
+        # one bank: a step drains into it, then the pass reads and zeroes it
+        CoreMemory("acc_bank0", config.neurons, layouts.accumulator.size, False),
+        CoreMemory("stimulus", config.neurons, layouts.stimulus.width, False),
+        # weight, delay, target, plastic (no elig); the compartments are packed rows below
+        CoreMemory("synapse", config.synapse_words, spram_synapse_layout(config).size, True),
+        CoreMemory("event", regions.pool_rows, SPRAM_ROW_BITS, False),
+        CoreMemory("axon", config.axons, SPRAM_ROW_BITS, True),
+        CoreMemory("compartment", regions.compartment_rows, SPRAM_ROW_BITS, True),
+        # the chunked lists: per slot head, tail, tail fill and full; links; free chunks
+        CoreMemory("arrival", config.delay_slots, 2 * chunk_bits + addr_bits(CHUNK_EVENTS) + 1, False),
+        CoreMemory("chunk_links", regions.pool_chunks, chunk_bits, False),
+        CoreMemory("free_chunks", regions.pool_chunks, chunk_bits, False),
+        # the step's spikes, read by the fan-out and by the host
+        CoreMemory("spike_list", config.neurons, spike_list_entry(config).size, False),
+        CoreMemory("route", config.route_words, layouts.route.size, True),
+    ]
     return {m.name: m for m in mems}
 
 
@@ -147,7 +200,7 @@ def device_budget(config: CoreConfig) -> tuple[list[Placed], dict[str, tuple[int
 
     Only presets in ``MAPPINGS`` have one; every memory of non-zero size must be mapped.
     """
-    mapping = MAPPINGS[config.name]
+    mapping = SPRAM_MAPPING if config.spram else MAPPINGS[config.name]
     mems = core_memories(config)
     unmapped = [m.name for m in mems.values() if m.bits and m.name not in {e[0] for e in mapping}]
     if unmapped:
@@ -155,6 +208,7 @@ def device_budget(config: CoreConfig) -> tuple[list[Placed], dict[str, tuple[int
     placed: list[Placed] = []
     used: dict[str, int] = {}
     rows: dict[str, int] = {}
+    stacked: dict[str, tuple[int, int]] = {}  # primitive: (depth so far, widest)
     for name, lo, hi, prim_key, how in mapping:
         mem = mems[name]
         hi = mem.width if hi is None else hi
@@ -164,12 +218,19 @@ def device_budget(config: CoreConfig) -> tuple[list[Placed], dict[str, tuple[int
             n = blocks_for(mem.depth, width, prim, one_deep=how == "lanes")
             placed.append(Placed(name, (lo, hi), mem.depth, prim.name, n, ""))
             used[prim_key] = used.get(prim_key, 0) + n
+        elif how == "stacked":
+            depth, widest = stacked.get(prim_key, (0, 0))
+            stacked[prim_key] = (depth + mem.depth, max(widest, width))
+            placed.append(Placed(name, (lo, hi), mem.depth, prim.name, 0,
+                                 f"rows {depth:,} .. {depth + mem.depth - 1:,} (stacked)"))
         else:
             row_width = prim.modes[0][1]
             r = mem.depth * -(-width // row_width)
             rows[prim_key] = rows.get(prim_key, 0) + r
             placed.append(Placed(name, (lo, hi), mem.depth, prim.name, 0,
                                  f"{r:,} rows of {row_width} bits (shared block)"))
+    for prim_key, (depth, widest) in stacked.items():
+        used[prim_key] = used.get(prim_key, 0) + blocks_for(depth, widest, PRIMITIVES[prim_key])
     for prim_key, r in rows.items():
         prim = PRIMITIVES[prim_key]
         used[prim_key] = used.get(prim_key, 0) + -(-r // prim.modes[0][0])

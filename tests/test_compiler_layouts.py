@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -163,3 +164,18 @@ def test_memory_map_tables_give_every_field_offset_and_width(name):
                 assert cell == "- (0)"
             assert row[1] == ("signed" if f.shape.signed else "unsigned")
         assert rows[-1][2 + column].startswith(f"{layout.size} bits")
+
+
+def test_the_spram_memory_system_fits_the_up5k_exactly():
+    """hdl/spram_core.py's memories at 512 neurons: 30 of 30 EBR, 4 of 4 SPRAM (docs/ice40-plan.md)."""
+    cfg = dataclasses.replace(PRESETS["icebreaker"], neurons=512, axons=512, event_queue=10240, acc_bits=20,
+                              accumulator_banks=1, spram=True)
+    placed, totals = device_budget(cfg)
+    assert totals == {"SPRAM": (4, 4), "EBR": (30, 30)}
+    blocks = {p.memory: p.blocks for p in placed}
+    assert (blocks["neuron"], blocks["acc_bank0"], blocks["stimulus"], blocks["spike_list"]) == (9, 10, 4, 2)
+    assert "acc_bank1" not in core_memories(cfg)
+    # the pool SPRAM: events, then axon rows, then compartment rows, 16,384 rows in all
+    stacked = [p for p in placed if p.note.endswith("(stacked)")]
+    assert [p.memory for p in stacked] == ["event", "axon", "compartment"]
+    assert sum(p.depth for p in stacked) == 16384
