@@ -263,13 +263,24 @@ def claim_warm(
     return None, rows[-1]["rowid"]
 
 
-def warm_done(db, network_id: str, worker_id: str, lease_seconds: float) -> None:
-    """The network is prepared: keep its jobs for this (now idle) worker a lease longer."""
+def warm_done(
+    db, network_id: str, worker_id: str, lease_seconds: float, claim_next=None
+) -> sqlite3.Row | None:
+    """The network is prepared: keep its jobs for this (now idle) worker a lease longer.
+
+    With ``claim_next`` (the worker's backends) the same transaction claims the worker's
+    next job, as :func:`claim` would (usually the network's first job, queued while it
+    was being prepared), and returns it.
+    """
+    now = time.time()
     with db.write() as conn:
         conn.execute(
             "UPDATE network_warm SET expires = ? WHERE network_id = ? AND worker_id = ?",
-            (time.time() + lease_seconds, network_id, worker_id),
+            (now + lease_seconds, network_id, worker_id),
         )
+        if claim_next:
+            return _claim_in(conn, worker_id, claim_next, lease_seconds, now)
+    return None
 
 
 def drop_warm(db, worker_id: str, network_id: str | None = None) -> None:

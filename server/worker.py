@@ -136,18 +136,23 @@ class Worker:
         row = jobqueue.claim(self.db, self.worker_id, self.backends, self.settings.lease_seconds)
         if row is None:
             return False
+        self._run_claimed(row)
+        return True
+
+    def _run_claimed(self, row) -> None:
+        """Run a claimed job, and the next ones claimed as each completes."""
         while row is not None:
             row = self.execute(row)  # the next job, claimed as this one completed
             if row is not None and self.stop.is_set():
                 jobqueue.release(self.db, row["id"], self.worker_id)
                 row = None
             self.housekeeping()
-        return True
 
     def warm_one(self) -> bool:
-        """Expand and prepare one newly created network ahead of its first job.
+        """Expand and prepare one newly created network ahead of its first job, then run
+        the worker's next job if one is queued (usually the network's first).
 
-        True when it claimed one (prepared, or failed and released). Only an
+        True when it claimed a network (prepared, or failed and released). Only an
         optimisation: a job never depends on it (see the module's docstring).
         """
         network_id, self._warm_after = jobqueue.claim_warm(
@@ -171,7 +176,15 @@ class Worker:
             log.exception("preparing network %s ahead of its jobs failed", network_id)
             jobqueue.drop_warm(self.db, self.worker_id, network_id)
             return True
-        jobqueue.warm_done(self.db, network_id, self.worker_id, self.settings.lease_seconds)
+        # the network's first job has usually been queued meanwhile: claim it at once
+        row = jobqueue.warm_done(
+            self.db,
+            network_id,
+            self.worker_id,
+            self.settings.lease_seconds,
+            claim_next=None if self.stop.is_set() else self.backends,
+        )
+        self._run_claimed(row)
         return True
 
     # -- one job ----------------------------------------------------------------------

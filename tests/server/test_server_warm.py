@@ -197,6 +197,28 @@ def test_a_worker_prepares_a_new_network_and_its_job_uses_it(settings, account_i
     worker.stop.set()
 
 
+def test_a_job_queued_during_the_preparation_runs_as_it_ends(settings, account_id, monkeypatch):
+    """The common case: the client's job arrives while the worker expands its network;
+    the worker claims it in the transaction that ends the preparation, and runs it."""
+    worker = Worker(settings, backends=["emulator"], worker_id="w1")
+    db = worker.db
+    network_id = _create_network(db, account_id)
+    real, submitted = neurofab.network.expand, []
+
+    def expand_while_a_job_arrives(network):
+        submitted.append(_submit(db, account_id, network_id))
+        assert jobqueue.claim(db, "w2", ["emulator"], 30) is None  # the other worker leaves it
+        return real(network)
+
+    monkeypatch.setattr(neurofab.network, "expand", expand_while_a_job_arrives)
+    assert worker.warm_one()
+    row = _job(db, submitted[0])
+    assert len(submitted) == 1  # expanded once, for the preparation
+    assert row["status"] == "completed" and row["lease_owner"] == "w1" and row["attempts"] == 1
+    assert json.loads(row["result"]) == _expected_result()
+    worker.stop.set()
+
+
 def test_a_job_runs_when_its_network_was_never_prepared_or_was_dropped(settings, account_id, expansions):
     worker = Worker(settings, backends=["emulator"], worker_id="w1")
     db = worker.db
