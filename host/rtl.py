@@ -79,13 +79,13 @@ from amaranth.lib.wiring import In, Out
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-from neurofab.compiler.image import initial_lfsr
 from neurofab.compiler.placement import CapacityError
 from neurofab.emulator.capacity import CapacityExceeded, check_image_accumulators
 from neurofab.errors import ValidationError
 from neurofab.hdl.config import CoreConfig
-from neurofab.hdl.core import Core
-from neurofab.hdl.layouts import STIMULUS_BITS, Memory, core_layouts, pack_words, unpack_words, word_lanes
+from neurofab.hdl.cores import core_for
+from neurofab.hdl.layouts import STIMULUS_BITS, Memory, core_layouts, unpack_words, word_lanes
+from neurofab.host.load import core_loads
 from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
 
@@ -172,7 +172,7 @@ class RtlTop(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        self._core = Core(config)
+        self._core = core_for(config)
         members = {name: member for name, member in self._core.signature.members.items() if name != "spikes"}
         members["spiked"] = Out(config.neurons)
         members["spike_order_error"] = Out(1)
@@ -388,15 +388,11 @@ def _prepare(image, job, populations) -> _Prepared:
     check_image_accumulators(image, job)
     layouts = core_layouts(config)
     n = image.n_neurons
-    neuron = image.fields(0, Memory.NEURON)
-    neuron["lfsr"] = initial_lfsr(job.seed, np.arange(n))
     st_t, st_gid, st_sum = _stimulus_writes(job, populations, n)
-    memories = image.memories[0]
+    loads = core_loads(image, job)
     arrays = {
-        "profile": memories[Memory.PROFILE],
-        "neuron": pack_words(layouts.neuron, neuron, n),
-        "axon": memories[Memory.AXON],
-        "synapse": memories[Memory.SYNAPSE],
+        "load_memories": np.array([memory.value for memory, _ in loads], np.int64),
+        **{f"load{i}": words for i, (_, words) in enumerate(loads)},
         "settings": np.array([n, config.compartments, job.timesteps, job.learning.dendritic,
                               job.learning.noise, job.learning.graded, layouts.neuron.size,
                               word_lanes(layouts.neuron)], np.int64),
@@ -642,10 +638,9 @@ async def _run_request(dut, port: _HostPort, request: dict, progress) -> dict:
     n, compartments, T, dendritic, noise, graded, neuron_bits, lanes = request["settings"].tolist()
     began = time.perf_counter()
     load_clocks = 0
-    for memory, key in ((Memory.PROFILE, "profile"), (Memory.NEURON, "neuron"),
-                        (Memory.AXON, "axon"), (Memory.SYNAPSE, "synapse")):
-        words = _word_ints(request[key])
-        load_clocks += await port.write(memory, range(len(words)), words)
+    for i, memory in enumerate(request["load_memories"].tolist()):
+        words = _word_ints(request[f"load{i}"])
+        load_clocks += await port.write(Memory(memory), range(len(words)), words)
     # this core may hold a previous job's sums: every neuron's starts at 0 (``clear`` zeroes
     # the accumulators)
     load_clocks += await port.write(Memory.STIMULUS, range(n), [0] * n)
