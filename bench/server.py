@@ -29,7 +29,8 @@ loopback port with a fresh data directory, then measures:
    16 clients, each submitting and then waiting for its job.
 3. **A large job.** 16,384 neurons x 1,000 steps (the E/I network of
    bench/emulator.py) on a researcher account: wall time from ``create_network`` to the
-   completed job (the worker parses, expands, runs, stores the result), against the
+   completed job (a worker parses and expands the network as it is created, while the
+   client submits the job, then runs the job and stores the result), against the
    bare emulator doing the same (``parse_network`` + ``expand`` + ``simulate`` +
    ``result_document``). Both sides are warmed up first (JIT compilation) and take
    turns ``--repeats`` times, in alternating order, back to back from a settled
