@@ -194,15 +194,15 @@ class SpramCore(CoreBlock):
 
     Step timing (``cycles``, the host always taking spikes). With nothing arriving and no
     spike a step takes exactly ``count + NeuronPass.LATENCY + 4`` clocks. The drain of
-    ``E_t`` arriving events adds ``E_t + 2`` (an event a clock, and the drain's pipeline);
-    the pass starts in the clock of the drain's ``done``. The fan-out works under the
+    ``E_t > 0`` arriving events adds ``E_t + 5`` (an event a clock, the drain's pipeline,
+    and Accumulate's two clocks to write the last: the pass starts after that). The fan-out works under the
     pass: the spike of neuron ``g`` reaches it ``g`` clocks after the pass's first, and
     a spike of ``F`` synapses costs it at most ``max(F, 1) + F // 16 + 2`` clocks of the
     pool's port (a push a synapse, the axon row, the compartment rows). So a step takes
-    at most ``E_t + 4 + NeuronPass.LATENCY + max(count, max_i (g_i + sum_{j >= i}
+    at most ``E_t + 7 + NeuronPass.LATENCY + max(count, max_i (g_i + sum_{j >= i}
     cost_j)) + 16`` clocks over its spikes ``i`` in order (tests/hdl/test_hdl_spram_core.py
     checks every step against it); with spikes spread over the pass, about
-    ``E_t + max(count, 1.1 E + 2 S) + 31`` for ``E`` events made by ``S`` spikes. A host
+    ``E_t + max(count, 1.1 E + 2 S) + 34`` for ``E`` events made by ``S`` spikes. A host
     that stalls ``spikes`` delays only the step's end: the fan-out reads the spike list
     first and never waits for the host.
     """
@@ -304,10 +304,9 @@ class SpramCore(CoreBlock):
                 ]
 
         # --- the accumulator bank: Accumulate in the drain, the pass after it ---------------
-        # Their uses never overlap: Accumulate's last read is in the clock of the drain's
-        # done and its last write two clocks later; the pass, started in that clock, reads
-        # from its third clock and writes from its fifth. So each port follows whichever
-        # block enables it.
+        # Their uses never overlap: the pass starts only once Accumulate has written the
+        # drain's last event (the controller), so each port follows whichever block
+        # enables it.
         acc_ram = RAM(shape=layouts.accumulator, depth=n_max, init=[])
         m.submodules.accumulator_memory = acc_ram
         acc_rd, acc_wr = acc_ram.read_port(), acc_ram.write_port()
@@ -430,6 +429,7 @@ class SpramCore(CoreBlock):
         count = Signal.like(self.count)
         flags = Signal(3)
         pass_done = Signal()
+        drain_done = Signal()
         m.d.comb += [
             queue.step.eq(self.t),
             queue.slot.eq(slot),
@@ -469,6 +469,7 @@ class SpramCore(CoreBlock):
                         horizon.eq(Mux(last_step, 0,
                                        Mux(ahead > config.delay_slots, config.delay_slots, ahead))),
                         pass_done.eq(0),
+                        drain_done.eq(0),
                     ]
                     m.next = "START"
             with m.State("CLEAR"):
@@ -484,7 +485,11 @@ class SpramCore(CoreBlock):
             with m.State("DRAIN"):
                 m.d.comb += [self.busy.eq(1), running.eq(1)]
                 with m.If(queue.done):
-                    # the pass reads the bank from its third clock, after the drain's last add
+                    m.d.sync += drain_done.eq(1)
+                # the pass reads the bank: it starts when the drain's last event is written
+                # (an empty drain: in the clock of its done; else two clocks after it, when
+                # Accumulate has added the event the queue handed over with its done)
+                with m.If((queue.done | drain_done) & ~queue.drained.valid & ~accumulate.busy):
                     m.d.comb += npass.start.eq(1)
                     m.next = "PASS"
             with m.State("PASS"):

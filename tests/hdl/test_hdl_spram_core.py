@@ -207,14 +207,15 @@ STEP_OVERHEAD = 16
 def step_bounds(netlist, emu, arriving) -> list[int]:
     """The clocks each step may take (the host always taking spikes), from the emulator's spikes.
 
-    The drain: ``E_t + DRAIN_LATENCY`` (``E_t`` events arriving at ``t``). Then the pass,
+    The drain: ``E_t + DRAIN_LATENCY + 3`` (``E_t`` events arriving at ``t``, then
+    Accumulate's last write). Then the pass,
     ``n + NeuronPass.LATENCY``, with the fan-out under it: neuron ``g``'s spike leaves
     the pass ``g`` clocks after its first, and a spike of ``F`` synapses costs the fan-out
     ``max(F, 1) + F // 16 + 2`` clocks (a push a synapse, its axon row and compartment
     rows on the same pool port). So the pass/fan-out phase lasts ``LATENCY + max(n,
     max_i(g_i + sum_{j >= i} cost_j))`` with the step's spikes ``i`` in order, plus
     :data:`STEP_OVERHEAD`. With spikes spread over the pass that is about
-    ``E_t + max(n, 1.1 E + 2 S) + 31`` for ``E`` events made by ``S`` spikes.
+    ``E_t + max(n, 1.1 E + 2 S) + 34`` for ``E`` events made by ``S`` spikes.
     """
     n = netlist.n_neurons
     degree = np.bincount(netlist.src, minlength=n)
@@ -223,7 +224,7 @@ def step_bounds(netlist, emu, arriving) -> list[int]:
         gids = emu.spike_gids[emu.spike_times == t].tolist()
         cost = [max(int(degree[g]), 1) + int(degree[g]) // 16 + 2 for g in gids]
         fanout = max([g + sum(cost[i:]) for i, g in enumerate(gids)] + [n])
-        bounds.append(int(arriving[t]) + DRAIN_LATENCY + NeuronPass.LATENCY + fanout + STEP_OVERHEAD)
+        bounds.append(int(arriving[t]) + DRAIN_LATENCY + 3 + NeuronPass.LATENCY + fanout + STEP_OVERHEAD)
     return bounds
 
 
