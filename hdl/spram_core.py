@@ -190,7 +190,10 @@ class SpramCore(CoreBlock):
         clock edge; ``host_re`` reads it, the word (zero above its width) on ``host_rdata``
         from the second clock after until the next read (``AXON`` and :data:`COMPARTMENT`
         rows come through the queue's aux port, whose read is on its response register in
-        exactly that clock); reads and writes may follow each other every clock.
+        exactly that clock); reads and writes may follow each other every clock. A read in
+        the clock of a write to the same memory gives the old word of a block RAM
+        (``PROFILE``, ``NEURON``, ``STIMULUS``, ``ACCUMULATOR``) but an undefined word of
+        the single-port SPRAMs (``SYNAPSE``, ``AXON``, :data:`COMPARTMENT`).
 
     Step timing (``cycles``, the host always taking spikes). With nothing arriving and no
     spike a step takes exactly ``count + NeuronPass.LATENCY + 4`` clocks. The drain of
