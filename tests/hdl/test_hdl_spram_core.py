@@ -87,9 +87,10 @@ async def host_write(ctx, core, which, address, value):
     ctx.set(core.host_we, 0)
 
 
-def spram_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
+def spram_run(image, job, *, p_ready: float = 1.0, seed: int = 0, before_step=None) -> RunResult:
     """Run ``job`` on ``image`` on :class:`SpramCore` through its host port, as ``core_run.rtl_run``
-    does on Core; the per-step clocks, events held and the errors in ``extra``."""
+    does on Core; the per-step clocks, events held and the errors in ``extra``.
+    ``before_step(ctx, core, t)``, if given, is awaited before each step's ``step`` pulse."""
     config = image.config
     layouts = core_layouts(config)
     n, T = image.n_neurons, job.timesteps
@@ -127,6 +128,8 @@ def spram_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
                 k += 1
             for gid in sorted(changed):
                 await host_write(ctx, core, Memory.STIMULUS, gid, stimulus[gid])
+            if before_step is not None:
+                await before_step(ctx, core, t)
             ctx.set(core.step, 1)
             ctx.set(core.spikes.ready, rng.random() < p_ready)
             await ctx.tick()
@@ -321,6 +324,31 @@ def test_queue_overflow_at_the_emulators_step():
     for t in range(step + 1):
         assert (rtl.spike_gids[rtl.spike_times == t].tolist()
                 == emu.spike_gids[emu.spike_times == t].tolist()), f"step {t}"
+
+
+def test_accumulator_overflow_and_its_step():
+    """An accumulator the host left near the top of its 20-bit range before step 3, whose
+    drain adds a delay-1 event of weight 1000 (sent at step 1): the core raises the error
+    at step 3, the step whose drain overflowed."""
+    params = NeuronParams(threshold=1000, leak=0, resting=0, refrac=0, dend_threshold=0)
+    netlist = netlist_from_synapses([("p", 3, params)],
+                                    [[SynapseSpec(0, 1, 1000, 1, 2, plastic=False)]], seed=1)
+    job = Job(timesteps=6, stimuli=(Stimulus("p", 1000, (0,), times=(1,)),), seed=2)
+    image = compile_network(netlist, ICE40_CORE)
+    top = (1 << (ICE40_CORE.acc_bits - 1)) - 1
+    acc = core_layouts(ICE40_CORE).accumulator
+
+    async def preload(ctx, core, t):
+        if t == 3:  # neuron 1, compartment 2: 100 below the top; compartment 0 holds -5
+            word = acc.const([-5, 0, top - 100, 0]).as_value().value
+            await host_write(ctx, core, Memory.ACCUMULATOR, 1, word)
+        assert ctx.get(core.acc_overflow) == (t > 3), f"before step {t}"
+
+    rtl = spram_run(image, job, before_step=preload)
+    assert rtl.spike_times.tolist() == [1] and rtl.spike_gids.tolist() == [0]
+    assert rtl.extra["errors"]["acc_overflow"] == 1
+    assert rtl.extra["errors"]["acc_overflow_step"] == 3
+    assert rtl.extra["errors"]["queue_overflow"] == 0
 
 
 def test_host_port_reads_back_every_memory():
