@@ -100,7 +100,10 @@ class SpikeList(CoreBlock):
         m = Module()
         config = self._config
         entry = entry_layout(config)
-        m.submodules.memory = memory = Memory(shape=entry, depth=config.neurons, init=[])
+        # a read never meets the write of its word (entries below ``written`` are read, the
+        # one at ``written`` is written): no logic for a collision (spram_core.NO_RW_CHECK)
+        memory = Memory(shape=entry, depth=config.neurons, init=[], attrs={"no_rw_check": 1})
+        m.submodules.memory = memory
         rd, wr = memory.read_port(), memory.write_port()
 
         # --- the writer: one spike a clock, never stalled --------------------------------

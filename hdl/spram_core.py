@@ -72,8 +72,8 @@ from .neuron_pass import NeuronPass, spike_layout
 from .spike_list import SpikeList
 from .spram import SinglePortRAM
 
-__all__ = ["COMPARTMENT", "SYNAPSE_READ_LATENCY", "HOST_MEMORIES", "profile_rows", "host_depth",
-           "host_word_bits", "host_addr_bits", "SpramCore"]
+__all__ = ["COMPARTMENT", "SYNAPSE_READ_LATENCY", "HOST_MEMORIES", "NO_RW_CHECK", "profile_rows",
+           "host_depth", "host_word_bits", "host_addr_bits", "SpramCore"]
 
 #: The host's memory number of the compartment rows. ``layouts.Memory`` has no number of
 #: its own for them yet (its 3-bit shape is full); until it has one the rows borrow
@@ -86,6 +86,19 @@ SYNAPSE_READ_LATENCY = 1
 #: The memories the host port reaches, in ``layouts.Memory`` numbers
 HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, COMPARTMENT, Memory.STIMULUS,
                  Memory.ACCUMULATOR)
+
+
+#: The attribute of a memory none of whose reads needs a defined word when it meets a write
+#: of the same word in the same clock. Amaranth's read ports give the old word then, which
+#: an iCE40 block RAM does not promise, so Yosys builds it: a register of the write's
+#: address and data, a comparator and a mux a bit (about 560 flip-flops and 300 LUTs over
+#: this core's four block RAMs). Yosys does not look at the attribute by itself; a
+#: synthesis flow that sets ``RD_COLLISION_X_MASK`` on the ``$mem_v2`` cells that carry it
+#: (``proc; memory_collect; setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check
+#: %i``) drops that logic. Here no block reads a word in the clock it is written (the pass
+#: reads a neuron's words clocks before it writes them back; Accumulate forwards its own
+#: last two writes over the word it read), and the host reads and writes one at a time.
+NO_RW_CHECK = {"no_rw_check": 1}
 
 
 def _profile_width(config: CoreConfig) -> int:
@@ -191,9 +204,8 @@ class SpramCore(CoreBlock):
         from the second clock after until the next read (``AXON`` and :data:`COMPARTMENT`
         rows come through the queue's aux port, whose read is on its response register in
         exactly that clock); reads and writes may follow each other every clock. A read in
-        the clock of a write to the same memory gives the old word of a block RAM
-        (``PROFILE``, ``NEURON``, ``STIMULUS``, ``ACCUMULATOR``) but an undefined word of
-        the single-port SPRAMs (``SYNAPSE``, ``AXON``, :data:`COMPARTMENT`).
+        the clock of a write to the same memory gives an undefined word (Core: the old
+        word of a block RAM); see :data:`NO_RW_CHECK`.
 
     Step timing (``cycles``, the host always taking spikes). With nothing arriving and no
     spike a step takes exactly ``count + NeuronPass.LATENCY + 4`` clocks. The drain of
@@ -288,7 +300,7 @@ class SpramCore(CoreBlock):
         }
         rd = {}
         for which, (shape, depth) in shapes.items():
-            ram = RAM(shape=shape, depth=depth, init=[])
+            ram = RAM(shape=shape, depth=depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"{which.name.lower()}_memory"] = ram
             port_rd, port_wr = ram.read_port(), ram.write_port()
             rd[which] = port_rd
@@ -310,7 +322,7 @@ class SpramCore(CoreBlock):
         # Their uses never overlap: the pass starts only once Accumulate has written the
         # drain's last event (the controller), so each port follows whichever block
         # enables it.
-        acc_ram = RAM(shape=layouts.accumulator, depth=n_max, init=[])
+        acc_ram = RAM(shape=layouts.accumulator, depth=n_max, init=[], attrs=NO_RW_CHECK)
         m.submodules.accumulator_memory = acc_ram
         acc_rd, acc_wr = acc_ram.read_port(), acc_ram.write_port()
         rd[Memory.ACCUMULATOR] = acc_rd
