@@ -406,15 +406,17 @@ class SpramCore(CoreBlock):
         # Each read's memory rides two stages beside its data: the block RAMs and the synapse
         # SPRAM have their word the clock after the read, registered here into `read_word`;
         # an aux row is on the queue's response register the clock after that, passed
-        # through (and kept in `aux_word` until the next read).
+        # through, and kept in `read_word` until the next read (a block RAM's word of the
+        # next read, due a clock later, is loaded after it in the same clock and wins).
         read1 = Signal()  # a read was issued last clock, from `read1_from`
         read1_from = Signal(Memory)
         read2_aux = Signal()  # the last read's word is an aux row
         read_word = Signal.like(self.host_rdata)
-        aux_word = Signal(SPRAM_ROW_BITS)
         m.d.sync += read1.eq(host_rd)
         with m.If(host_rd):
             m.d.sync += read1_from.eq(self.host_memory)
+        with m.If(host_answer):
+            m.d.sync += read_word.eq(queue.aux_data.payload)
         with m.If(read1):
             m.d.sync += read2_aux.eq((read1_from == Memory.AXON) | (read1_from == COMPARTMENT))
             with m.Switch(read1_from):
@@ -423,10 +425,7 @@ class SpramCore(CoreBlock):
                         m.d.sync += read_word.eq(Value.cast(port.data).as_unsigned())
                 with m.Case(Memory.SYNAPSE):
                     m.d.sync += read_word.eq(synapses.rdata)
-        with m.If(host_answer):
-            m.d.sync += aux_word.eq(queue.aux_data.payload)
-        m.d.comb += self.host_rdata.eq(Mux(read2_aux, Mux(host_answer, queue.aux_data.payload, aux_word),
-                                           read_word))
+        m.d.comb += self.host_rdata.eq(Mux(read2_aux & host_answer, queue.aux_data.payload, read_word))
 
         # --- spikes: the pass into the list, the list to the fan-out and the host -----------
         wiring.connect(m, npass.spikes, spike_list.spikes)
