@@ -2,9 +2,10 @@
 
 :class:`SpramCore` is :class:`~neurofab.hdl.core.Core` for the iCE40UP5K
 (docs/ice40-plan.md): a :class:`~neurofab.hdl.config.CoreConfig` with ``spram`` True and
-``accumulator_banks == 1``. It offers exactly Core's ports and host-facing contract; what
-differs is inside. Block RAM holds one accumulator bank, so a step ``t`` runs in two
-phases instead of everything at once:
+``accumulator_banks == 1``. It offers exactly Core's ports and host-facing contract, but
+for what the host port's memory numbers address (the physical memories, below) and a read
+in the clock of a write (undefined here). Inside, block RAM holds one accumulator bank, so
+a step ``t`` runs in two phases instead of everything at once:
 
 1. **Drain.** :class:`~neurofab.hdl.chunk_queue.ChunkedEventQueue` drains arrival slot
    ``t mod delay_slots`` (the events arriving at ``t``) into the bank through
