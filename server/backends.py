@@ -2,7 +2,9 @@
 
 A backend is a name, a ``run(netlist, job, progress) -> RunResult`` function with the
 emulator's contract, a ``fits(network, job)`` check (``None`` when the job fits, else
-the reason it does not) and the figures it reports in a job's ``provenance``.
+the reason it does not), the figures it reports in a job's ``provenance``, and
+optionally a ``prepare(netlist)`` hook that a worker calls on a network just created,
+ahead of its first job (the emulator checks the netlist and builds its synapse layout).
 
 The dispatcher (:func:`choose_backend`) runs at submission: among the backends the
 operator enabled (``BACKENDS`` config, ``emulator`` by default), highest ``priority``
