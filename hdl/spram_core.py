@@ -307,17 +307,19 @@ class SpramCore(CoreBlock):
             rd[which] = port_rd
             user_rd, user_wr = users[which]
             m.d.comb += user_rd.data.eq(port_rd.data)
+            if user_wr is None:  # only the host writes: no multiplexer in front of the port
+                m.d.comb += [port_wr.addr.eq(self.host_addr), port_wr.data.eq(self.host_wdata),
+                             port_wr.en.eq(host_wr & selected(which))]
             with m.If(running):
                 m.d.comb += [port_rd.addr.eq(user_rd.addr), port_rd.en.eq(user_rd.en)]
                 if user_wr is not None:
                     m.d.comb += [port_wr.addr.eq(user_wr.addr), port_wr.data.eq(user_wr.data),
                                  port_wr.en.eq(user_wr.en)]
             with m.Else():
-                m.d.comb += [
-                    port_rd.addr.eq(self.host_addr), port_rd.en.eq(host_rd & selected(which)),
-                    port_wr.addr.eq(self.host_addr), port_wr.data.eq(self.host_wdata),
-                    port_wr.en.eq(host_wr & selected(which)),
-                ]
+                m.d.comb += [port_rd.addr.eq(self.host_addr), port_rd.en.eq(host_rd & selected(which))]
+                if user_wr is not None:
+                    m.d.comb += [port_wr.addr.eq(self.host_addr), port_wr.data.eq(self.host_wdata),
+                                 port_wr.en.eq(host_wr & selected(which))]
 
         # --- the accumulator bank: Accumulate in the drain, the pass after it ---------------
         # Their uses never overlap: the pass starts only once Accumulate has written the
@@ -354,13 +356,15 @@ class SpramCore(CoreBlock):
         synapses = SinglePortRAM(shape=SPRAM_ROW_BITS, depth=config.synapse_words, primitive=self._primitive)
         m.submodules.synapse_memory = synapses
         syn_bits = addr_bits(config.synapse_words)
-        m.d.comb += fanout.syn_rd.data.eq(synapses.rdata[:spram_synapse_layout(config).size])
+        m.d.comb += [
+            fanout.syn_rd.data.eq(synapses.rdata[:spram_synapse_layout(config).size]),
+            synapses.wdata.eq(self.host_wdata),  # only the host writes (``we`` is its alone)
+        ]
         with m.If(running):
             m.d.comb += [synapses.addr.eq(fanout.syn_rd.addr), synapses.en.eq(fanout.syn_rd.en)]
         with m.Else():
             m.d.comb += [
                 synapses.addr.eq(self.host_addr[:syn_bits]),
-                synapses.wdata.eq(self.host_wdata),
                 synapses.we.eq(host_wr & selected(Memory.SYNAPSE)),
                 synapses.en.eq(host_rd & selected(Memory.SYNAPSE)),
             ]
@@ -378,6 +382,7 @@ class SpramCore(CoreBlock):
                        + self.host_addr),
         ]
         host_aux_read = Signal()
+        m.d.comb += queue.aux.payload.data.eq(self.host_wdata)  # the fan-out only reads
         with m.If(running):
             m.d.comb += [
                 queue.aux.valid.eq(fanout.aux_req.valid),
@@ -390,7 +395,6 @@ class SpramCore(CoreBlock):
                 queue.aux.valid.eq(host_aux & (host_rd | host_wr)),
                 queue.aux.payload.addr.eq(aux_row),
                 queue.aux.payload.write.eq(host_wr),
-                queue.aux.payload.data.eq(self.host_wdata),
                 host_aux_read.eq(host_aux & host_rd & ~host_wr & queue.aux.ready),
             ]
         to_host = host_pending != 0
