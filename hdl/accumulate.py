@@ -116,15 +116,21 @@ class Accumulate(CoreBlock):
         # --- add: forward the last two clocks' writes, add into one element, write back ---
         # The word was read two clocks before this add: the writes of the two clocks since
         # (of the events just before) are not in it, so take the newer of theirs first.
+        # Which of them hit this word is decided a clock ahead, as the word is fetched
+        # (the event being added now is the next clock's last write, the last write the
+        # next clock's one before), so no comparator stands before the adder.
         wrote = Signal()  # last clock wrote `last_word` to `last_target`
         last_target = Signal.like(event.target)
         last_word = Signal.like(self.acc_wr.data)
-        wrote2 = Signal()  # the clock before wrote `last_word2` to `last_target2`
-        last_target2 = Signal.like(event.target)
-        last_word2 = Signal.like(self.acc_wr.data)
+        last_word2 = Signal.like(self.acc_wr.data)  # what the clock before wrote
+        hit1 = Signal()  # `last_word` is the word of `event`, newer than `fetched_word`
+        hit2 = Signal()  # `last_word2` is
+        m.d.sync += [
+            hit1.eq(adding & (event.target == fetched_event.target)),
+            hit2.eq(wrote & (last_target == fetched_event.target)),
+        ]
         word = Signal.like(self.acc_wr.data)
-        m.d.comb += word.eq(Mux(wrote & (last_target == event.target), last_word,
-                                Mux(wrote2 & (last_target2 == event.target), last_word2, fetched_word)))
+        m.d.comb += word.eq(Mux(hit1, last_word, Mux(hit2, last_word2, fetched_word)))
         total = Signal(signed(bits + 1))
         m.d.comb += total.eq(word[event.compartment] + event.value)
         new_word = Signal.like(word)
@@ -136,8 +142,7 @@ class Accumulate(CoreBlock):
             self.acc_wr.en.eq(adding),
             self.busy.eq(reading | adding),
         ]
-        m.d.sync += [wrote.eq(adding), wrote2.eq(wrote),
-                     last_target2.eq(last_target), last_word2.eq(last_word)]
+        m.d.sync += [wrote.eq(adding), last_word2.eq(last_word)]
         with m.If(adding):
             m.d.sync += [last_target.eq(event.target), last_word.eq(new_word)]
             fits = total[bits - 1] == total[bits]

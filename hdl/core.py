@@ -39,15 +39,19 @@ from .fanout import FanOut
 from .layouts import Memory, core_layouts
 from .neuron_pass import NeuronPass, spike_layout
 
-__all__ = ["SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS", "CYCLE_BITS", "HOST_MEMORIES", "host_word_bits",
-           "host_addr_bits", "Core"]
+__all__ = ["SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS", "SYNAPSE_PART_BITS", "CYCLE_BITS", "HOST_MEMORIES",
+           "host_word_bits", "host_addr_bits", "Core"]
 
-#: clocks from the fan-out's synapse read to its word: the bank's address register, the
-#: block RAM, the bank's data register, the bank multiplexer's register
-SYNAPSE_READ_LATENCY = 4
+#: clocks from the fan-out's synapse read to its word: the part's address register, the
+#: block RAM, the part's data register, the part multiplexer's register (within a bank),
+#: the bank multiplexer's register
+SYNAPSE_READ_LATENCY = 5
 
-#: address bits of one synapse memory bank (16,384 words: a column of DP16KD in 16K x 1)
+#: address bits of one synapse memory bank (16,384 words), the part multiplexer's reach
 SYNAPSE_BANK_BITS = 14
+
+#: address bits of one synapse memory part (2,048 words: one row of DP16KD in 2K x 9)
+SYNAPSE_PART_BITS = 11
 
 #: width of the per-step cycle counter
 CYCLE_BITS = 32
@@ -115,11 +119,10 @@ class Core(CoreBlock):
     host_wdata : ``In(host_word_bits(config))``; host_we, host_re : ``In(1)``;
     host_rdata : ``Out(host_word_bits(config))``
         While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
-        low bits of ``host_wdata``) at the clock edge (the synapse memory one clock later,
-        behind its banks' registers, before any later read); ``host_re`` reads it, the
-        word on ``host_rdata`` from the second clock after (the memory's read, then a
-        register; for the synapse memory the bank's address register, then the read)
-        until the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
+        low bits of ``host_wdata``) at the clock edge; ``host_re`` reads it, the word on
+        ``host_rdata`` from the second clock after (the memory's read, then a register:
+        the core's output register, or for the synapse memory its part's) until the next
+        read; reads may follow each other every clock. ``ACCUMULATOR`` word
         ``bank * neurons + n`` is neuron ``n``'s in ``bank``.
     """
 
@@ -258,93 +261,115 @@ class Core(CoreBlock):
             accumulate.acc_rd.data.eq(Mux(bank, banks[0][0].data, banks[1][0].data)),
         ]
 
-        # --- the synapse memory: banks by depth, each behind its own registers ---------------
-        # One address register driving every block RAM of the 49,152-word memory was the
-        # core's critical path (pure routing across the die). Each bank registers its own
-        # copy of the read and write addresses, data and enables (``keep``, and each copy
-        # loads only for its own bank, so Yosys cannot merge them), its read data is
-        # registered beside it, and a registered
-        # multiplexer picks the bank: the fan-out's read latency is
-        # ``SYNAPSE_READ_LATENCY`` (4). Host writes pass the same registers, so a write is
-        # done before any later read looks.
+        # --- the synapse memory: parts by depth, each behind its own registers --------------
+        # A part is 2,048 words (``SYNAPSE_PART_BITS``): one row of DP16KD in 2K x 9, so no
+        # depth multiplexer stands between a block RAM and the register its word goes into
+        # (Yosys picks 2K x 9 for a deeper memory too, and then multiplexes 8 rows: that
+        # multiplexer, off the block RAMs' slow clock-to-out, was the critical path). For
+        # the fan-out, each part registers its own copy of the read address and enable
+        # (``keep``, and each copy loads only for its own part, so Yosys cannot merge them:
+        # one register driving all 144 DP16KD was pure routing across the die), its word
+        # goes straight into a register, a registered multiplexer picks the part within
+        # its bank (``SYNAPSE_BANK_BITS``) and another the bank: ``SYNAPSE_READ_LATENCY``
+        # (5). The host, while the core is idle, addresses the block RAMs directly (read
+        # and write, so a write is in before any later read), and its word comes from the
+        # parts' registers: two clocks after its address, as from the other memories.
         syn_layout = layouts.synapse
         syn_depth = layouts.depth(Memory.SYNAPSE)
         syn_bits = addr_bits(syn_depth)
         bank_bits = max(syn_bits - 4, min(SYNAPSE_BANK_BITS, syn_bits))  # 16 banks at most
-        n_syn_banks = -(-syn_depth // (1 << bank_bits))
-        syn_sel = Signal(range(max(2, n_syn_banks)))  # the bank of the read issued this clock
+        part_bits = min(SYNAPSE_PART_BITS, bank_bits)
+        n_parts = -(-syn_depth // (1 << part_bits))
+        per_bank = 1 << (bank_bits - part_bits)  # parts in a bank
+        n_syn_banks = -(-n_parts // per_bank)
         syn_host = self.host_memory == Memory.SYNAPSE
-        rd_addr = Mux(running, fanout.syn_rd.addr, self.host_addr)[:syn_bits]
-        rd_en = Mux(running, fanout.syn_rd.en, host_rd_en & syn_host)
-        wr_en = ~running & host_wr_en & syn_host
-        m.d.comb += syn_sel.eq(rd_addr[bank_bits:] if n_syn_banks > 1 else 0)
-        syn_outs = []
-        for b in range(n_syn_banks):
-            depth = min(1 << bank_bits, syn_depth - (b << bank_bits))
+        run_rd = fanout.syn_rd.en  # a fan-out read (only while running)
+        host_syn_rd = host_rd_en & syn_host
+        host_syn_wr = host_wr_en & syn_host
+        # the part of each read, along the pipeline: issued (from the address register on
+        # for the fan-out), on the block RAM's output, in the part's register
+        part_of = Signal(range(max(2, n_parts)))
+        m.d.comb += part_of.eq(Mux(running, fanout.syn_rd.addr[part_bits:syn_bits],
+                                   self.host_addr[part_bits:syn_bits]) if n_parts > 1 else 0)
+        sel_issued = Signal.like(part_of)
+        sel_bram = Signal.like(part_of)
+        sel_reg = Signal.like(part_of)
+        with m.If(Mux(running, run_rd, host_syn_rd)):  # the part of the last read
+            m.d.sync += sel_issued.eq(part_of)
+        m.d.sync += [sel_bram.eq(sel_issued), sel_reg.eq(sel_bram)]
+        part_outs = []
+        for p in range(n_parts):
+            depth = min(1 << part_bits, syn_depth - (p << part_bits))
             ram = RAM(shape=syn_layout, depth=depth, init=[])
-            m.submodules[f"synapse_memory{b}"] = ram
+            m.submodules[f"synapse_memory{p}"] = ram
             port_rd, port_wr = ram.read_port(), ram.write_port()
-            hit = (rd_addr[bank_bits:] == b) if n_syn_banks > 1 else 1
-            w_hit = (self.host_addr[bank_bits:syn_bits] == b) if n_syn_banks > 1 else 1
+            hit = (fanout.syn_rd.addr[part_bits:syn_bits] == p) if n_parts > 1 else 1
+            w_hit = (self.host_addr[part_bits:syn_bits] == p) if n_parts > 1 else 1
             keep = {"keep": 1}
-            r_addr = Signal(bank_bits, name=f"syn{b}_rd_addr", attrs=keep)
-            r_en = Signal(name=f"syn{b}_rd_en", attrs=keep)
-            w_addr = Signal(bank_bits, name=f"syn{b}_wr_addr", attrs=keep)
-            w_data = Signal(syn_layout.size, name=f"syn{b}_wr_data", attrs=keep)
-            w_en = Signal(name=f"syn{b}_wr_en", attrs=keep)
-            out = Signal(syn_layout.size, name=f"syn{b}_data")
-            # each copy loads only for its own bank: copies with different enables are
+            r_addr = Signal(part_bits, name=f"syn{p}_rd_addr", attrs=keep)
+            r_en = Signal(name=f"syn{p}_rd_en", attrs=keep)
+            out = Signal(syn_layout.size, name=f"syn{p}_data")
+            # each copy loads only for its own part: copies with different enables are
             # different flip-flops, which Yosys cannot merge (``keep`` alone did not stop it)
-            m.d.sync += [r_en.eq(rd_en & hit), w_en.eq(wr_en & w_hit), out.eq(Value.cast(port_rd.data))]
-            with m.If(rd_en & hit):
-                m.d.sync += r_addr.eq(rd_addr[:bank_bits])
-            with m.If(wr_en & w_hit):
-                m.d.sync += [w_addr.eq(self.host_addr[:bank_bits]),
-                             w_data.eq(self.host_wdata[:syn_layout.size])]
+            m.d.sync += [r_en.eq(running & run_rd & hit), out.eq(Value.cast(port_rd.data))]
+            with m.If(running & run_rd & hit):
+                m.d.sync += r_addr.eq(fanout.syn_rd.addr[:part_bits])
             m.d.comb += [
-                port_rd.addr.eq(r_addr), port_rd.en.eq(r_en),
-                port_wr.addr.eq(w_addr), port_wr.data.eq(w_data), port_wr.en.eq(w_en),
+                port_rd.addr.eq(Mux(running, r_addr, self.host_addr[:part_bits])),
+                port_rd.en.eq(Mux(running, r_en, host_syn_rd)),
+                port_wr.addr.eq(self.host_addr[:part_bits]),
+                port_wr.data.eq(self.host_wdata[:syn_layout.size]),
+                port_wr.en.eq(host_syn_wr & w_hit),
             ]
-            syn_outs.append((Value.cast(port_rd.data), out))
-        # the bank of each read, along the pipeline: address register, block RAM, data register
-        sel_bram = Signal.like(syn_sel)  # the bank whose block RAM output holds the read
-        sel_reg = Signal.like(syn_sel)  # the bank whose data register holds it
-        sel_addr = Signal.like(syn_sel)
+            part_outs.append(out)
+        # the fan-out's word: the part within its bank, then the bank, each registered
+        bank_outs = [Signal(syn_layout.size, name=f"syn_bank{b}_data") for b in range(n_syn_banks)]
+        sel_bank = Signal(range(max(2, n_syn_banks)))
+        m.d.sync += sel_bank.eq(sel_reg // per_bank if n_syn_banks > 1 else 0)
+        for b, bank_out in enumerate(bank_outs):
+            with m.Switch(sel_reg % per_bank if per_bank > 1 else 0):
+                for i, out in enumerate(part_outs[b * per_bank:(b + 1) * per_bank]):
+                    with m.Case(i):
+                        m.d.sync += bank_out.eq(out)
         syn_data = Signal(syn_layout.size)
-        with m.If(rd_en):  # the bank of the last read: its block RAM holds the word until the next
-            m.d.sync += sel_addr.eq(syn_sel)
-        m.d.sync += [sel_bram.eq(sel_addr), sel_reg.eq(sel_bram)]
-        with m.Switch(sel_reg):
-            for b, (_, out) in enumerate(syn_outs):
+        with m.Switch(sel_bank):
+            for b, bank_out in enumerate(bank_outs):
                 with m.Case(b):
-                    m.d.sync += syn_data.eq(out)
+                    m.d.sync += syn_data.eq(bank_out)
         m.d.comb += fanout.syn_rd.data.eq(syn_data)
-        # the host's synapse word: straight off the bank's block RAM (its address was
-        # registered first), so the host still has it two clocks after its address
+        # the host's synapse word: its part's register (read straight off the block RAM
+        # the clock before), so the host has it two clocks after its address
         syn_host_data = Signal(syn_layout.size)
         with m.Switch(sel_bram):
-            for b, (bram, _) in enumerate(syn_outs):
-                with m.Case(b):
-                    m.d.comb += syn_host_data.eq(bram)
+            for p, out in enumerate(part_outs):
+                with m.Case(p):
+                    m.d.comb += syn_host_data.eq(out)
 
-        # the host's read data: the memory (and bank) it last read, through a register so
-        # that no block-RAM read multiplexer reaches the host link's logic (but for the
-        # synapse memory, whose address is registered in front of its block RAMs)
-        read_from = Signal(Memory)
+        # the host's read data: every memory's word goes straight into a register (the
+        # pass registers the same words: Yosys keeps one flip-flop for both), and the memory
+        # (and bank) the host read picks one, so no block-RAM output meets a multiplexer
+        read_from = Signal(Memory)  # from the clock after the read: its memory's word is out
         read_bank = Signal()
-        read_synapse = Signal()
-        host_rdata = Signal.like(self.host_rdata)
+        pick = Signal(Memory)  # from the second clock: its word is in the registers
+        pick_bank = Signal()
         with m.If(host_rd_en):
             m.d.sync += [read_from.eq(self.host_memory), read_bank.eq(acc_bank)]
-        m.d.sync += read_synapse.eq(read_from == Memory.SYNAPSE)
-        with m.Switch(read_from):
-            for which in names:
+        m.d.sync += [pick.eq(read_from), pick_bank.eq(read_bank)]
+        words = {}
+        for which, name in names.items():
+            words[which] = Signal(len(Value.cast(rd[which].data)), name=f"host_{name}_word")
+            m.d.sync += words[which].eq(Value.cast(rd[which].data))
+        acc_words = [Signal(layouts.accumulator.size, name=f"host_acc{b}_word") for b in range(2)]
+        for word, (port_rd, _) in zip(acc_words, banks, strict=True):
+            m.d.sync += word.eq(Value.cast(port_rd.data))
+        with m.Switch(pick):
+            for which, word in words.items():
                 with m.Case(which):
-                    m.d.sync += host_rdata.eq(Value.cast(rd[which].data))
+                    m.d.comb += self.host_rdata.eq(word)
             with m.Case(Memory.ACCUMULATOR):
-                m.d.sync += host_rdata.eq(Mux(read_bank, Value.cast(banks[1][0].data),
-                                              Value.cast(banks[0][0].data)))
-        m.d.comb += self.host_rdata.eq(Mux(read_synapse, syn_host_data, host_rdata))
+                m.d.comb += self.host_rdata.eq(Mux(pick_bank, acc_words[1], acc_words[0]))
+            with m.Case(Memory.SYNAPSE):
+                m.d.comb += self.host_rdata.eq(syn_host_data)
 
         # --- spikes: into two FIFOs as deep as the core has neurons, one for the fan-out and
         # one for the host. A step has at most ``count`` spikes and ends only when both are

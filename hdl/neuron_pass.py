@@ -10,9 +10,10 @@ interfaces (the core's top level owns the memories and connects their ports), on
 neuron issued per clock, fully pipelined (Core v2, issue #4): a neuron's word is read
 on one clock, its profile (addressed by the word's ``profile`` field), its accumulator
 word (every compartment's sum in one word, ``layouts.core_layouts(config).accumulator``)
-and its stimulus sum (``layouts.STIMULUS_BITS``) on the next, and the neuron enters
-:class:`~neurofab.hdl.neuron.NeuronUpdate` on the clock after that, while the words of
-the neurons behind it are being read. The pass writes the accumulator word 0 as the
+and its stimulus sum (``layouts.STIMULUS_BITS``) two clocks later (the word is registered
+first), and the neuron enters :class:`~neurofab.hdl.neuron.NeuronUpdate` two clocks after
+that (those words are registered first too), while the words of the neurons behind it
+are being read. The pass writes the accumulator word 0 as the
 neuron enters the update, and the neuron word back as the neuron leaves it.
 """
 
@@ -68,7 +69,7 @@ class NeuronPass(CoreBlock):
         block drives ``addr``, ``en`` and the write port's ``data``). Word ``n`` is read
         once, and written once with new ``v``, ``r``, ``lfsr`` and every other field as read.
     profile_rd : read port of the profile table (``PROFILE_LAYOUT``), addressed by the
-        ``profile`` field of the word read on the clock before.
+        ``profile`` field of the word read two clocks before (registered in between).
     acc_rd, acc_wr : read and write port of the accumulator bank of this step
         (``layouts.accumulator``: one word per neuron, element ``c`` the signed
         ``acc_bits`` sum of compartment ``c``; depth ``neurons``). Word ``n`` is read
@@ -81,13 +82,18 @@ class NeuronPass(CoreBlock):
         comes from a register and never depends on ``ready``.
 
     Timing: neuron ``k`` (``k = 0 .. count - 1``) is issued on clock ``k + 1`` after the
-    ``start`` edge (clock 1 is the clock right after it): its word read then, its
-    profile, accumulator and stimulus reads on clock ``k + 2``, it enters the update
-    pipeline on clock ``k + 3``, and its word is written back (and its spike offered)
-    on clock ``k + 3 + NeuronUpdate.LATENCY``. With ``spikes`` always ready a pass of
-    ``n > 0`` neurons therefore raises ``done`` on clock ``n + LATENCY`` after the
-    ``start`` edge, :attr:`LATENCY` ``= NeuronUpdate.LATENCY + 3 = 9``; a pass of 0
-    raises it on clock 1. Throughput is one neuron per clock.
+    ``start`` edge (clock 1 is the clock right after it): its word read then and
+    registered straight off the memory on clock ``k + 2``; its profile (addressed from
+    that register), accumulator and stimulus reads on clock ``k + 3``, their words
+    registered straight off their memories on ``k + 4``; it enters the update pipeline
+    (and its accumulator word is written 0) on clock ``k + 5``, and its word is written
+    back (and its spike offered) on clock ``k + 5 + NeuronUpdate.LATENCY``. No logic
+    stands between a memory's read data and the register it loads (an ECP5 DP16KD's
+    clock-to-out is most of a 10 ns clock), but for the core's accumulator bank pick.
+    With ``spikes`` always ready a pass of ``n > 0`` neurons therefore raises ``done`` on
+    clock ``n + LATENCY`` after the ``start`` edge, :attr:`LATENCY` ``=
+    NeuronUpdate.LATENCY + 5 = 11``; a pass of 0 raises it on clock 1. Throughput is one
+    neuron per clock.
 
     Backpressure: a spike that finds ``spikes`` not ready holds the update pipeline,
     and through its ``i.ready`` the read stages: while held, every read port's ``en``
@@ -98,7 +104,7 @@ class NeuronPass(CoreBlock):
     """
 
     #: Clocks a pass of ``n > 0`` neurons takes beyond ``n`` (``start`` edge to ``done``).
-    LATENCY = NeuronUpdate.LATENCY + 3
+    LATENCY = NeuronUpdate.LATENCY + 5
 
     def __init__(self, config: CoreConfig):
         self.checked(config)
@@ -141,16 +147,25 @@ class NeuronPass(CoreBlock):
         neuron = Signal(config.neuron_bits)  # the next one
         last = Signal.like(self.count)  # count - 1: the pass's last neuron
         flags = Signal(3)  # dendritic, noise, graded, held for the pass
-        # Stage 1: the word is in neuron_rd.data. Stage 2: profile, accumulators and
-        # stimulus are in their ports' data, the word in a register beside them.
-        s1_valid, s2_valid = Signal(), Signal()
-        s1_index, s2_index = Signal(config.neuron_bits), Signal(config.neuron_bits)
-        s1_last, s2_last = Signal(), Signal()
+        # Every block-RAM output goes straight into a register, before any logic (an
+        # ECP5 DP16KD's clock-to-out is most of a 10 ns clock): stage 1, the word is in
+        # neuron_rd.data; stage 2, it is in a register; stage 3, profile (addressed from
+        # that register), accumulator and stimulus words are in their ports' data;
+        # stage 4, they are in registers, and the neuron enters the update.
+        s_valid = [None, Signal(name="s1_valid"), Signal(name="s2_valid"), Signal(name="s3_valid"),
+                   Signal(name="s4_valid")]
+        s_index = [None, *(Signal(config.neuron_bits, name=f"s{k}_index") for k in range(1, 5))]
+        s_last = [None, *(Signal(name=f"s{k}_last") for k in range(1, 5))]
         s2_word = Signal.like(self.neuron_rd.data)
+        s3_word = Signal.like(self.neuron_rd.data)
+        s4_word = Signal.like(self.neuron_rd.data)
+        s4_profile = Signal.like(self.profile_rd.data)
+        s4_acc = Signal.like(self.acc_rd.data)
+        s4_stim = Signal.like(self.stim_rd.data)
 
         # Everything before the update pipeline moves together, when its last stage is
         # empty or handed over; otherwise every read port's data and register holds.
-        advance = ~s2_valid | update.i.ready
+        advance = ~s_valid[4] | update.i.ready
 
         # The pass after this one may start on the clock of this one's done.
         idle = ~self.busy | self.done
@@ -170,39 +185,45 @@ class NeuronPass(CoreBlock):
         ]
         with m.If(advance):
             m.d.sync += [
-                s1_valid.eq(issuing),
-                s1_index.eq(neuron),
-                s1_last.eq(neuron == last),
+                s_valid[1].eq(issuing),
+                s_index[1].eq(neuron),
+                s_last[1].eq(neuron == last),
             ]
             with m.If(issuing):
                 m.d.sync += [
                     neuron.eq(neuron + 1),
                     issuing.eq(neuron != last),  # an equality, not a carry chain
                 ]
-
-        # --- stage 1: the word is here; read what it points to ------------------------
-        m.d.comb += [
-            self.profile_rd.addr.eq(self.neuron_rd.data.profile),
-            self.acc_rd.addr.eq(s1_index),
-            self.stim_rd.addr.eq(s1_index),
-        ]
-        for port in (self.profile_rd, self.acc_rd, self.stim_rd):
-            m.d.comb += port.en.eq(s1_valid & advance)
-        with m.If(advance):
+            for k in range(2, 5):
+                m.d.sync += [s_valid[k].eq(s_valid[k - 1]), s_index[k].eq(s_index[k - 1]),
+                             s_last[k].eq(s_last[k - 1])]
             m.d.sync += [
-                s2_valid.eq(s1_valid),
-                s2_index.eq(s1_index),
-                s2_last.eq(s1_last),
+                # stage 1 -> 2: the word, straight off its memory
                 s2_word.eq(self.neuron_rd.data),
+                s3_word.eq(s2_word),
+                s4_word.eq(s3_word),
+                # stage 3 -> 4: profile, accumulators and stimulus, straight off theirs
+                s4_profile.eq(self.profile_rd.data),
+                s4_acc.eq(self.acc_rd.data),
+                s4_stim.eq(self.stim_rd.data),
             ]
 
-        # --- stage 2: into the update pipeline; the accumulators are cleared ----------
-        word = s2_word
-        profile = self.profile_rd.data
+        # --- stage 2: read what the word points to -------------------------------------
+        m.d.comb += [
+            self.profile_rd.addr.eq(s2_word.profile),
+            self.acc_rd.addr.eq(s_index[2]),
+            self.stim_rd.addr.eq(s_index[2]),
+        ]
+        for port in (self.profile_rd, self.acc_rd, self.stim_rd):
+            m.d.comb += port.en.eq(s_valid[2] & advance)
+
+        # --- stage 4: into the update pipeline; the accumulators are cleared ----------
+        word = s4_word
+        profile = s4_profile
         payload = update.i.payload
         tag = data.View(self._tag_layout, payload.tag)
         m.d.comb += [
-            update.i.valid.eq(s2_valid),
+            update.i.valid.eq(s_valid[4]),
             payload.dendritic.eq(flags[0]),
             payload.noise.eq(flags[1]),
             payload.graded.eq(flags[2]),
@@ -216,13 +237,13 @@ class NeuronPass(CoreBlock):
             payload.dend_threshold.eq(profile.dend_threshold),
             # Compartments beyond the core's are 0: they add nothing, and a zero gated
             # compartment adds 0 whatever the gate decides.
-            [payload.a[c].eq(self.acc_rd.data[c]) for c in range(config.compartments)],
-            payload.s.eq(self.stim_rd.data),
-            tag.index.eq(s2_index),
-            tag.last.eq(s2_last),
-            self.acc_wr.addr.eq(s2_index),
+            [payload.a[c].eq(s4_acc[c]) for c in range(config.compartments)],
+            payload.s.eq(s4_stim),
+            tag.index.eq(s_index[4]),
+            tag.last.eq(s_last[4]),
+            self.acc_wr.addr.eq(s_index[4]),
             self.acc_wr.data.eq(0),
-            self.acc_wr.en.eq(s2_valid & update.i.ready),
+            self.acc_wr.en.eq(s_valid[4] & update.i.ready),
         ]
         for name, _field in self._tag_layout["kept"].shape:
             m.d.comb += tag.kept[name].eq(word[name])

@@ -22,11 +22,13 @@ from __future__ import annotations
 import numpy as np
 from core_run import events_held_per_step
 
+from neurofab.hdl.core import SYNAPSE_READ_LATENCY
 from neurofab.hdl.neuron_pass import NeuronPass
 
-#: clocks from the pass's last spike to its last event written: FIFO 2, fan-out 3, the
-#: queue's push stages or the add 2, end 2
-TAIL = 9
+#: clocks from the pass's last spike to its last event written: FIFO 2, the fan-out's
+#: synapse read less one (``SYNAPSE_READ_LATENCY - 1``), the queue's push stages or the
+#: add 2, end 2
+TAIL = 2 + (SYNAPSE_READ_LATENCY - 1) + 2 + 2
 
 __all__ = ["TAIL", "arrivals_per_step", "walked_per_step", "first_overflow_step", "mismatches"]
 

@@ -180,8 +180,9 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
     return traces
 
 
-def test_latency_is_the_update_pipelines_plus_three():
-    assert NeuronPass.LATENCY == NeuronUpdate.LATENCY + 3 == 9
+def test_latency_is_the_update_pipelines_plus_five():
+    """Issue, word register, reads, their registers, and into the update: 5 clocks before it."""
+    assert NeuronPass.LATENCY == NeuronUpdate.LATENCY + 5 == 11
 
 
 @pytest.mark.parametrize("compartments", [4, 2, 1])
@@ -211,7 +212,7 @@ def test_one_neuron_per_clock():
     clock k + LATENCY (so done follows the last write by a clock); an empty pass takes 1."""
     config = small_core(compartments=4, neurons=24)
     traces = run_passes(config, seed=4, passes=4, p_ready=1.0, counts=[24, 0, 5, 1])
-    assert [t.clocks for t in traces] == [24 + 9, 1, 5 + 9, 1 + 9]
+    assert [t.clocks for t in traces] == [24 + 11, 1, 5 + 11, 1 + 11]
     assert all(t.stalls == 0 for t in traces)
     for trace in traces:
         assert trace.write_clocks == [(k + NeuronPass.LATENCY, k) for k in range(len(trace.write_clocks))]
