@@ -207,7 +207,17 @@ def step_events(netlist, spike_times, spike_gids, timesteps: int):
 STEP_OVERHEAD = 16
 
 
-def step_bounds(netlist, emu, arriving) -> list[int]:
+def reload_clocks(image) -> int:
+    """Clocks a pass over ``image``'s neurons spends loading its profile cache: ``RELOAD`` a
+    load, one at the start and one at each change of profile along the neurons (0 with a
+    pass that reads whole profiles)."""
+    reload = getattr(NeuronPass, "RELOAD", 0)
+    profiles = image.fields(0, Memory.NEURON)["profile"][:image.n_neurons]
+    loads = 1 + int(np.count_nonzero(np.diff(profiles))) if len(profiles) else 0
+    return reload * loads
+
+
+def step_bounds(netlist, emu, arriving, reloads: int) -> list[int]:
     """The clocks each step may take (the host always taking spikes), from the emulator's spikes.
 
     The drain: ``E_t + DRAIN_LATENCY + 3`` (``E_t`` events arriving at ``t``, then
@@ -217,7 +227,8 @@ def step_bounds(netlist, emu, arriving) -> list[int]:
     ``max(F, 1) + F // 16 + 2`` clocks (a push a synapse, its axon row and compartment
     rows on the same pool port). So the pass/fan-out phase lasts ``LATENCY + max(n,
     max_i(g_i + sum_{j >= i} cost_j))`` with the step's spikes ``i`` in order, plus
-    :data:`STEP_OVERHEAD`. With spikes spread over the pass that is about
+    :data:`STEP_OVERHEAD`, plus the pass's profile loads (``reloads`` clocks, which
+    delay every spike behind them). With spikes spread over the pass that is about
     ``E_t + max(n, 1.1 E + 2 S) + 34`` for ``E`` events made by ``S`` spikes.
     """
     n = netlist.n_neurons
@@ -227,7 +238,8 @@ def step_bounds(netlist, emu, arriving) -> list[int]:
         gids = emu.spike_gids[emu.spike_times == t].tolist()
         cost = [max(int(degree[g]), 1) + int(degree[g]) // 16 + 2 for g in gids]
         fanout = max([g + sum(cost[i:]) for i, g in enumerate(gids)] + [n])
-        bounds.append(int(arriving[t]) + DRAIN_LATENCY + 3 + NeuronPass.LATENCY + fanout + STEP_OVERHEAD)
+        bounds.append(int(arriving[t]) + DRAIN_LATENCY + 3 + NeuronPass.LATENCY + reloads + fanout
+                      + STEP_OVERHEAD)
     return bounds
 
 
@@ -262,7 +274,7 @@ def check_against_emulator(seed, features, *, p_ready=1.0):
     arriving, made, held = step_events(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
     assert rtl.extra["events_held"] == held.tolist()
     if p_ready == 1.0:
-        bounds = step_bounds(netlist, emu, arriving)
+        bounds = step_bounds(netlist, emu, arriving, reload_clocks(image))
         for t, (cycles, bound) in enumerate(zip(rtl.extra["cycles"], bounds, strict=True)):
             assert cycles <= bound, f"seed={used} step {t}: {cycles} clocks, bound {bound}"
     return netlist, job, rtl, emu
@@ -291,12 +303,14 @@ def test_spike_stream_backpressure():
     assert emu.total_spikes > job.timesteps, "too few spikes to hold anything back"
 
 
-def test_step_cycles_exact_with_nothing_in_flight():
-    """No spikes: an empty drain (1 clock), the pass, and the controller's clocks."""
-    _, netlist, _, image = fitting_case(111, delays=False, graded=False, dendritic=False, noise=False)
+@pytest.mark.parametrize("seed", [111, 116], ids=["one-profile", "three-profiles"])
+def test_step_cycles_exact_with_nothing_in_flight(seed):
+    """No spikes: an empty drain (1 clock), the pass with its profile loads, and the
+    controller's clocks."""
+    _, netlist, _, image = fitting_case(seed, delays=False, graded=False, dendritic=False, noise=False)
     rtl = spram_run(image, Job(timesteps=3, stimuli=(), seed=1))
     assert rtl.total_spikes == 0
-    assert rtl.extra["cycles"] == [netlist.n_neurons + NeuronPass.LATENCY + 4] * 3
+    assert rtl.extra["cycles"] == [netlist.n_neurons + NeuronPass.LATENCY + reload_clocks(image) + 4] * 3
 
 
 def test_queue_overflow_at_the_emulators_step():
@@ -472,8 +486,8 @@ def test_bench_network_meets_the_cycle_target():
     arriving, made, held = step_events(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
     assert rtl.extra["events_held"] == held.tolist()
     n = netlist.n_neurons
-    for t, (cycles, bound) in enumerate(zip(rtl.extra["cycles"], step_bounds(netlist, emu, arriving),
-                                            strict=True)):
+    bounds = step_bounds(netlist, emu, arriving, reload_clocks(image))
+    for t, (cycles, bound) in enumerate(zip(rtl.extra["cycles"], bounds, strict=True)):
         assert cycles <= bound, f"step {t}: {cycles} clocks, bound {bound}"
         if t >= 10:
             spikes = int((emu.spike_times == t).sum())
