@@ -17,20 +17,34 @@ are being read. The pass writes the accumulator word 0 as the
 neuron enters the update, and the neuron word back as the neuron leaves it.
 """
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from .block import CoreBlock
-from .config import CoreConfig, count_bits
+from .config import CoreConfig, addr_bits, count_bits
 from .layouts import PROFILE_LAYOUT, STIMULUS_BITS, core_layouts
 from .neuron import NeuronUpdate
 
-__all__ = ["UPDATED_FIELDS", "spike_layout", "NeuronPass"]
+__all__ = ["UPDATED_FIELDS", "PROFILE_ROW_BITS", "PROFILE_ROWS", "spike_layout", "profile_rows",
+           "NeuronPass"]
 
 #: The neuron word's fields the pass rewrites; every other field is written back unchanged.
 UPDATED_FIELDS = ("v", "r", "lfsr")
+
+#: The profile cache's table (``config.spram``): a profile is this many rows of
+#: ``PROFILE_ROW_BITS``, low bits first (``PROFILE_LAYOUT``, 96 bits, in 6 x 16).
+PROFILE_ROW_BITS = 16
+PROFILE_ROWS = -(-PROFILE_LAYOUT.size // PROFILE_ROW_BITS)
+
+
+def profile_rows(profile: int) -> list[int]:
+    """The ``PROFILE_ROWS`` rows of one profile (its ``PROFILE_LAYOUT`` bits as an int),
+    row ``r`` being bits ``16 r .. 16 r + 15``: profile ``p`` is rows ``p * 6 .. p * 6 + 5``
+    of the cache mode's table."""
+    mask = (1 << PROFILE_ROW_BITS) - 1
+    return [(profile >> (PROFILE_ROW_BITS * r)) & mask for r in range(PROFILE_ROWS)]
 
 
 def spike_layout(config: CoreConfig) -> data.StructLayout:
@@ -68,8 +82,11 @@ class NeuronPass(CoreBlock):
         depth ``neurons``; ``In(ReadPort.Signature)``, ``In(WritePort.Signature)``: this
         block drives ``addr``, ``en`` and the write port's ``data``). Word ``n`` is read
         once, and written once with new ``v``, ``r``, ``lfsr`` and every other field as read.
-    profile_rd : read port of the profile table (``PROFILE_LAYOUT``), addressed by the
-        ``profile`` field of the word read two clocks before (registered in between).
+    profile_rd : read port of the profile table (``PROFILE_LAYOUT``, depth ``profiles``),
+        addressed by the ``profile`` field of the word read two clocks before (registered
+        in between). With ``config.spram`` (the profile cache, below): a read port of
+        ``unsigned(PROFILE_ROW_BITS)`` words, depth ``profiles * PROFILE_ROWS``, profile
+        ``p`` in rows ``p * 6 .. p * 6 + 5``, low bits first (:func:`profile_rows`).
     acc_rd, acc_wr : read and write port of the accumulator bank of this step
         (``layouts.accumulator``: one word per neuron, element ``c`` the signed
         ``acc_bits`` sum of compartment ``c``; depth ``neurons``). Word ``n`` is read
@@ -95,6 +112,25 @@ class NeuronPass(CoreBlock):
     NeuronUpdate.LATENCY + 5 = 11``; a pass of 0 raises it on clock 1. Throughput is one
     neuron per clock.
 
+    Profile cache (``config.spram``: the iCE40, whose profile table cannot have block
+    RAMs 96 bits wide of its own, shares one 16-bit EBR): the pass keeps one profile in
+    a 96-bit register. A neuron whose registered word (stage 2, clock ``k + 3``) names
+    another profile than the cached one (or any, first in a pass: the cache is emptied
+    at ``start``, the host may have rewritten the table) is a miss: it and the neurons
+    issued behind it are squashed (their words were only read: no accumulator or
+    stimulus read, no write has happened for them, so replaying them is safe), the 6
+    rows of its profile are read, one a clock from that clock on, into the register,
+    and the missed neuron is issued again 4 clocks later, so that it meets its complete
+    profile in stage 3 (the neurons ahead of it took the old one into their stage-4
+    register on the miss's clock, before the first new row lands). Every neuron behind
+    a miss is :attr:`RELOAD` ``= 6`` clocks later than without it: a pass of ``count >
+    0`` neurons whose profile changes ``k - 1`` times along ``0 .. count - 1`` (``k``
+    loads, the first counted) raises ``done`` on clock ``count + LATENCY + k * RELOAD``
+    with ``spikes`` always ready. A neuron word may be read more than once then (every
+    other read and write is still once per neuron); the reload stalls with the rest of
+    the pass (no row read while held), and a stall while the update pipeline has a gap
+    behind a miss may cost no clock, so each stalled clock adds at most one.
+
     Backpressure: a spike that finds ``spikes`` not ready holds the update pipeline,
     and through its ``i.ready`` the read stages: while held, every read port's ``en``
     stays low (so its ``data`` holds the word read), no write is made and no neuron is
@@ -105,6 +141,8 @@ class NeuronPass(CoreBlock):
 
     #: Clocks a pass of ``n > 0`` neurons takes beyond ``n`` (``start`` edge to ``done``).
     LATENCY = NeuronUpdate.LATENCY + 5
+    #: Profile cache (``config.spram``): clocks each profile load adds to a pass.
+    RELOAD = PROFILE_ROWS
 
     def __init__(self, config: CoreConfig):
         self.checked(config)
@@ -129,7 +167,9 @@ class NeuronPass(CoreBlock):
             "done": Out(1),
             "neuron_rd": In(ReadPort.Signature(addr_width=bits, shape=layouts.neuron)),
             "neuron_wr": In(WritePort.Signature(addr_width=bits, shape=layouts.neuron)),
-            "profile_rd": In(ReadPort.Signature(addr_width=config.profile_bits, shape=PROFILE_LAYOUT)),
+            "profile_rd": In(ReadPort.Signature(addr_width=addr_bits(config.profiles * PROFILE_ROWS),
+                                                shape=unsigned(PROFILE_ROW_BITS)) if config.spram else
+                             ReadPort.Signature(addr_width=config.profile_bits, shape=PROFILE_LAYOUT)),
             "acc_rd": In(ReadPort.Signature(addr_width=bits, shape=layouts.accumulator)),
             "acc_wr": In(WritePort.Signature(addr_width=bits, shape=layouts.accumulator)),
             "stim_rd": In(ReadPort.Signature(addr_width=bits, shape=layouts.stimulus)),
@@ -159,7 +199,7 @@ class NeuronPass(CoreBlock):
         s2_word = Signal.like(self.neuron_rd.data)
         s3_word = Signal.like(self.neuron_rd.data)
         s4_word = Signal.like(self.neuron_rd.data)
-        s4_profile = Signal.like(self.profile_rd.data)
+        s4_profile = Signal(PROFILE_LAYOUT)
         s4_acc = Signal.like(self.acc_rd.data)
         s4_stim = Signal.like(self.stim_rd.data)
 
@@ -179,23 +219,73 @@ class NeuronPass(CoreBlock):
                 issuing.eq(self.count != 0),
                 flags.eq(Cat(self.dendritic, self.noise, self.graded)),
             ]
+
+        # The profile cache: a miss in stage 2 squashes stages 1 and 2 and the issue, and
+        # reloads the cache (see the class docstring); without it, nothing ever misses.
+        cached = config.spram
+        miss = Signal()  # stage 2's neuron needs another profile than the cached one
+        blocked = Signal()  # the issue waits for a reload
+        if cached:
+            cache = Signal(PROFILE_LAYOUT)
+            cache_index = Signal(config.profile_bits)
+            cache_valid = Signal()
+            hold = Signal(range(self.RELOAD))  # clocks the issue still waits
+            row = Signal(range(PROFILE_ROWS + 1), init=PROFILE_ROWS)  # the next row to read; 6: none
+            row_addr = Signal.like(self.profile_rd.addr)
+            got = Signal()  # a row read last clock is on profile_rd.data
+            got_row = Signal(range(PROFILE_ROWS))
+            m.d.comb += [
+                miss.eq(s_valid[2] & ~(cache_valid & (s2_word.profile == cache_index))),
+                blocked.eq(miss | (hold != 0)),
+            ]
+            base = s2_word.profile * PROFILE_ROWS
+            # a read port's ``en`` is high unless driven low (``ReadPort.Signature``)
+            m.d.comb += self.profile_rd.en.eq(0)
+            with m.If(advance & miss):
+                m.d.comb += [self.profile_rd.addr.eq(base), self.profile_rd.en.eq(1)]
+                m.d.sync += [
+                    cache_index.eq(s2_word.profile), cache_valid.eq(1),
+                    row.eq(1), row_addr.eq(base + 1),
+                    # issued again on the 4th clock from here: RELOAD clocks after its first issue
+                    hold.eq(self.RELOAD - 3),
+                    neuron.eq(s_index[2]), issuing.eq(1),
+                ]
+            with m.Elif(advance):
+                with m.If(hold != 0):
+                    m.d.sync += hold.eq(hold - 1)
+                with m.If(row != PROFILE_ROWS):
+                    m.d.comb += [self.profile_rd.addr.eq(row_addr), self.profile_rd.en.eq(1)]
+                    m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + 1)]
+            m.d.sync += [got.eq(self.profile_rd.en), got_row.eq(Mux(miss, 0, row))]
+            with m.If(self.start & idle):  # last: over the reload's own updates
+                m.d.sync += [cache_valid.eq(0), hold.eq(0), row.eq(PROFILE_ROWS)]
+            with m.If(got):
+                with m.Switch(got_row):
+                    for r in range(PROFILE_ROWS):
+                        with m.Case(r):
+                            bits = cache.as_value()[r * PROFILE_ROW_BITS:(r + 1) * PROFILE_ROW_BITS]
+                            m.d.sync += bits.eq(self.profile_rd.data)
+
+        issue = issuing & ~blocked
         m.d.comb += [
             self.neuron_rd.addr.eq(neuron),
-            self.neuron_rd.en.eq(issuing & advance),
+            self.neuron_rd.en.eq(issue & advance),
         ]
         with m.If(advance):
             m.d.sync += [
-                s_valid[1].eq(issuing),
+                s_valid[1].eq(issue),
                 s_index[1].eq(neuron),
                 s_last[1].eq(neuron == last),
             ]
-            with m.If(issuing):
+            with m.If(issue):
                 m.d.sync += [
                     neuron.eq(neuron + 1),
                     issuing.eq(neuron != last),  # an equality, not a carry chain
                 ]
             for k in range(2, 5):
-                m.d.sync += [s_valid[k].eq(s_valid[k - 1]), s_index[k].eq(s_index[k - 1]),
+                # a miss squashes the neurons in stages 1 and 2 (they are issued again)
+                moving = s_valid[k - 1] & ~miss if k <= 3 else s_valid[k - 1]
+                m.d.sync += [s_valid[k].eq(moving), s_index[k].eq(s_index[k - 1]),
                              s_last[k].eq(s_last[k - 1])]
             m.d.sync += [
                 # stage 1 -> 2: the word, straight off its memory
@@ -203,19 +293,21 @@ class NeuronPass(CoreBlock):
                 s3_word.eq(s2_word),
                 s4_word.eq(s3_word),
                 # stage 3 -> 4: profile, accumulators and stimulus, straight off theirs
-                s4_profile.eq(self.profile_rd.data),
+                s4_profile.eq(cache if cached else self.profile_rd.data),
                 s4_acc.eq(self.acc_rd.data),
                 s4_stim.eq(self.stim_rd.data),
             ]
 
         # --- stage 2: read what the word points to -------------------------------------
         m.d.comb += [
-            self.profile_rd.addr.eq(s2_word.profile),
             self.acc_rd.addr.eq(s_index[2]),
             self.stim_rd.addr.eq(s_index[2]),
         ]
-        for port in (self.profile_rd, self.acc_rd, self.stim_rd):
-            m.d.comb += port.en.eq(s_valid[2] & advance)
+        for port in (self.acc_rd, self.stim_rd):
+            m.d.comb += port.en.eq(s_valid[2] & advance & ~miss)
+        if not cached:
+            m.d.comb += [self.profile_rd.addr.eq(s2_word.profile),
+                         self.profile_rd.en.eq(s_valid[2] & advance)]
 
         # --- stage 4: into the update pipeline; the accumulators are cleared ----------
         word = s4_word

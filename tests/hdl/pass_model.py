@@ -23,12 +23,13 @@ V_MIN, V_MAX = -(1 << 23), (1 << 23) - 1
 
 
 def small_core(*, compartments: int = 4, max_cores: int = 1, neurons: int = 24,
-               acc_bits: int = 32) -> CoreConfig:
-    """A small core shape for tests; with ``max_cores > 1`` its neuron words have route fields."""
+               acc_bits: int = 32, spram: bool = False) -> CoreConfig:
+    """A small core shape for tests; with ``max_cores > 1`` its neuron words have route fields,
+    with ``spram`` the neuron pass keeps its profile in a cache (``NeuronPass``)."""
     return CoreConfig(
         name="test", max_cores=max_cores, neurons=neurons, compartments=compartments, profiles=5,
         synapse_words=64, axons=neurons, route_words=8 if max_cores > 1 else 0, delay_slots=64,
-        event_queue=64, acc_bits=acc_bits)
+        event_queue=64, acc_bits=acc_bits, spram=spram)
 
 
 def random_profiles(rng: random.Random, config: CoreConfig) -> list[dict]:
@@ -41,12 +42,19 @@ def random_profiles(rng: random.Random, config: CoreConfig) -> list[dict]:
     return profiles
 
 
-def random_words(rng: random.Random, config: CoreConfig, profiles: list[dict]) -> list[dict]:
-    """``config.neurons`` neuron words: random state, profile index and route fields."""
+def random_words(rng: random.Random, config: CoreConfig, profiles: list[dict], *,
+                 mean_run: float = 1.0) -> list[dict]:
+    """``config.neurons`` neuron words: random state, profile index and route fields.
+
+    Profiles come in runs along the neurons: each neuron after the first keeps its
+    predecessor's profile with probability ``1 - 1 / mean_run`` (``mean_run`` 1: every
+    profile drawn afresh), else draws one anew (which may be the same).
+    """
     layout = core_layouts(config).neuron
     words = []
-    for _ in range(config.neurons):
-        profile = rng.randrange(config.profiles)
+    for n in range(config.neurons):
+        if n == 0 or mean_run == 1 or rng.random() < 1 / mean_run:
+            profile = rng.randrange(config.profiles)
         p = profiles[profile]
         word = {
             "v": rng.choice([rng.randint(V_MIN, V_MAX), p["resting"], p["threshold"] - rng.randint(0, 500)]),

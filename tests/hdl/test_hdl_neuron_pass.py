@@ -8,6 +8,11 @@ clock of ``done``). A monitor watches every port on every clock. After every pas
 neuron word, each accumulator word and the spike list are compared with
 ``neuron_model.neuron_update``, and the pass's length with its exact contract:
 ``count + LATENCY`` clocks plus one for each clock the spike list stalled the pass.
+
+The profile cache (``config.spram``: the profile table as 16-bit rows, one profile in
+a register) runs the same benches and must leave the same memories and spike lists as
+the full table, its passes ``count + LATENCY + k * RELOAD`` clocks for ``k`` profile
+loads (exactly, with a ready spike list), with runs of profiles along the neurons.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
@@ -26,7 +31,7 @@ from pass_model import expected_pass, fields_of, random_pass_inputs, random_prof
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.layouts import PROFILE_LAYOUT, core_layouts
 from neurofab.hdl.neuron import NeuronUpdate
-from neurofab.hdl.neuron_pass import NeuronPass
+from neurofab.hdl.neuron_pass import PROFILE_ROW_BITS, PROFILE_ROWS, NeuronPass, profile_rows
 
 
 class PassBench(Elaboratable):
@@ -37,7 +42,12 @@ class PassBench(Elaboratable):
         self.config = config
         self.dut = NeuronPass(config)
         self.neurons = Memory(shape=layouts.neuron, depth=config.neurons, init=words)
-        self.profiles = Memory(shape=PROFILE_LAYOUT, depth=config.profiles, init=profiles)
+        if config.spram:  # the profile cache's table: 6 rows of 16 bits a profile
+            rows = [row for p in profiles for row in profile_rows(PROFILE_LAYOUT.const(p).as_bits())]
+            self.profiles = Memory(shape=unsigned(PROFILE_ROW_BITS), depth=config.profiles * PROFILE_ROWS,
+                                   init=rows)
+        else:
+            self.profiles = Memory(shape=PROFILE_LAYOUT, depth=config.profiles, init=profiles)
         self.accumulators = Memory(shape=layouts.accumulator, depth=config.neurons, init=[])
         self.stimulus = Memory(shape=layouts.stimulus, depth=config.neurons, init=[])
 
@@ -69,19 +79,27 @@ class PassTrace:
     word_writes: Counter = field(default_factory=Counter)
     acc_writes: Counter = field(default_factory=Counter)
     write_clocks: list = field(default_factory=list)  # (clock, neuron) of each word write
+    loads: int = 0  # profile loads the cache must make: the runs of profiles along the neurons
+    words: list = field(default_factory=list)  # every neuron word after the pass
+    accumulators: list = field(default_factory=list)  # every accumulator word after the pass
 
 
 def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0.7, counts=None,
-               gaps=(0, 1, 3), start_while_busy: bool = False):
+               gaps=(0, 1, 3), start_while_busy: bool = False, mean_run: float = 1.0):
     """Run ``passes`` passes on a random core and check each one; return their traces.
 
     Between passes the bench waits a gap drawn from ``gaps`` clocks (0: the next
     ``start`` is raised on the clock of ``done``). With ``start_while_busy`` it also
     pulses ``start`` (with another count) in the middle of each pass, which must be ignored.
+    Profiles come in runs of ``mean_run`` neurons on average. The contents (words,
+    profiles, sums, counts, flags) are drawn from ``seed`` alone and the timing (gaps,
+    ready, the count changed under way) from another stream, so a profile-cache core and
+    a full-table one of the same shape see the same passes.
     """
     rng = random.Random(seed)
+    timing = random.Random(seed + 1_000_003)
     profiles = random_profiles(rng, config)
-    words = random_words(rng, config, profiles)
+    words = random_words(rng, config, profiles, mean_run=mean_run)
     bench = PassBench(config, words, profiles)
     dut = bench.dut
     traces = []
@@ -98,7 +116,7 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
                 ctx.set(bench.stimulus.data[i], value)
             want_words, want_acc, want_spikes = expected_pass(config, words, profiles, accumulators, stimulus,
                                                               count, flags)
-            gap = rng.choice(gaps) if done_now else 0
+            gap = timing.choice(gaps) if done_now else 0
             for _ in range(gap):
                 ctx.set(dut.spikes.ready, 0)
                 assert not ctx.get(dut.busy)
@@ -111,12 +129,12 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
             await ctx.tick()
             ctx.set(dut.start, 0)
             # Inputs other than start may change once the pass is under way.
-            ctx.set(dut.count, rng.randrange(config.neurons + 1))
+            ctx.set(dut.count, timing.randrange(config.neurons + 1))
             trace = PassTrace()
             limit = 50 * (count + 2) + 20  # a hang fails, it does not time out
             while True:
                 trace.clocks += 1
-                ctx.set(dut.spikes.ready, rng.random() < p_ready)
+                ctx.set(dut.spikes.ready, timing.random() < p_ready)
                 ctx.set(dut.start, start_while_busy and trace.clocks == 3)
                 sampled = await ctx.tick().sample(
                     dut.done, dut.busy, dut.spikes.valid, dut.spikes.ready, dut.spikes.payload,
@@ -127,9 +145,12 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
                  nw_en, nw_addr, aw_en, aw_addr, aw_data) = sampled
                 stalled = valid and not ready
                 if stalled:
-                    # The whole pass holds: no read port enabled (their data must hold), no write.
-                    assert not (n_en or a_en or s_en or p_en or nw_en or aw_en), \
-                        f"pass {k} clock {trace.clocks}: a port moved during a spike stall"
+                    # The whole pass holds: no read port enabled (their data must hold), no
+                    # write. (With the profile cache the neurons before the update may go on
+                    # into a gap a miss left in it, their reads and accumulator writes with
+                    # them; no word is written back.)
+                    moved = nw_en or (not config.spram and (n_en or a_en or s_en or p_en or aw_en))
+                    assert not moved, f"pass {k} clock {trace.clocks}: a port moved during a spike stall"
                     trace.stalls += 1
                 if valid and ready:
                     trace.spikes.append((spike.neuron, spike.payload))
@@ -150,6 +171,8 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
                 assert trace.clocks < limit, f"pass {k} (count {count}) never finished"
             done_now = True
             traces.append(trace)
+            run = [w["profile"] for w in words[:count]]
+            trace.loads = sum(1 for n in range(count) if n == 0 or run[n] != run[n - 1])
 
             label = f"seed={seed} pass {k} (count {count}, {flags})"
             got_words = [fields_of(ctx.get(bench.neurons.data[i])) for i in range(config.neurons)]
@@ -158,15 +181,27 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
                 assert got_words[n] == want_words[n], f"{label}: neuron {n}"
                 assert got_acc[n] == want_acc[n], f"{label}: accumulator word {n}"
             assert trace.spikes == want_spikes, f"{label}: spike list"
-            # Each neuron read once, written once; nothing else touched.
+            trace.words, trace.accumulators = got_words, got_acc
+            # Each neuron read once (the cache may read a word again after a miss),
+            # written once; nothing else touched.
             once = Counter(range(count))
-            for name in ("neuron", "acc", "stim"):
+            for name in ("acc", "stim"):
                 assert trace.reads[name] == once, f"{label}: {name} reads {trace.reads[name]}"
-            assert trace.profile_reads == count, f"{label}: profile reads"
             assert trace.word_writes == once and trace.acc_writes == once, f"{label}: writes"
-            # Exact timing: n + LATENCY clocks, one more for each stalled clock; 1 for n = 0.
-            assert trace.clocks == (count + NeuronPass.LATENCY + trace.stalls if count else 1), \
-                f"{label}: {trace.clocks} clocks with {trace.stalls} stalls"
+            if config.spram:
+                assert set(trace.reads["neuron"]) == set(once), f"{label}: neuron reads"
+                assert trace.profile_reads == PROFILE_ROWS * trace.loads, f"{label}: profile rows read"
+                # n + LATENCY + RELOAD a load, exactly with a ready spike list; a stalled
+                # clock adds at most one (a gap behind a miss may absorb it)
+                base = count + NeuronPass.LATENCY + trace.loads * NeuronPass.RELOAD if count else 1
+                assert base <= trace.clocks <= base + trace.stalls, \
+                    f"{label}: {trace.clocks} clocks with {trace.stalls} stalls and {trace.loads} loads"
+            else:
+                assert trace.reads["neuron"] == once, f"{label}: neuron reads {trace.reads['neuron']}"
+                assert trace.profile_reads == count, f"{label}: profile reads"
+                # Exact timing: n + LATENCY clocks, one more for each stalled clock; 1 for n = 0.
+                assert trace.clocks == (count + NeuronPass.LATENCY + trace.stalls if count else 1), \
+                    f"{label}: {trace.clocks} clocks with {trace.stalls} stalls"
             words = want_words
             await ctx.tick()  # the clock after done: it must have fallen
             ctx.set(dut.start, 0)
@@ -188,8 +223,8 @@ def test_latency_is_the_update_pipelines_plus_five():
 @pytest.mark.parametrize("compartments", [4, 2, 1])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_passes_match_model(compartments, seed):
-    traces = run_passes(small_core(compartments=compartments), seed, passes=6)
-    assert len(traces) == 6
+    traces = run_passes(small_core(compartments=compartments), seed, passes=8)
+    assert len(traces) == 8
     assert sum(len(t.spikes) for t in traces) > 5  # the passes really fired neurons
     assert sum(t.stalls for t in traces) > 0  # and the spike list really stalled them
 
@@ -236,3 +271,59 @@ def test_tiny_cores(neurons):
     traces = run_passes(small_core(neurons=neurons), seed=9, passes=8, counts=[neurons, 0, neurons, 1] * 2)
     assert [t.clocks - t.stalls for t in traces] == [c + NeuronPass.LATENCY if c else 1
                                                      for c in [neurons, 0, neurons, 1] * 2]
+
+
+# --- the profile cache (config.spram) ---------------------------------------------------
+
+
+def test_profile_rows_split_the_layout_low_first():
+    assert PROFILE_LAYOUT.size == 96 and PROFILE_ROWS == 6 and NeuronPass.RELOAD == 6
+    bits = PROFILE_LAYOUT.const({"threshold": -2, "resting": 5, "dend_threshold": 7, "leak": 0x1234,
+                                 "refrac": 0xAB}).as_bits()
+    rows = profile_rows(bits)
+    assert sum(row << (16 * r) for r, row in enumerate(rows)) == bits
+    assert rows[0] == 0xFFFE and all(0 <= row < 1 << 16 for row in rows)
+
+
+@pytest.mark.parametrize("mean_run", [1.0, 4.0, 1000.0])
+def test_profile_cache_matches_model(mean_run):
+    """Random runs of profiles (a fresh one at every neuron, runs of about 4, one for
+    all), a spike list ready 70% of the time: the model's memories and spikes, acc and
+    stimulus read once, 6 rows a load, within the clock bounds."""
+    traces = run_passes(small_core(spram=True), seed=21, passes=6, mean_run=mean_run)
+    assert sum(len(t.spikes) for t in traces) > 5 and sum(t.stalls for t in traces) > 0
+    assert sum(t.loads for t in traces) >= len([t for t in traces if t.loads])
+
+
+@pytest.mark.parametrize("mean_run", [1.0, 3.0, 1000.0])
+def test_profile_cache_clocks_are_exact(mean_run):
+    """A ready spike list: count + LATENCY + k RELOAD clocks for k loads, and the same
+    memories and spike lists as the full table after every pass."""
+    counts = [24, 0, 24, 7, 1, 24]
+    cached = run_passes(small_core(spram=True), seed=22, passes=6, p_ready=1.0, counts=counts,
+                        mean_run=mean_run)
+    full = run_passes(small_core(), seed=22, passes=6, p_ready=1.0, counts=counts, mean_run=mean_run)
+    for count, c, f in zip(counts, cached, full, strict=True):
+        assert c.clocks == (count + NeuronPass.LATENCY + c.loads * NeuronPass.RELOAD if count else 1)
+        assert f.clocks == (count + NeuronPass.LATENCY if count else 1)
+        assert (c.spikes, c.words, c.accumulators) == (f.spikes, f.words, f.accumulators)
+    if mean_run == 1000.0:  # one profile for the whole core: a single load a pass
+        assert [c.loads for c in cached] == [1 if n else 0 for n in counts]
+    else:
+        assert max(c.loads for c in cached) > 3
+
+
+def test_profile_cache_with_stalls_equals_full_table():
+    """Stalls in every pass, a rarely ready spike list: the same results as the full table."""
+    cached = run_passes(small_core(spram=True, compartments=2), seed=23, passes=4, p_ready=0.2, mean_run=2.0)
+    full = run_passes(small_core(compartments=2), seed=23, passes=4, p_ready=0.2, mean_run=2.0)
+    for c, f in zip(cached, full, strict=True):
+        assert (c.spikes, c.words, c.accumulators) == (f.spikes, f.words, f.accumulators)
+    assert sum(c.stalls for c in cached) > 20
+
+
+@pytest.mark.parametrize("neurons", [1, 2])
+def test_profile_cache_tiny_cores(neurons):
+    traces = run_passes(small_core(neurons=neurons, spram=True), seed=24, passes=6,
+                        counts=[neurons, 0, neurons, 1] * 2)
+    assert len(traces) == 6
