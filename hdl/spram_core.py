@@ -33,7 +33,8 @@ into them with :func:`~neurofab.hdl.layouts.spram_image`): ``host_memory`` is a
 =================== ================================ ========================================
 ``host_memory``     word ``host_addr``               width
 =================== ================================ ========================================
-``PROFILE``         the profile table's word         the pass's ``profile_rd`` word
+``PROFILE``         row ``6 p + r`` of profile ``p``  ``neuron_pass.PROFILE_ROW_BITS`` (bits
+                    (``profile_rows``)               ``16 r ..`` of its ``PROFILE_LAYOUT``)
 ``NEURON``          neuron ``n``'s word              ``layouts.neuron``
 ``AXON``            axon ``a``'s row (pool SPRAM     32 (``layouts.axon`` in the low bits)
                     row ``axon_base + a``)
@@ -62,14 +63,13 @@ from .event_queue import STEP_BITS
 from .fanout import FanOut
 from .layouts import (
     CHUNK_EVENTS,
-    PROFILE_LAYOUT,
     SPRAM_ROW_BITS,
     Memory,
     core_layouts,
     spram_regions,
     spram_synapse_layout,
 )
-from .neuron_pass import NeuronPass, spike_layout
+from .neuron_pass import PROFILE_ROW_BITS, PROFILE_ROWS, NeuronPass, spike_layout
 from .spike_list import SpikeList
 from .spram import SinglePortRAM
 
@@ -102,22 +102,17 @@ HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, COM
 NO_RW_CHECK = {"no_rw_check": 1}
 
 
-def _profile_width(config: CoreConfig) -> int:
-    """Bits of the pass's ``profile_rd`` word: 16-bit rows once the pass reads its profile
-    in rows (``NeuronPass.RELOAD`` exists), a whole ``PROFILE_LAYOUT`` word before."""
-    return 16 if config.spram and hasattr(NeuronPass, "RELOAD") else PROFILE_LAYOUT.size
-
-
 def profile_rows(config: CoreConfig) -> int:
-    """Words of the profile table a profile takes: 1 (a ``PROFILE_LAYOUT`` word) or, with a
-    narrower ``profile_rd``, ``ceil(96 / width)`` rows, low bits first."""
-    return -(-PROFILE_LAYOUT.size // _profile_width(config))
+    """Words of the profile table a profile takes: ``neuron_pass.PROFILE_ROWS`` rows of
+    ``PROFILE_ROW_BITS``, low bits first (the pass's profile cache, ``config.spram``)."""
+    SpramCore.checked(config)
+    return PROFILE_ROWS
 
 
 def _widths(config: CoreConfig) -> dict:
     layouts = core_layouts(config)
     return {
-        Memory.PROFILE: _profile_width(config),
+        Memory.PROFILE: PROFILE_ROW_BITS,
         Memory.NEURON: layouts.neuron.size,
         Memory.AXON: SPRAM_ROW_BITS,
         Memory.SYNAPSE: SPRAM_ROW_BITS,

@@ -209,9 +209,8 @@ STEP_OVERHEAD = 16
 
 def reload_clocks(image) -> int:
     """Clocks a pass over ``image``'s neurons spends loading its profile cache: ``RELOAD`` a
-    load, one at the start and one at each change of profile along the neurons (0 with a
-    pass that reads whole profiles)."""
-    reload = getattr(NeuronPass, "RELOAD", 0)
+    load, one at the start and one at each change of profile along the neurons."""
+    reload = NeuronPass.RELOAD
     profiles = image.fields(0, Memory.NEURON)["profile"][:image.n_neurons]
     loads = 1 + int(np.count_nonzero(np.diff(profiles))) if len(profiles) else 0
     return reload * loads
