@@ -104,7 +104,7 @@ NEURON_STATE_FIELDS = {
 }
 
 
-class Memory(enum.Enum, shape=unsigned(3)):
+class Memory(enum.Enum, shape=unsigned(4)):
     """A core's memories as the host addresses them: the image's (0 .. 5) and the runtime ones.
 
     ``STIMULUS`` and ``ACCUMULATOR`` are not in an image: the host keeps the stimulus
@@ -123,6 +123,10 @@ class Memory(enum.Enum, shape=unsigned(3)):
     STIMULUS = 6
     #: runtime: the two banks of accumulator words (a bank collects the next step's input)
     ACCUMULATOR = 7
+    #: the iCE40 core's (``CoreConfig.spram``) packed synapse compartments: row ``r`` holds
+    #: synapses ``16 r .. 16 r + 15``' (``COMPARTMENT_ROW_LAYOUT``); an image keeps them in
+    #: its ``SYNAPSE`` words, the host writes the rows (``neurofab.host.load``)
+    COMPARTMENT = 8
 
 
 class CoreLayouts:
@@ -212,6 +216,7 @@ class CoreLayouts:
             Memory.SYNAPSE_ORDER: self.synapse_order,
             Memory.STIMULUS: self.stimulus,
             Memory.ACCUMULATOR: self.accumulator,
+            Memory.COMPARTMENT: COMPARTMENT_ROW_LAYOUT,
         }[memory]
 
     def depth(self, memory: Memory) -> int:
@@ -226,6 +231,7 @@ class CoreLayouts:
             Memory.SYNAPSE_ORDER: c.synapse_words,
             Memory.STIMULUS: c.neurons,
             Memory.ACCUMULATOR: 2 * c.neurons,
+            Memory.COMPARTMENT: -(-c.synapse_words // COMPARTMENTS_PER_ROW),
         }[memory]
 
 

@@ -39,7 +39,7 @@ into them with :func:`~neurofab.hdl.layouts.spram_image`): ``host_memory`` is a
 ``AXON``            axon ``a``'s row (pool SPRAM     32 (``layouts.axon`` in the low bits)
                     row ``axon_base + a``)
 ``SYNAPSE``         synapse SPRAM row ``k``          32 (``spram_synapse_layout``)
-:data:`COMPARTMENT` compartment row ``r`` (pool      32 (``layouts.COMPARTMENT_ROW_LAYOUT``)
+``COMPARTMENT``     compartment row ``r`` (pool      32 (``layouts.COMPARTMENT_ROW_LAYOUT``)
                     SPRAM row ``compartment_base +
                     r``)
 ``STIMULUS``        neuron ``n``'s stimulus sum      ``layouts.STIMULUS_BITS``
@@ -73,20 +73,15 @@ from .neuron_pass import PROFILE_ROW_BITS, PROFILE_ROWS, NeuronPass, spike_layou
 from .spike_list import SpikeList
 from .spram import SinglePortRAM
 
-__all__ = ["COMPARTMENT", "SYNAPSE_READ_LATENCY", "HOST_MEMORIES", "NO_RW_CHECK", "profile_rows",
+__all__ = ["SYNAPSE_READ_LATENCY", "HOST_MEMORIES", "NO_RW_CHECK", "profile_rows",
            "host_depth", "host_word_bits", "host_addr_bits", "SpramCore"]
-
-#: The host's memory number of the compartment rows. ``layouts.Memory`` has no number of
-#: its own for them yet (its 3-bit shape is full); until it has one the rows borrow
-#: ``SYNAPSE_ORDER``, which names a host-side table that no core holds.
-COMPARTMENT = Memory.SYNAPSE_ORDER
 
 #: Clocks from the fan-out's synapse read to its word: the SPRAM's read
 SYNAPSE_READ_LATENCY = 1
 
 #: The memories the host port reaches, in ``layouts.Memory`` numbers
-HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, COMPARTMENT, Memory.STIMULUS,
-                 Memory.ACCUMULATOR)
+HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Memory.COMPARTMENT,
+                 Memory.STIMULUS, Memory.ACCUMULATOR)
 
 
 #: The attribute of a memory none of whose reads needs a defined word when it meets a write
@@ -116,7 +111,7 @@ def _widths(config: CoreConfig) -> dict:
         Memory.NEURON: layouts.neuron.size,
         Memory.AXON: SPRAM_ROW_BITS,
         Memory.SYNAPSE: SPRAM_ROW_BITS,
-        COMPARTMENT: SPRAM_ROW_BITS,
+        Memory.COMPARTMENT: SPRAM_ROW_BITS,
         Memory.STIMULUS: Shape.cast(layouts.stimulus).width,
         Memory.ACCUMULATOR: layouts.accumulator.size,
     }
@@ -130,7 +125,7 @@ def host_depth(config: CoreConfig, memory: Memory) -> int:
         Memory.NEURON: config.neurons,
         Memory.AXON: config.axons,
         Memory.SYNAPSE: config.synapse_words,
-        COMPARTMENT: regions.compartment_rows,
+        Memory.COMPARTMENT: regions.compartment_rows,
         Memory.STIMULUS: config.neurons,
         Memory.ACCUMULATOR: config.neurons,
     }[memory]
@@ -197,7 +192,7 @@ class SpramCore(CoreBlock):
         While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
         low bits of ``host_wdata``; the memories and numbers of the module doc) at the
         clock edge; ``host_re`` reads it, the word (zero above its width) on ``host_rdata``
-        from the second clock after until the next read (``AXON`` and :data:`COMPARTMENT`
+        from the second clock after until the next read (``AXON`` and ``COMPARTMENT``
         rows come through the queue's aux port, whose read is on its response register in
         exactly that clock); reads and writes may follow each other every clock. A read in
         the clock of a write to the same memory gives an undefined word (Core: the old
@@ -372,7 +367,7 @@ class SpramCore(CoreBlock):
         aux_row = Signal(AUX_ADDR_BITS)
         host_pending = Signal(range(4))  # host aux reads taken and not yet answered
         m.d.comb += [
-            host_aux.eq(selected(Memory.AXON) | selected(COMPARTMENT)),
+            host_aux.eq(selected(Memory.AXON) | selected(Memory.COMPARTMENT)),
             aux_row.eq(Mux(selected(Memory.AXON), regions.axon_base, regions.compartment_base)
                        + self.host_addr),
         ]
@@ -418,7 +413,7 @@ class SpramCore(CoreBlock):
         with m.If(host_answer):
             m.d.sync += read_word.eq(queue.aux_data.payload)
         with m.If(read1):
-            m.d.sync += read2_aux.eq((read1_from == Memory.AXON) | (read1_from == COMPARTMENT))
+            m.d.sync += read2_aux.eq((read1_from == Memory.AXON) | (read1_from == Memory.COMPARTMENT))
             with m.Switch(read1_from):
                 for which, port in rd.items():
                     with m.Case(which):

@@ -24,7 +24,7 @@ import numpy as np
 
 from neurofab.compiler.image import initial_lfsr
 from neurofab.hdl.layouts import PROFILE_LAYOUT, Memory, core_layouts, pack_words, spram_image
-from neurofab.hdl.spram_core import COMPARTMENT, profile_rows
+from neurofab.hdl.spram_core import profile_rows
 
 __all__ = ["core_loads", "split_words"]
 
@@ -80,5 +80,5 @@ def core_loads(image, job) -> list[tuple[Memory, np.ndarray]]:
         (Memory.NEURON, neurons),
         (Memory.AXON, rows.aux_rows[:n_axon_rows].astype(np.uint64).reshape(-1, 1)),
         (Memory.SYNAPSE, rows.synapse_rows.astype(np.uint64).reshape(-1, 1)),
-        (COMPARTMENT, rows.aux_rows[n_axon_rows:].astype(np.uint64).reshape(-1, 1)),
+        (Memory.COMPARTMENT, rows.aux_rows[n_axon_rows:].astype(np.uint64).reshape(-1, 1)),
     ]

@@ -133,7 +133,8 @@ def test_every_image_memory_has_a_layout_and_depth():
     layouts = core_layouts(PRESETS["ulx3s-85f"])
     assert layouts.depth(Memory.SYNAPSE) == 49152
     assert layouts.for_memory(Memory.ROUTE) is layouts.route
-    assert [m.value for m in Memory] == list(range(8))
+    assert [m.value for m in Memory] == list(range(9))
+    assert layouts.depth(Memory.COMPARTMENT) == 49152 // 16
     assert layouts.depth(Memory.ACCUMULATOR) == 2 * 1024
     assert layouts.for_memory(Memory.ACCUMULATOR).size == 4 * 32
 

@@ -165,4 +165,4 @@ def test_core_config_is_checked():
                         axons=4, route_words=2, delay_slots=64, event_queue=8, acc_bits=32))
     with pytest.raises(ValidationError, match="Core.config"):
         Core("icebreaker")
-    assert Memory.STIMULUS.value == 6 and Memory.as_shape() == unsigned(3)
+    assert Memory.STIMULUS.value == 6 and Memory.as_shape() == unsigned(4)

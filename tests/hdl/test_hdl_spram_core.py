@@ -41,7 +41,7 @@ from neurofab.hdl.layouts import (
     unpack_words,
 )
 from neurofab.hdl.neuron_pass import NeuronPass
-from neurofab.hdl.spram_core import COMPARTMENT, SpramCore, host_depth, profile_rows
+from neurofab.hdl.spram_core import SpramCore, host_depth, profile_rows
 from neurofab.hdl.synthesis import synthesize
 from neurofab.job import Job, Stimulus, stimulus_schedule
 from neurofab.network import NeuronParams
@@ -74,7 +74,7 @@ def host_loads(image, job) -> list:
         (Memory.NEURON, [_as_int(w) for w in pack_words(layouts.neuron, neuron, n)]),
         (Memory.AXON, [int(r) for r in spram_axon_rows(config, image.memories[0][Memory.AXON])]),
         (Memory.SYNAPSE, [int(r) for r in synapses]),
-        (COMPARTMENT, [int(r) for r in compartments]),
+        (Memory.COMPARTMENT, [int(r) for r in compartments]),
     ]
 
 
@@ -371,12 +371,12 @@ def test_host_port_reads_back_every_memory():
     config = ICE40_CORE
     core = SpramCore(config)
     rng = random.Random(5)
-    memories = [Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, COMPARTMENT, Memory.STIMULUS,
-                Memory.ACCUMULATOR]
+    memories = [Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Memory.COMPARTMENT,
+                Memory.STIMULUS, Memory.ACCUMULATOR]
     layouts = core_layouts(config)
     widths = {
         Memory.PROFILE: len(core.host_rdata) if profile_rows(config) == 1 else 16,
-        Memory.NEURON: layouts.neuron.size, Memory.AXON: 32, Memory.SYNAPSE: 32, COMPARTMENT: 32,
+        Memory.NEURON: layouts.neuron.size, Memory.AXON: 32, Memory.SYNAPSE: 32, Memory.COMPARTMENT: 32,
         Memory.STIMULUS: 32, Memory.ACCUMULATOR: layouts.accumulator.size,
     }
     written = {}
@@ -422,7 +422,7 @@ def test_host_port_reads_back_every_memory():
                 assert seen[clock] == written[key], f"{key[0].name} {key[1]}: clock {clock - issued[i]}"
         # an aux row read in the last idle clock before a step: its answer is the host's,
         # not the fan-out's, though it comes while the step runs
-        for which in (Memory.AXON, COMPARTMENT):
+        for which in (Memory.AXON, Memory.COMPARTMENT):
             key = next(k for k in written if k[0] == which)
             ctx.set(core.host_memory, which)
             ctx.set(core.host_addr, key[1])
