@@ -22,6 +22,7 @@ from .block import CoreBlock
 from .config import CoreConfig, count_bits
 from .neuron import PAYLOAD_BITS
 from .neuron_pass import spike_layout
+from .spram import NO_RW_CHECK
 
 __all__ = ["PAYLOAD_STORED_BITS", "OUT_DEPTH", "entry_layout", "SpikeList"]
 
@@ -101,8 +102,8 @@ class SpikeList(CoreBlock):
         config = self._config
         entry = entry_layout(config)
         # a read never meets the write of its word (entries below ``written`` are read, the
-        # one at ``written`` is written): no logic for a collision (spram_core.NO_RW_CHECK)
-        memory = Memory(shape=entry, depth=config.neurons, init=[], attrs={"no_rw_check": 1})
+        # one at ``written`` is written): no logic for a collision (NO_RW_CHECK)
+        memory = Memory(shape=entry, depth=config.neurons, init=[], attrs=NO_RW_CHECK)
         m.submodules.memory = memory
         rd, wr = memory.read_port(), memory.write_port()
 

@@ -51,7 +51,20 @@ from neurofab.errors import ValidationError
 
 from .config import addr_bits
 
-__all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "MAX_DEPTH", "spram_tiles", "SinglePortRAM"]
+__all__ = ["NO_RW_CHECK", "SPRAM_DEPTH", "SPRAM_WIDTH", "MAX_DEPTH", "spram_tiles", "SinglePortRAM"]
+
+#: ``attrs`` of a ``lib.memory.Memory`` (one read port, one write port) none of whose reads
+#: needs a defined word when it meets a write of the same word in the same clock.
+#: Amaranth's read ports give the old word then, which an iCE40 block RAM does not
+#: promise, so Yosys builds it: the write's address and data delayed a clock, a comparator
+#: and a multiplexer a bit after the block RAM's output (about 560 flip-flops and 300 LUTs
+#: over SpramCore's block RAMs), so no block RAM output reaches its register without
+#: logic. Yosys does not read the attribute by itself:
+#: :func:`~neurofab.hdl.synthesis.synthesize` sets ``RD_COLLISION_X_MASK`` on the memories
+#: that carry it (a read of the word written in that clock is undefined), which drops
+#: that logic. The simulators keep Amaranth's rule. One definition, for every block that
+#: marks its memories (the iCE40 core's; Core, the ECP5 core, marks none).
+NO_RW_CHECK = {"no_rw_check": 1}
 
 #: Words of one ``SB_SPRAM256KA`` (14 address bits)
 SPRAM_DEPTH = 16384

@@ -71,7 +71,7 @@ from .layouts import (
 )
 from .neuron_pass import PROFILE_ROW_BITS, PROFILE_ROWS, NeuronPass, spike_layout
 from .spike_list import SpikeList
-from .spram import SinglePortRAM
+from .spram import NO_RW_CHECK, SinglePortRAM
 
 __all__ = ["SYNAPSE_READ_LATENCY", "HOST_MEMORIES", "NO_RW_CHECK", "profile_rows",
            "host_depth", "host_word_bits", "host_addr_bits", "SpramCore"]
@@ -84,17 +84,10 @@ HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Mem
                  Memory.STIMULUS, Memory.ACCUMULATOR)
 
 
-#: The attribute of a memory none of whose reads needs a defined word when it meets a write
-#: of the same word in the same clock. Amaranth's read ports give the old word then, which
-#: an iCE40 block RAM does not promise, so Yosys builds it: a register of the write's
-#: address and data, a comparator and a mux a bit (about 560 flip-flops and 300 LUTs over
-#: this core's four block RAMs). Yosys does not look at the attribute by itself; a
-#: synthesis flow that sets ``RD_COLLISION_X_MASK`` on the ``$mem_v2`` cells that carry it
-#: (``proc; memory_collect; setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check
-#: %i``) drops that logic. Here no block reads a word in the clock it is written (the pass
-#: reads a neuron's words clocks before it writes them back; Accumulate forwards its own
-#: last two writes over the word it read), and the host reads and writes one at a time.
-NO_RW_CHECK = {"no_rw_check": 1}
+# Here no block reads a word in the clock it is written (the pass reads a neuron's words
+# clocks before it writes them back; Accumulate forwards its own last two writes over the
+# word it read), and the host reads and writes one at a time: every block RAM is
+# NO_RW_CHECK (re-exported here for the callers that import it from this module).
 
 
 def profile_rows(config: CoreConfig) -> int:

@@ -29,6 +29,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .spram import NO_RW_CHECK
 from .toolchain import ToolNotFound, yosys_command
 
 __all__ = ["SynthesisReport", "synthesize", "SerialHarness", "PlaceAndRouteError", "place_and_route_ice40",
@@ -41,6 +42,20 @@ _CLASSES = {
     "ecp5": {"lut": ("LUT4",), "ff": ("TRELLIS_FF",), "carry": ("CCU2C",),
              "bram": ("DP16KD", "PDPW16KD"), "lutram": ("TRELLIS_DPR16X4",), "dsp": ("MULT18X18D",)},
 }
+
+#: ``synth_*`` options per family: on iCE40 ``-dsp`` maps multipliers onto ``SB_MAC16``
+#: (the UP5K's eight DSPs; without it a multiplier is LUTs and carries: the fan-out's
+#: graded product alone is about 320 logic cells)
+_SYNTH_OPTIONS = {"ice40": " -dsp", "ecp5": ""}
+
+#: Yosys commands run before ``synth_*``: memories marked :data:`~neurofab.hdl.spram.NO_RW_CHECK`
+#: with one read and one write port get ``RD_COLLISION_X_MASK`` (a read of the word written
+#: in the same clock is undefined), so Yosys maps them onto bare block RAMs instead of
+#: keeping Amaranth's read-old-word rule with registers and multiplexers.
+#: (``memory_collect`` skips a module until ``proc`` has turned its processes into cells.)
+_NO_RW_CHECK_STEP = ("proc", "memory_collect",
+                     f"setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:{next(iter(NO_RW_CHECK))} %i "
+                     "r:RD_PORTS=1 %i r:WR_PORTS=1 %i")
 
 #: nextpnr's name for a logic cell, per family
 _LOGIC_CELL = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
@@ -129,6 +144,12 @@ def synthesize(component, *, family: str, top: str, workdir: Path | None = None,
     whole ``synth_ecp5`` then takes about 10 s). The design is the same: the same
     memories, registers and logic; ABC's LUT mapping of the two equivalent inputs can
     differ by a few cells.
+
+    Before ``synth_{family}``: memories with one read and one write port marked
+    :data:`~neurofab.hdl.spram.NO_RW_CHECK` get Yosys's ``RD_COLLISION_X_MASK`` (a read
+    of the word written in the same clock is undefined), so they map onto bare block
+    RAMs; unmarked memories keep Amaranth's rule. ``synth_ice40`` runs with ``-dsp``
+    (multipliers onto ``SB_MAC16``).
     """
     if family not in _CLASSES:
         raise ValueError(f"family must be one of {sorted(_CLASSES)}, not {family!r}")
@@ -136,8 +157,8 @@ def synthesize(component, *, family: str, top: str, workdir: Path | None = None,
         folder = Path(workdir) if workdir is not None else Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{top}.il").write_text(rtlil.convert(component, name=top, emit_src=False))
-        script = [f"read_rtlil {top}.il", f"synth_{family} -top {top}",
-                  "tee -q -o stat.json stat -json"]
+        script = [f"read_rtlil {top}.il", *_NO_RW_CHECK_STEP,
+                  f"synth_{family} -top {top}{_SYNTH_OPTIONS[family]}", "tee -q -o stat.json stat -json"]
         if keep_json:
             script.append(f"write_json {top}.json")
         _run([*yosys_command(), "-q", "-l", "yosys.log", "-p", "; ".join(script)], folder,

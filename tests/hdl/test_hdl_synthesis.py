@@ -24,6 +24,7 @@ from neurofab.hdl.fanout import FanOut
 from neurofab.hdl.layouts import PROFILE_LAYOUT, STIMULUS_BITS, core_layouts
 from neurofab.hdl.neuron import NeuronUpdate
 from neurofab.hdl.neuron_pass import NeuronPass
+from neurofab.hdl.spram import NO_RW_CHECK
 from neurofab.hdl.synthesis import (
     PlaceAndRouteError,
     place_and_route_ecp5,
@@ -64,6 +65,30 @@ def test_synthesis_reads_rtlil_not_verilog(tmp_path):
     assert "Executing RTLIL frontend" in log and "Verilog-2005 frontend: mac" not in log
 
 
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_no_rw_check_memories_are_bare_block_rams(family, tmp_path):
+    """A 2,048 x 18 memory with one read and one write port: marked ``NO_RW_CHECK`` it is
+    block RAM alone; unmarked, Yosys keeps the read-old-word rule on a collision with
+    registers and logic around the block RAMs (the write delayed a clock, a comparator,
+    a bypass register and a multiplexer after the output)."""
+    plain = synthesize(_ReadWriteMemory(None), family=family, top="rw")
+    marked = synthesize(_ReadWriteMemory(NO_RW_CHECK), family=family, top="rw", workdir=tmp_path)
+    assert plain.brams == marked.brams > 0, (plain.summary(), marked.summary())
+    assert plain.ffs > 18 and plain.luts > 10, plain.summary()
+    assert marked.ffs == 0 and marked.luts == 0, marked.summary()
+    # the step ran on the marked memory (and only there: the log names the parameter set)
+    log = (tmp_path / "yosys.log").read_text()
+    assert "setparam -set RD_COLLISION_X_MASK" in log
+
+
+def test_ice40_multipliers_map_onto_dsps():
+    """``synth_ice40 -dsp``: a registered 16 x 16 product is one ``SB_MAC16`` (with its
+    output register), not LUTs and carries."""
+    mac = synthesize(_Multiplier(), family="ice40", top="mul")
+    assert mac.dsps == 1, mac.summary()
+    assert mac.luts < 40 and mac.carries < 40, mac.summary()
+
+
 def test_neuron_pass_synthesises_within_budget(record_property):
     """The pass around the pipeline: its memories are outside, so this is sequencing logic,
     and every memory word registered once before any logic reads it (the neuron word three
@@ -88,9 +113,10 @@ def test_pipeline_closes_timing_on_up5k(record_property):
 
 
 def test_fanout_and_event_queue_synthesise_within_budget(record_property):
-    """The event side at icebreaker size: the fan-out is logic only (its 16 x 8 product in
-    LUTs on the iCE40) in under an eighth of the UP5K's cells, its flip-flops mostly the
-    registers straight after its memories and the FIFO of synapse reads in flight (under
+    """The event side at icebreaker size: the fan-out is logic and one DSP (its 16 x 8
+    product in an ``SB_MAC16``: ``synth_ice40 -dsp``) in under an eighth of the UP5K's
+    cells, its flip-flops mostly the registers straight after its memories and the FIFO
+    of synapse reads in flight (under
     a sixteenth); each of the queue's three memories is EBRs in the shape Yosys
     picks for its depth: the pool (1,024 event words) and the free FIFO (1,024 indices)
     as 1024 x 4, the arrival table (64 slots) as 256 x 16."""
@@ -103,8 +129,37 @@ def test_fanout_and_event_queue_synthesise_within_budget(record_property):
     record_property("synthesis", f"{fanout.summary()}; {queue.summary()}")
     assert 100 < fanout.luts < UP5K_CELLS // 8, fanout.summary()
     assert fanout.brams == 0 and fanout.ffs < UP5K_CELLS // 16, fanout.summary()
+    assert fanout.dsps == 1, fanout.summary()
     assert queue.brams == ebrs, queue.summary()
     assert queue.luts < UP5K_CELLS // 5 and queue.ffs < 1000, queue.summary()
+
+
+class _ReadWriteMemory(wiring.Component):
+    """A 2,048 x 18 memory, its read and write ports straight on the component's ports."""
+
+    def __init__(self, attrs):
+        self._attrs = attrs
+        super().__init__({"raddr": In(11), "waddr": In(11), "wdata": In(18), "we": In(1), "rdata": Out(18)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=18, depth=2048, init=[], attrs=self._attrs)
+        read, write = memory.read_port(), memory.write_port()
+        m.d.comb += [read.addr.eq(self.raddr), self.rdata.eq(read.data), write.addr.eq(self.waddr),
+                     write.data.eq(self.wdata), write.en.eq(self.we)]
+        return m
+
+
+class _Multiplier(wiring.Component):
+    """A registered 16 x 16 unsigned product."""
+
+    def __init__(self):
+        super().__init__({"a": In(16), "b": In(16), "out": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.out.eq(self.a * self.b)
+        return m
 
 
 class _MacWithMemory(wiring.Component):
