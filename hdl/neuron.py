@@ -41,6 +41,7 @@ from .layouts import NEURON_STATE_FIELDS, PROFILE_LAYOUT
 from .lfsr import lfsr_advance, noise_term
 
 __all__ = [
+    "PARAMS_LAYOUT",
     "update_input_layout",
     "update_output_layout",
     "PipelineStage",
@@ -83,21 +84,31 @@ def _saturate_fast(value, width: int) -> Value:
     return Mux(fits, value[:width], Mux(value[-1], lo, hi))[:width].as_signed()
 
 
-def _carried(tag_width: int) -> dict:
-    """Fields every stage carries to the end: the tag, and what the last stages need."""
+def _carried(tag_width: int, shared: bool = False) -> dict:
+    """Fields every stage carries to the end: the tag, and what the last stages need
+    (with ``shared`` parameters, none of the parameters: every stage reads them from
+    :attr:`NeuronUpdate.params`)."""
+    params = {} if shared else {
+        "threshold": _PARAM["threshold"],
+        "resting": _PARAM["resting"],
+        "refrac": _PARAM["refrac"],
+    }
     return {
         "tag": unsigned(tag_width),
         "refractory": unsigned(1),
         "r": _STATE["r"],
         "lfsr": _STATE["lfsr"],
-        "threshold": _PARAM["threshold"],
-        "resting": _PARAM["resting"],
-        "refrac": _PARAM["refrac"],
+        **params,
         "graded": unsigned(1),
     }
 
 
 _CARRIED = tuple(_carried(0))
+_CARRIED_SHARED = tuple(_carried(0, shared=True))
+
+#: The parameters of :attr:`NeuronUpdate.params` (``shared_params``): one profile for
+#: every neuron in the pipeline.
+PARAMS_LAYOUT = data.StructLayout(_PARAM)
 
 
 def _sum_width(input_width: int, stimulus_width: int) -> int:
@@ -105,7 +116,8 @@ def _sum_width(input_width: int, stimulus_width: int) -> int:
     return max(input_width, stimulus_width) + 1
 
 
-def update_input_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+def update_input_layout(input_width: int, stimulus_width: int, tag_width: int,
+                        shared: bool = False) -> data.StructLayout:
     """Payload of :attr:`NeuronUpdate.i`: one neuron's state, parameters and inputs for one step.
 
     ========================  ==========================  ===============================
@@ -132,6 +144,8 @@ def update_input_layout(input_width: int, stimulus_width: int, tag_width: int) -
     and ``layouts.PROFILE_LAYOUT``, so a neuron word and a profile word feed this block
     field by field. Any value of these shapes is computed as the model computes it,
     including parameter sets the API refuses (``threshold <= resting``, negative levels).
+    With ``shared`` parameters the five parameter fields are not here (they are
+    :attr:`NeuronUpdate.params`).
     """
     return data.StructLayout({
         "tag": unsigned(tag_width),
@@ -141,7 +155,7 @@ def update_input_layout(input_width: int, stimulus_width: int, tag_width: int) -
         "v": _STATE["v"],
         "r": _STATE["r"],
         "lfsr": _STATE["lfsr"],
-        **_PARAM,
+        **({} if shared else _PARAM),
         "a": data.ArrayLayout(signed(input_width), 4),
         "s": signed(stimulus_width),
     })
@@ -164,9 +178,10 @@ def update_output_layout(tag_width: int) -> data.StructLayout:
     })
 
 
-def _gate_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+def _gate_layout(input_width: int, stimulus_width: int, tag_width: int,
+                 shared: bool = False) -> data.StructLayout:
     return data.StructLayout({
-        **_carried(tag_width),
+        **_carried(tag_width, shared),
         "noise": unsigned(1),
         "gated": data.ArrayLayout(signed(input_width), 3),  # A_1 .. A_3 after their gates
         "soma_in": signed(_sum_width(input_width, stimulus_width)),  # A_0 + S
@@ -178,9 +193,10 @@ def _gate_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.
     })
 
 
-def _leak_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+def _leak_layout(input_width: int, stimulus_width: int, tag_width: int,
+                 shared: bool = False) -> data.StructLayout:
     return data.StructLayout({
-        **_carried(tag_width),
+        **_carried(tag_width, shared),
         "noise": unsigned(1),
         "v": signed(V_BITS),
         "distal": signed(input_width + 1),  # gate(A_1) + gate(A_2)
@@ -188,25 +204,27 @@ def _leak_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.
     })
 
 
-def _sum_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+def _sum_layout(input_width: int, stimulus_width: int, tag_width: int,
+                shared: bool = False) -> data.StructLayout:
     return data.StructLayout({
-        **_carried(tag_width),
+        **_carried(tag_width, shared),
         "noise": unsigned(1),
         "v": signed(V_BITS),
         "total": signed(_sum_width(input_width, stimulus_width) + 2),  # I + S, exact
     })
 
 
-def _integrate_layout(input_width: int, stimulus_width: int, tag_width: int) -> data.StructLayout:
+def _integrate_layout(input_width: int, stimulus_width: int, tag_width: int,
+                      shared: bool = False) -> data.StructLayout:
     return data.StructLayout({
-        **_carried(tag_width),
+        **_carried(tag_width, shared),
         "noise": unsigned(1),
         "x": signed(_sum_width(input_width, stimulus_width) + 3),  # v + I + S, exact
     })
 
 
-def _soma_layout(tag_width: int) -> data.StructLayout:
-    return data.StructLayout({**_carried(tag_width), "v": signed(V_BITS)})
+def _soma_layout(tag_width: int, shared: bool = False) -> data.StructLayout:
+    return data.StructLayout({**_carried(tag_width, shared), "v": signed(V_BITS)})
 
 
 class PipelineStage(wiring.Component):
@@ -229,15 +247,32 @@ class PipelineStage(wiring.Component):
     ``o`` stalls the stage holds its item and refuses new ones, so nothing is lost or
     repeated. Reset empties the stage (``o.valid`` low); the payload register resets to
     zero but is meaningless while ``o.valid`` is low.
+
+    With ``shared`` parameters the stage has a third member, ``params :
+    In(PARAMS_LAYOUT)``, which it reads instead of parameter fields of ``i`` (and does
+    not carry): it must hold while an item is on ``i``.
     """
 
-    def __init__(self, in_layout: data.Layout, out_layout: data.Layout):
+    def __init__(self, in_layout: data.Layout, out_layout: data.Layout, shared: bool = False):
         self._in_layout = in_layout
         self._out_layout = out_layout
-        super().__init__({
+        self._shared = shared
+        members = {
             "i": In(stream.Signature(in_layout)),
             "o": Out(stream.Signature(out_layout)),
-        })
+        }
+        if shared:
+            members["params"] = In(PARAMS_LAYOUT)
+        super().__init__(members)
+
+    def param(self, i: data.View, name: str) -> Value:
+        """Parameter ``name`` of the item on ``i``: its field, or the shared ``params``'."""
+        return self.params[name] if self._shared else i[name]
+
+    @property
+    def carried(self) -> tuple:
+        """The fields every stage carries to the end (:func:`_carried`)."""
+        return _CARRIED_SHARED if self._shared else _CARRIED
 
     def compute(self, m: Module, i: data.View, o: data.View) -> None:
         """Add comb statements to ``m`` that drive every field of ``o`` from ``i``."""
@@ -279,20 +314,23 @@ class GateStage(PipelineStage):
     and reset as :class:`PipelineStage`.
     """
 
-    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
-        super().__init__(update_input_layout(input_width, stimulus_width, tag_width),
-                         _gate_layout(input_width, stimulus_width, tag_width))
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int, shared: bool = False):
+        super().__init__(update_input_layout(input_width, stimulus_width, tag_width, shared),
+                         _gate_layout(input_width, stimulus_width, tag_width, shared), shared)
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, ["tag", "threshold", "resting", "refrac", "graded", "noise"])
+        self.pass_through(m, i, o, ["tag", "graded", "noise"] if self._shared else
+                          ["tag", "threshold", "resting", "refrac", "graded", "noise"])
         refractory = i.r != 0
+        leak, resting = self.param(i, "leak"), self.param(i, "resting")
         m.d.comb += [
-            [o.gated[c - 1].eq(dendrite_gate(i.a[c], i.dend_threshold, i.dendritic)) for c in (1, 2, 3)],
+            [o.gated[c - 1].eq(dendrite_gate(i.a[c], self.param(i, "dend_threshold"), i.dendritic))
+             for c in (1, 2, 3)],
             o.soma_in.eq(i.a[0] + i.s),
-            o.down.eq(i.v - i.leak),
-            o.up.eq(i.v + i.leak),
-            o.above.eq(i.v > i.resting),
-            o.below.eq(i.v < i.resting),
+            o.down.eq(i.v - leak),
+            o.up.eq(i.v + leak),
+            o.above.eq(i.v > resting),
+            o.below.eq(i.v < resting),
             o.lfsr.eq(lfsr_advance(i.lfsr)),
             o.refractory.eq(refractory),
             o.r.eq(i.r - refractory),
@@ -308,16 +346,17 @@ class LeakStage(PipelineStage):
     + A_0 + S``, both exact. Handshake, latency and reset as :class:`PipelineStage`.
     """
 
-    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
-        super().__init__(_gate_layout(input_width, stimulus_width, tag_width),
-                         _leak_layout(input_width, stimulus_width, tag_width))
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int, shared: bool = False):
+        super().__init__(_gate_layout(input_width, stimulus_width, tag_width, shared),
+                         _leak_layout(input_width, stimulus_width, tag_width, shared), shared)
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, [*_CARRIED, "noise"])
-        leak_down = ~i.refractory & i.above & (i.down > i.resting)
-        leak_up = ~i.refractory & i.below & (i.up < i.resting)
+        self.pass_through(m, i, o, [*self.carried, "noise"])
+        resting = self.param(i, "resting")
+        leak_down = ~i.refractory & i.above & (i.down > resting)
+        leak_up = ~i.refractory & i.below & (i.up < resting)
         m.d.comb += [
-            o.v.eq(Mux(leak_down, i.down, Mux(leak_up, i.up, i.resting))),
+            o.v.eq(Mux(leak_down, i.down, Mux(leak_up, i.up, resting))),
             o.distal.eq(i.gated[0] + i.gated[1]),
             o.proximal.eq(i.gated[2] + i.soma_in),
         ]
@@ -329,12 +368,12 @@ class SumStage(PipelineStage):
     Handshake, latency and reset as :class:`PipelineStage`.
     """
 
-    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
-        super().__init__(_leak_layout(input_width, stimulus_width, tag_width),
-                         _sum_layout(input_width, stimulus_width, tag_width))
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int, shared: bool = False):
+        super().__init__(_leak_layout(input_width, stimulus_width, tag_width, shared),
+                         _sum_layout(input_width, stimulus_width, tag_width, shared), shared)
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, [*_CARRIED, "noise", "v"])
+        self.pass_through(m, i, o, [*self.carried, "noise", "v"])
         m.d.comb += o.total.eq(Mux(i.refractory, 0, i.distal + i.proximal))
 
 
@@ -347,12 +386,12 @@ class IntegrateStage(PipelineStage):
     :class:`PipelineStage`.
     """
 
-    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
-        super().__init__(_sum_layout(input_width, stimulus_width, tag_width),
-                         _integrate_layout(input_width, stimulus_width, tag_width))
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int, shared: bool = False):
+        super().__init__(_sum_layout(input_width, stimulus_width, tag_width, shared),
+                         _integrate_layout(input_width, stimulus_width, tag_width, shared), shared)
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, [*_CARRIED, "noise"])
+        self.pass_through(m, i, o, [*self.carried, "noise"])
         m.d.comb += o.x.eq(i.v + i.total)
 
 
@@ -368,12 +407,12 @@ class NoiseStage(PipelineStage):
     Handshake, latency and reset as :class:`PipelineStage`.
     """
 
-    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int):
-        super().__init__(_integrate_layout(input_width, stimulus_width, tag_width),
-                         _soma_layout(tag_width))
+    def __init__(self, *, input_width: int, stimulus_width: int, tag_width: int, shared: bool = False):
+        super().__init__(_integrate_layout(input_width, stimulus_width, tag_width, shared),
+                         _soma_layout(tag_width, shared), shared)
 
     def compute(self, m, i, o):
-        self.pass_through(m, i, o, _CARRIED)
+        self.pass_through(m, i, o, self.carried)
         x = i.x
         top = x[V_BITS - 1:]
         in_range = ~top.any() | top.all()
@@ -403,21 +442,21 @@ class FireStage(PipelineStage):
     reset as :class:`PipelineStage`.
     """
 
-    def __init__(self, *, tag_width: int):
-        super().__init__(_soma_layout(tag_width), update_output_layout(tag_width))
+    def __init__(self, *, tag_width: int, shared: bool = False):
+        super().__init__(_soma_layout(tag_width, shared), update_output_layout(tag_width), shared)
 
     def compute(self, m, i, o):
         self.pass_through(m, i, o, ["tag", "lfsr"])
         excess = Signal(signed(V_BITS + 1))
-        m.d.comb += excess.eq(i.v - i.threshold)
+        m.d.comb += excess.eq(i.v - self.param(i, "threshold"))
         spike = ~i.refractory & ~excess[-1]
         # With a spike, 0 <= excess < 2^24: the payload is in its bits.
         payload = Mux(excess[10:V_BITS].any(), 255, Cat(excess[3:10], Const(1, 1)))
         m.d.comb += o.spike.eq(spike)
         with m.If(spike):
             m.d.comb += [
-                o.v.eq(i.resting),
-                o.r.eq(i.refrac),
+                o.v.eq(self.param(i, "resting")),
+                o.r.eq(self.param(i, "refrac")),
                 o.payload.eq(Mux(i.graded, payload, 0)),
             ]
         with m.Else():
@@ -442,6 +481,12 @@ class NeuronUpdate(wiring.Component):
     tag_width : int
         Width of ``tag``, which rides along unchanged (0 .. 256): the neuron's address,
         and whatever else must meet the result (the neuron word's other fields).
+    shared_params : bool
+        False (default): every neuron brings its own parameters in ``i`` and each stage
+        carries the ones later stages need. True (the iCE40's profile cache): every
+        neuron in the pipeline has the same parameters, :attr:`params`, which the stages
+        read where they need them; ``i`` has no parameter fields and no stage carries
+        one (about 330 flip-flops fewer).
 
     Members
     -------
@@ -449,6 +494,12 @@ class NeuronUpdate(wiring.Component):
         One neuron's state, parameters, inputs and job flags for this step.
     o : ``Out(stream.Signature(update_output_layout(tag_width)))``
         Its new state word, spike and graded payload, in input order.
+    params : ``In(PARAMS_LAYOUT)`` (only with ``shared_params``)
+        The parameters of every neuron in the pipeline. They may change only at a clock
+        edge with ``settled`` high (and no item offered on ``i``).
+    settled : ``Out(1)`` (only with ``shared_params``)
+        No stage before the last holds an item, so none will read ``params`` again: a
+        change of ``params`` at this clock's edge affects only items accepted after it.
 
     Latency is :attr:`LATENCY` (6) clocks: an item accepted on clock edge ``k`` is valid
     on ``o`` from edge ``k + 6``, if ``o`` was not stalled meanwhile. Throughput is one
@@ -465,15 +516,23 @@ class NeuronUpdate(wiring.Component):
     #: Clocks from acceptance on ``i`` to presentation on ``o``.
     LATENCY = 6
 
-    def __init__(self, *, input_width: int = 32, stimulus_width: int = 32, tag_width: int = 16):
+    def __init__(self, *, input_width: int = 32, stimulus_width: int = 32, tag_width: int = 16,
+                 shared_params: bool = False):
         owner = type(self).__name__
         self._input_width = _check_width(owner, "input_width", input_width, 2, 64)
         self._stimulus_width = _check_width(owner, "stimulus_width", stimulus_width, 2, 64)
         self._tag_width = _check_width(owner, "tag_width", tag_width, 0, 256)
-        super().__init__({
-            "i": In(stream.Signature(update_input_layout(input_width, stimulus_width, tag_width))),
+        if not isinstance(shared_params, bool):
+            raise ValidationError(f"{owner}.shared_params", f"must be true or false, not {shared_params!r}")
+        self._shared = shared_params
+        in_layout = update_input_layout(input_width, stimulus_width, tag_width, shared_params)
+        members = {
+            "i": In(stream.Signature(in_layout)),
             "o": Out(stream.Signature(update_output_layout(tag_width))),
-        })
+        }
+        if shared_params:
+            members.update(params=In(PARAMS_LAYOUT), settled=Out(1))
+        super().__init__(members)
 
     @property
     def input_width(self) -> int:
@@ -491,19 +550,25 @@ class NeuronUpdate(wiring.Component):
         m = Module()
         widths = dict(input_width=self._input_width, stimulus_width=self._stimulus_width,
                       tag_width=self._tag_width)
+        shared = dict(shared=True) if self._shared else {}
         stages = [
-            GateStage(**widths),
-            LeakStage(**widths),
-            SumStage(**widths),
-            IntegrateStage(**widths),
-            NoiseStage(**widths),
-            FireStage(tag_width=self._tag_width),
+            GateStage(**widths, **shared),
+            LeakStage(**widths, **shared),
+            SumStage(**widths, **shared),
+            IntegrateStage(**widths, **shared),
+            NoiseStage(**widths, **shared),
+            FireStage(tag_width=self._tag_width, **shared),
         ]
         upstream = wiring.flipped(self.i)
         for stage in stages:
             m.submodules[type(stage).__name__.removesuffix("Stage").lower()] = stage
             wiring.connect(m, upstream, stage.i)
             upstream = stage.o
+            if self._shared:
+                m.d.comb += stage.params.eq(self.params)
         wiring.connect(m, upstream, wiring.flipped(self.o))
+        if self._shared:
+            # the last stage's output register holds a finished item: it reads no parameter
+            m.d.comb += self.settled.eq(~Cat(stage.o.valid for stage in stages[:-1]).any())
         assert len(stages) == self.LATENCY
         return m

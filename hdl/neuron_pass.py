@@ -17,7 +17,7 @@ are being read. The pass writes the accumulator word 0 as the
 neuron enters the update, and the neuron word back as the neuron leaves it.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from .block import CoreBlock
 from .config import CoreConfig, addr_bits, count_bits
 from .layouts import PROFILE_LAYOUT, STIMULUS_BITS, core_layouts
-from .neuron import NeuronUpdate
+from .neuron import PARAMS_LAYOUT, NeuronUpdate
 
 __all__ = ["UPDATED_FIELDS", "PROFILE_ROW_BITS", "PROFILE_ROWS", "spike_layout", "profile_rows",
            "NeuronPass"]
@@ -93,7 +93,8 @@ class NeuronPass(CoreBlock):
         once and written 0 once, on the clock the neuron enters the update pipeline
         (after its read), so the bank is all zero over ``0 .. count - 1`` after the pass.
     stim_rd : read port of the stimulus memory (``layouts.stimulus``, signed
-        ``STIMULUS_BITS``, depth ``neurons``). Read once per neuron.
+        ``STIMULUS_BITS``, depth ``neurons``). Read once per neuron (with the profile
+        cache: again after a miss, like the neuron and accumulator words).
     spikes : ``Out(stream.Signature(spike_layout(config)))``
         ``(neuron, payload)`` of every neuron that spiked, in neuron order. ``valid``
         comes from a register and never depends on ``ready``.
@@ -113,23 +114,32 @@ class NeuronPass(CoreBlock):
     neuron per clock.
 
     Profile cache (``config.spram``: the iCE40, whose profile table cannot have block
-    RAMs 96 bits wide of its own, shares one 16-bit EBR): the pass keeps one profile in
-    a 96-bit register. A neuron whose registered word (stage 2, clock ``k + 3``) names
-    another profile than the cached one (or any, first in a pass: the cache is emptied
-    at ``start``, the host may have rewritten the table) is a miss: it and the neurons
-    issued behind it are squashed (their words were only read: no accumulator or
-    stimulus read, no write has happened for them, so replaying them is safe), the 6
-    rows of its profile are read, one a clock from that clock on, into the register,
-    and the missed neuron is issued again 4 clocks later, so that it meets its complete
-    profile in stage 3 (the neurons ahead of it took the old one into their stage-4
-    register on the miss's clock, before the first new row lands). Every neuron behind
-    a miss is :attr:`RELOAD` ``= 6`` clocks later than without it: a pass of ``count >
+    RAMs 96 bits wide of its own, shares one 16-bit EBR, and whose logic cells are
+    few): the pass keeps one profile in a 96-bit register, which every stage of the
+    update reads as its shared parameters (``NeuronUpdate(shared_params=True)``: no
+    stage carries a parameter), and no register stands between a block RAM and the
+    update (the iCE40 runs at 30 MHz, not the ECP5's 100). Neuron ``k`` is issued on
+    clock ``k + 1``: its word, accumulator word and stimulus are read together, all
+    addressed by ``k``; on clock ``k + 2`` it enters the update straight off the
+    ports' data (its accumulator word written 0), and its word is written back on
+    ``k + 2 + NeuronUpdate.LATENCY``: :attr:`SPRAM_LATENCY` ``= NeuronUpdate.LATENCY +
+    2 = 8`` in place of :attr:`LATENCY` (:meth:`latency` picks by ``config``). A neuron
+    whose word names another profile than the cached one (or any, first in a pass: the
+    cache is emptied at ``start``, the host may have rewritten the table) is a miss on
+    clock ``k + 2``: it does not enter the update and nothing is issued (its words were
+    only read, so replaying it is safe); the pass waits until the neurons ahead of it
+    have left every stage that reads the cache (``NeuronUpdate.settled``, and at least
+    5 clocks, the drain of a neuron just ahead), reads the 6 rows of its profile into
+    the register, one a clock, and issues the missed neuron again on the clock after
+    the last row read. Every neuron behind a miss is :attr:`RELOAD` ``= 12`` clocks
+    later than without it (the miss, 5 clocks of drain, 6 rows): a pass of ``count >
     0`` neurons whose profile changes ``k - 1`` times along ``0 .. count - 1`` (``k``
-    loads, the first counted) raises ``done`` on clock ``count + LATENCY + k * RELOAD``
-    with ``spikes`` always ready. A neuron word may be read more than once then (every
-    other read and write is still once per neuron); the reload stalls with the rest of
-    the pass (no row read while held), and a stall while the update pipeline has a gap
-    behind a miss may cost no clock, so each stalled clock adds at most one.
+    loads, the first counted) raises ``done`` on clock ``count + SPRAM_LATENCY + k *
+    RELOAD`` with ``spikes`` always ready. The missed neuron's words are read again
+    (every write is still once per neuron: a pass of ``k`` loads reads ``count + k``
+    neuron, accumulator and stimulus words); a stall can delay the drain by a clock,
+    and a stall while the update pipeline has a gap behind a miss may cost no clock,
+    so each stalled clock adds at most one.
 
     Backpressure: a spike that finds ``spikes`` not ready holds the update pipeline,
     and through its ``i.ready`` the read stages: while held, every read port's ``en``
@@ -141,8 +151,21 @@ class NeuronPass(CoreBlock):
 
     #: Clocks a pass of ``n > 0`` neurons takes beyond ``n`` (``start`` edge to ``done``).
     LATENCY = NeuronUpdate.LATENCY + 5
+    #: ``config.spram``: clocks a pass of ``n > 0`` neurons takes beyond ``n`` and its
+    #: profile loads (no register between a block RAM and the update: issue, then the update).
+    SPRAM_LATENCY = NeuronUpdate.LATENCY + 2
+    #: Profile cache (``config.spram``): a miss reads its first row no sooner than this
+    #: many clocks after the one following it (the neuron just ahead has then left the
+    #: update's stages that read the cache), so that every load takes the same clocks.
+    _DRAIN = NeuronUpdate.LATENCY - 2
     #: Profile cache (``config.spram``): clocks each profile load adds to a pass.
-    RELOAD = PROFILE_ROWS
+    RELOAD = 1 + (NeuronUpdate.LATENCY - 1) + PROFILE_ROWS
+
+    @classmethod
+    def latency(cls, config: CoreConfig) -> int:
+        """Clocks a pass of ``n > 0`` neurons takes beyond ``n`` (and, with
+        ``config.spram``, beyond its profile loads' ``RELOAD`` each) for ``config``."""
+        return cls.SPRAM_LATENCY if config.spram else cls.LATENCY
 
     def __init__(self, config: CoreConfig):
         self.checked(config)
@@ -177,6 +200,8 @@ class NeuronPass(CoreBlock):
         })
 
     def elaborate(self, platform):
+        if self._config.spram:
+            return self._elaborate_cached()
         m = Module()
         config = self._config
         m.submodules.update = update = NeuronUpdate(
@@ -220,53 +245,7 @@ class NeuronPass(CoreBlock):
                 flags.eq(Cat(self.dendritic, self.noise, self.graded)),
             ]
 
-        # The profile cache: a miss in stage 2 squashes stages 1 and 2 and the issue, and
-        # reloads the cache (see the class docstring); without it, nothing ever misses.
-        cached = config.spram
-        miss = Signal()  # stage 2's neuron needs another profile than the cached one
-        blocked = Signal()  # the issue waits for a reload
-        if cached:
-            cache = Signal(PROFILE_LAYOUT)
-            cache_index = Signal(config.profile_bits)
-            cache_valid = Signal()
-            hold = Signal(range(self.RELOAD))  # clocks the issue still waits
-            row = Signal(range(PROFILE_ROWS + 1), init=PROFILE_ROWS)  # the next row to read; 6: none
-            row_addr = Signal.like(self.profile_rd.addr)
-            got = Signal()  # a row read last clock is on profile_rd.data
-            got_row = Signal(range(PROFILE_ROWS))
-            m.d.comb += [
-                miss.eq(s_valid[2] & ~(cache_valid & (s2_word.profile == cache_index))),
-                blocked.eq(miss | (hold != 0)),
-            ]
-            base = s2_word.profile * PROFILE_ROWS
-            # a read port's ``en`` is high unless driven low (``ReadPort.Signature``)
-            m.d.comb += self.profile_rd.en.eq(0)
-            with m.If(advance & miss):
-                m.d.comb += [self.profile_rd.addr.eq(base), self.profile_rd.en.eq(1)]
-                m.d.sync += [
-                    cache_index.eq(s2_word.profile), cache_valid.eq(1),
-                    row.eq(1), row_addr.eq(base + 1),
-                    # issued again on the 4th clock from here: RELOAD clocks after its first issue
-                    hold.eq(self.RELOAD - 3),
-                    neuron.eq(s_index[2]), issuing.eq(1),
-                ]
-            with m.Elif(advance):
-                with m.If(hold != 0):
-                    m.d.sync += hold.eq(hold - 1)
-                with m.If(row != PROFILE_ROWS):
-                    m.d.comb += [self.profile_rd.addr.eq(row_addr), self.profile_rd.en.eq(1)]
-                    m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + 1)]
-            m.d.sync += [got.eq(self.profile_rd.en), got_row.eq(Mux(miss, 0, row))]
-            with m.If(self.start & idle):  # last: over the reload's own updates
-                m.d.sync += [cache_valid.eq(0), hold.eq(0), row.eq(PROFILE_ROWS)]
-            with m.If(got):
-                with m.Switch(got_row):
-                    for r in range(PROFILE_ROWS):
-                        with m.Case(r):
-                            bits = cache.as_value()[r * PROFILE_ROW_BITS:(r + 1) * PROFILE_ROW_BITS]
-                            m.d.sync += bits.eq(self.profile_rd.data)
-
-        issue = issuing & ~blocked
+        issue = issuing
         m.d.comb += [
             self.neuron_rd.addr.eq(neuron),
             self.neuron_rd.en.eq(issue & advance),
@@ -283,9 +262,7 @@ class NeuronPass(CoreBlock):
                     issuing.eq(neuron != last),  # an equality, not a carry chain
                 ]
             for k in range(2, 5):
-                # a miss squashes the neurons in stages 1 and 2 (they are issued again)
-                moving = s_valid[k - 1] & ~miss if k <= 3 else s_valid[k - 1]
-                m.d.sync += [s_valid[k].eq(moving), s_index[k].eq(s_index[k - 1]),
+                m.d.sync += [s_valid[k].eq(s_valid[k - 1]), s_index[k].eq(s_index[k - 1]),
                              s_last[k].eq(s_last[k - 1])]
             m.d.sync += [
                 # stage 1 -> 2: the word, straight off its memory
@@ -293,7 +270,7 @@ class NeuronPass(CoreBlock):
                 s3_word.eq(s2_word),
                 s4_word.eq(s3_word),
                 # stage 3 -> 4: profile, accumulators and stimulus, straight off theirs
-                s4_profile.eq(cache if cached else self.profile_rd.data),
+                s4_profile.eq(self.profile_rd.data),
                 s4_acc.eq(self.acc_rd.data),
                 s4_stim.eq(self.stim_rd.data),
             ]
@@ -304,10 +281,9 @@ class NeuronPass(CoreBlock):
             self.stim_rd.addr.eq(s_index[2]),
         ]
         for port in (self.acc_rd, self.stim_rd):
-            m.d.comb += port.en.eq(s_valid[2] & advance & ~miss)
-        if not cached:
-            m.d.comb += [self.profile_rd.addr.eq(s2_word.profile),
-                         self.profile_rd.en.eq(s_valid[2] & advance)]
+            m.d.comb += port.en.eq(s_valid[2] & advance)
+        m.d.comb += [self.profile_rd.addr.eq(s2_word.profile),
+                     self.profile_rd.en.eq(s_valid[2] & advance)]
 
         # --- stage 4: into the update pipeline; the accumulators are cleared ----------
         word = s4_word
@@ -340,6 +316,123 @@ class NeuronPass(CoreBlock):
         for name, _field in self._tag_layout["kept"].shape:
             m.d.comb += tag.kept[name].eq(word[name])
 
+        self._write_back(m, update, idle)
+        return m
+
+    def _elaborate_cached(self):
+        """``config.spram``: the profile cache, and no register between a block RAM and
+        the update (see the class docstring)."""
+        m = Module()
+        config = self._config
+        m.submodules.update = update = NeuronUpdate(
+            input_width=config.acc_bits, stimulus_width=STIMULUS_BITS, tag_width=self._tag_layout.size,
+            shared_params=True)
+
+        issuing = Signal()  # neurons are left to issue
+        neuron = Signal(config.neuron_bits)  # the next one
+        last = Signal.like(self.count)  # count - 1: the pass's last neuron
+        flags = Signal(3)  # dendritic, noise, graded, held for the pass
+        # Stage 1 is the issue: the neuron's word, accumulator word and stimulus are read
+        # together (all addressed by the neuron's index; the profile is the cache's).
+        # Stage 2: they are on the ports' data, and the neuron enters the update from there.
+        s2_valid = Signal()
+        s2_index = Signal(config.neuron_bits)
+        s2_last = Signal()
+        word = self.neuron_rd.data
+
+        # The profile cache: one profile in a register, the update's shared parameters.
+        cache = Signal(PROFILE_LAYOUT)
+        cache_index = Signal(config.profile_bits)
+        cache_valid = Signal()
+        miss = Signal()  # stage 2's neuron needs another profile than the cached one
+        m.d.comb += miss.eq(s2_valid & ~(cache_valid & (word.profile == cache_index)))
+        # A reload: wait until the neurons ahead of the miss have left every stage that
+        # reads the cache (``_DRAIN`` clocks after the miss at most, without stalls, and
+        # the update pipeline ``settled``), read the 6 rows into it, one a clock, then
+        # issue the missed neuron again.
+        wait = Signal(range(self._DRAIN + 1))
+        row = Signal(range(PROFILE_ROWS + 1), init=PROFILE_ROWS)  # the next row to read; 6: none
+        row_addr = Signal.like(self.profile_rd.addr)
+        got = Signal()  # a row read last clock is on profile_rd.data
+        got_row = Signal(range(PROFILE_ROWS))
+        reading = (row != PROFILE_ROWS) & (wait == 0) & update.settled
+        m.d.comb += [self.profile_rd.addr.eq(row_addr), self.profile_rd.en.eq(reading)]
+        with m.If(wait != 0):
+            m.d.sync += wait.eq(wait - 1)
+        with m.If(reading):
+            m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + 1)]
+        m.d.sync += [got.eq(reading), got_row.eq(row)]
+        with m.If(got):
+            with m.Switch(got_row):
+                for r in range(PROFILE_ROWS):
+                    with m.Case(r):
+                        bits = cache.as_value()[r * PROFILE_ROW_BITS:(r + 1) * PROFILE_ROW_BITS]
+                        m.d.sync += bits.eq(self.profile_rd.data)
+
+        # Stage 2 moves on when it is empty, its neuron enters the update, or it missed.
+        advance = ~s2_valid | miss | update.i.ready
+        issue = issuing & ~miss & (row == PROFILE_ROWS)
+        idle = ~self.busy | self.done
+        with m.If(self.done):
+            m.d.sync += self.busy.eq(0)
+        with m.If(miss):
+            m.d.sync += [
+                cache_index.eq(word.profile), cache_valid.eq(1),
+                wait.eq(self._DRAIN), row.eq(0), row_addr.eq(word.profile * PROFILE_ROWS),
+                neuron.eq(s2_index), issuing.eq(1),
+            ]
+        with m.If(self.start & idle):  # last: over the reload's own updates
+            m.d.sync += [
+                self.busy.eq(1),
+                neuron.eq(0),
+                last.eq(self.count - 1),
+                issuing.eq(self.count != 0),
+                flags.eq(Cat(self.dendritic, self.noise, self.graded)),
+                # the host may have rewritten the table between passes
+                cache_valid.eq(0), wait.eq(0), row.eq(PROFILE_ROWS),
+            ]
+        for port in (self.neuron_rd, self.acc_rd, self.stim_rd):
+            m.d.comb += [port.addr.eq(neuron), port.en.eq(issue & advance)]
+        with m.If(advance):
+            m.d.sync += [s2_valid.eq(issue), s2_index.eq(neuron), s2_last.eq(neuron == last)]
+            with m.If(issue):
+                m.d.sync += [
+                    neuron.eq(neuron + 1),
+                    issuing.eq(neuron != last),  # an equality, not a carry chain
+                ]
+
+        # --- stage 2: into the update pipeline; the accumulators are cleared ------------
+        payload = update.i.payload
+        tag = data.View(self._tag_layout, payload.tag)
+        acc = self.acc_rd.data
+        m.d.comb += [
+            update.i.valid.eq(s2_valid & ~miss),
+            payload.dendritic.eq(flags[0]),
+            payload.noise.eq(flags[1]),
+            payload.graded.eq(flags[2]),
+            payload.v.eq(word.v),
+            payload.r.eq(word.r),
+            payload.lfsr.eq(word.lfsr),
+            # Compartments beyond the core's are 0 (see the full table's update).
+            [payload.a[c].eq(acc[c]) for c in range(config.compartments)],
+            payload.s.eq(self.stim_rd.data),
+            tag.index.eq(s2_index),
+            tag.last.eq(s2_last),
+            self.acc_wr.addr.eq(s2_index),
+            self.acc_wr.data.eq(0),
+            self.acc_wr.en.eq(s2_valid & ~miss & update.i.ready),
+        ]
+        for name, _field in PARAMS_LAYOUT:
+            m.d.comb += update.params[name].eq(cache[name])
+        for name, _field in self._tag_layout["kept"].shape:
+            m.d.comb += tag.kept[name].eq(word[name])
+
+        self._write_back(m, update, idle)
+        return m
+
+    def _write_back(self, m: Module, update: NeuronUpdate, idle) -> None:
+        """The pass's tail in either mode: words written back and spikes offered as the
+        update pipeline's results come out, and ``done``."""
         # --- write back and spike list: as results come out -----------------------------
         result = update.o.payload
         result_tag = data.View(self._tag_layout, result.tag)
@@ -361,4 +454,3 @@ class NeuronPass(CoreBlock):
 
         # done: after the last write, or at once for an empty pass.
         m.d.sync += self.done.eq((accepted & result_tag.last) | (self.start & idle & (self.count == 0)))
-        return m

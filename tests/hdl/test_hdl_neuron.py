@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The neuron update pipeline in the Amaranth simulator, against the plain model.
 
 Every test streams inputs through ``NeuronUpdate`` with a producer and a consumer
@@ -14,7 +15,8 @@ import pytest
 from amaranth.sim import Simulator
 from neuron_model import NeuronInput, NeuronOutput, neuron_update, random_inputs
 
-from neurofab.hdl.neuron import NeuronUpdate
+from neurofab.errors import ValidationError
+from neurofab.hdl.neuron import PARAMS_LAYOUT, NeuronUpdate
 
 V_MIN = -(1 << 23)
 V_MAX = (1 << 23) - 1
@@ -28,6 +30,7 @@ class StreamRun:
     accepted: list[int] = field(default_factory=list)
     emitted: list[int] = field(default_factory=list)
     stalled_input_cycles: int = 0
+    settle_waits: int = 0  # shared_params: clocks the producer waited for ``settled``
 
 
 def run_stream(dut: NeuronUpdate, inputs: list[NeuronInput], *, seed: int = 0,
@@ -37,9 +40,15 @@ def run_stream(dut: NeuronUpdate, inputs: list[NeuronInput], *, seed: int = 0,
     The producer offers the next item with probability ``p_valid`` per cycle and, once it
     offers one, holds it until it is taken (the stream rule). The consumer raises
     ``o.ready`` with probability ``p_ready`` per cycle, or as ``ready_pattern(cycle)``.
+    A ``shared_params`` pipeline gets each item's parameters on ``params``: before an
+    item whose parameters differ from the ones there, the producer waits for
+    ``settled`` and changes them at that clock's edge (``run.settle_waits`` counts the
+    clocks it waited).
     """
     rng = random.Random(seed)
     run = StreamRun()
+    shared = hasattr(dut, "params")
+    params = [name for name, _ in PARAMS_LAYOUT]
     # A hang is a failure, not a timeout: the bound is in cycles, far above any valid run.
     cycle_limit = 100 * len(inputs) + 100
 
@@ -47,9 +56,21 @@ def run_stream(dut: NeuronUpdate, inputs: list[NeuronInput], *, seed: int = 0,
         cycle = 0
         k = 0
         offering = False
+        current = None  # the parameters on dut.params
         while k < len(inputs):
             if not offering and rng.random() < p_valid:
-                ctx.set(dut.i.payload, inputs[k].as_fields())
+                item = inputs[k].as_fields()
+                if shared:
+                    wanted = {name: item.pop(name) for name in params}
+                    if wanted != current:
+                        ctx.set(dut.i.valid, 0)
+                        while not ctx.get(dut.settled):
+                            run.settle_waits += 1
+                            cycle += 1
+                            await ctx.tick()
+                        ctx.set(dut.params, wanted)
+                        current = wanted
+                ctx.set(dut.i.payload, item)
                 offering = True
             ctx.set(dut.i.valid, offering)
             _, _, valid, ready = await ctx.tick().sample(dut.i.valid, dut.i.ready)
@@ -224,6 +245,59 @@ def test_random_updates_with_backpressure(widths, seed):
     expected = [neuron_update(x) for x in inputs]
     assert sum(e.spike for e in expected) > 200
     assert len({e.payload for e in expected if e.payload}) > 50
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_shared_params_match_model(seed):
+    """``shared_params`` (the iCE40's profile cache): runs of neurons with one profile,
+    random gaps and stalls, the parameters changed only when ``settled``: the model's
+    results, and ``i`` and the stages hold no parameter field."""
+    rng = random.Random(seed)
+    inputs = random_inputs(seed, 600, input_width=20, stimulus_width=32, tag_width=12)
+    profile = {}
+    for k, x in enumerate(inputs):  # runs of 1 to 40 neurons with one profile
+        if not profile or rng.random() < 0.08:
+            profile = {name: getattr(x, name) for name, _ in PARAMS_LAYOUT}
+        inputs[k] = replace(x, **profile)
+    dut = NeuronUpdate(input_width=20, stimulus_width=32, tag_width=12, shared_params=True)
+    assert not {name for name, _ in PARAMS_LAYOUT} & {name for name, _ in dut.i.payload.shape()}
+    run = run_stream(dut, inputs, seed=seed, p_valid=0.9, p_ready=0.6)
+    assert_matches_model(inputs, run.outputs)
+    assert run.settle_waits > 30 and run.stalled_input_cycles > 30
+
+
+def test_shared_params_settle_after_the_last_reader():
+    """Full flow: ``settled`` rises as the last item reaches the last stage, LATENCY - 1
+    clocks after it was accepted (the last stage's output register reads no parameter)."""
+    inputs = random_inputs(5, 3, input_width=20, stimulus_width=32, tag_width=12)
+    inputs = [replace(x, **{name: getattr(inputs[0], name) for name, _ in PARAMS_LAYOUT}) for x in inputs]
+    dut = NeuronUpdate(input_width=20, stimulus_width=32, tag_width=12, shared_params=True)
+    settled = []
+
+    async def bench(ctx):
+        first = inputs[0].as_fields()
+        ctx.set(dut.params, {name: first[name] for name, _ in PARAMS_LAYOUT})
+        ctx.set(dut.o.ready, 1)
+        for clock in range(12):
+            if clock < len(inputs):
+                item = inputs[clock].as_fields()
+                ctx.set(dut.i.payload, {k: v for k, v in item.items() if k not in first or k in
+                                        {name for name, _ in dut.i.payload.shape()}})
+            ctx.set(dut.i.valid, clock < len(inputs))
+            settled.append(ctx.get(dut.settled))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    # items accepted on clocks 0, 1, 2; the last is in the last stage's register from clock 2 + 6 - 1
+    assert settled == [1] + [0] * (2 + NeuronUpdate.LATENCY - 1) + [1] * (12 - 2 - NeuronUpdate.LATENCY)
+
+
+def test_shared_params_must_be_a_bool():
+    with pytest.raises(ValidationError, match="NeuronUpdate.shared_params"):
+        NeuronUpdate(shared_params=1)
 
 
 def test_full_throughput_and_latency():

@@ -182,22 +182,24 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
                 assert got_acc[n] == want_acc[n], f"{label}: accumulator word {n}"
             assert trace.spikes == want_spikes, f"{label}: spike list"
             trace.words, trace.accumulators = got_words, got_acc
-            # Each neuron read once (the cache may read a word again after a miss),
-            # written once; nothing else touched.
+            # Each neuron read once (the cache reads the missed neuron's words again after
+            # a miss), written once; nothing else touched.
             once = Counter(range(count))
-            for name in ("acc", "stim"):
-                assert trace.reads[name] == once, f"{label}: {name} reads {trace.reads[name]}"
             assert trace.word_writes == once and trace.acc_writes == once, f"{label}: writes"
             if config.spram:
+                # the neuron, accumulator and stimulus words are read together
+                assert trace.reads["neuron"] == trace.reads["acc"] == trace.reads["stim"], f"{label}: reads"
                 assert set(trace.reads["neuron"]) == set(once), f"{label}: neuron reads"
+                assert trace.reads["neuron"].total() == count + trace.loads, f"{label}: one word again a load"
                 assert trace.profile_reads == PROFILE_ROWS * trace.loads, f"{label}: profile rows read"
-                # n + LATENCY + RELOAD a load, exactly with a ready spike list; a stalled
-                # clock adds at most one (a gap behind a miss may absorb it)
-                base = count + NeuronPass.LATENCY + trace.loads * NeuronPass.RELOAD if count else 1
+                # n + SPRAM_LATENCY + RELOAD a load, exactly with a ready spike list; a
+                # stalled clock adds at most one (a gap behind a miss may absorb it)
+                base = count + NeuronPass.SPRAM_LATENCY + trace.loads * NeuronPass.RELOAD if count else 1
                 assert base <= trace.clocks <= base + trace.stalls, \
                     f"{label}: {trace.clocks} clocks with {trace.stalls} stalls and {trace.loads} loads"
             else:
-                assert trace.reads["neuron"] == once, f"{label}: neuron reads {trace.reads['neuron']}"
+                for name in ("neuron", "acc", "stim"):
+                    assert trace.reads[name] == once, f"{label}: {name} reads {trace.reads[name]}"
                 assert trace.profile_reads == count, f"{label}: profile reads"
                 # Exact timing: n + LATENCY clocks, one more for each stalled clock; 1 for n = 0.
                 assert trace.clocks == (count + NeuronPass.LATENCY + trace.stalls if count else 1), \
@@ -218,6 +220,16 @@ def run_passes(config: CoreConfig, seed: int, passes: int, *, p_ready: float = 0
 def test_latency_is_the_update_pipelines_plus_five():
     """Issue, word register, reads, their registers, and into the update: 5 clocks before it."""
     assert NeuronPass.LATENCY == NeuronUpdate.LATENCY + 5 == 11
+    assert NeuronPass.latency(small_core()) == NeuronPass.LATENCY
+
+
+def test_cache_latency_is_the_update_pipelines_plus_two():
+    """config.spram: issue (every word read together), then into the update straight off
+    the ports: 2 clocks before it. A load: the miss, the drain of the neuron just ahead
+    through the five stages that read the cache, and the 6 rows."""
+    assert NeuronPass.SPRAM_LATENCY == NeuronUpdate.LATENCY + 2 == 8
+    assert NeuronPass.latency(small_core(spram=True)) == NeuronPass.SPRAM_LATENCY
+    assert NeuronPass.RELOAD == 1 + 5 + PROFILE_ROWS == 12
 
 
 @pytest.mark.parametrize("compartments", [4, 2, 1])
@@ -277,7 +289,7 @@ def test_tiny_cores(neurons):
 
 
 def test_profile_rows_split_the_layout_low_first():
-    assert PROFILE_LAYOUT.size == 96 and PROFILE_ROWS == 6 and NeuronPass.RELOAD == 6
+    assert PROFILE_LAYOUT.size == 96 and PROFILE_ROWS == 6
     bits = PROFILE_LAYOUT.const({"threshold": -2, "resting": 5, "dend_threshold": 7, "leak": 0x1234,
                                  "refrac": 0xAB}).as_bits()
     rows = profile_rows(bits)
@@ -304,7 +316,7 @@ def test_profile_cache_clocks_are_exact(mean_run):
                         mean_run=mean_run)
     full = run_passes(small_core(), seed=22, passes=6, p_ready=1.0, counts=counts, mean_run=mean_run)
     for count, c, f in zip(counts, cached, full, strict=True):
-        assert c.clocks == (count + NeuronPass.LATENCY + c.loads * NeuronPass.RELOAD if count else 1)
+        assert c.clocks == (count + NeuronPass.SPRAM_LATENCY + c.loads * NeuronPass.RELOAD if count else 1)
         assert f.clocks == (count + NeuronPass.LATENCY if count else 1)
         assert (c.spikes, c.words, c.accumulators) == (f.spikes, f.words, f.accumulators)
     if mean_run == 1000.0:  # one profile for the whole core: a single load a pass
