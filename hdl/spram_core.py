@@ -47,7 +47,7 @@ into them with :func:`~neurofab.hdl.layouts.spram_image`): ``host_memory`` is a
 =================== ================================ ========================================
 """
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory as RAM
 from amaranth.lib.wiring import In, Out
@@ -192,13 +192,13 @@ class SpramCore(CoreBlock):
         word of a block RAM); see :data:`NO_RW_CHECK`.
 
     Step timing (``cycles``, the host always taking spikes). With nothing arriving and no
-    spike a step takes exactly ``count + NeuronPass.LATENCY + 4`` clocks. The drain of
+    spike a step takes exactly ``count + NeuronPass.SPRAM_LATENCY + 4`` clocks. The drain of
     ``E_t > 0`` arriving events adds ``E_t + 5`` (an event a clock, the drain's pipeline,
     and Accumulate's two clocks to write the last: the pass starts after that). The fan-out works under the
     pass: the spike of neuron ``g`` reaches it ``g`` clocks after the pass's first, and
     a spike of ``F`` synapses costs it at most ``max(F, 1) + F // 16 + 2`` clocks of the
     pool's port (a push a synapse, the axon row, the compartment rows). So a step takes
-    at most ``E_t + 7 + NeuronPass.LATENCY + max(count, max_i (g_i + sum_{j >= i}
+    at most ``E_t + 7 + NeuronPass.SPRAM_LATENCY + max(count, max_i (g_i + sum_{j >= i}
     cost_j)) + 16`` clocks over its spikes ``i`` in order (tests/hdl/test_hdl_spram_core.py
     checks every step against it); with spikes spread over the pass, about
     ``E_t + max(count, 1.1 E + 2 S) + 34`` for ``E`` events made by ``S`` spikes. A host
@@ -413,7 +413,12 @@ class SpramCore(CoreBlock):
                         m.d.sync += read_word.eq(Value.cast(port.data).as_unsigned())
                 with m.Case(Memory.SYNAPSE):
                     m.d.sync += read_word.eq(synapses.rdata)
-        m.d.comb += self.host_rdata.eq(Mux(read2_aux & host_answer, queue.aux_data.payload, read_word))
+                with m.Default():  # an aux row: zero, so its word is the row alone (below)
+                    m.d.sync += read_word.eq(0)
+        # In the clock an aux row is answered `read_word` is zero: the row is ORed into its
+        # low bits (one LUT a bit; the bits above the row's are `read_word`'s alone).
+        aux_now = Mux(read2_aux & host_answer, queue.aux_data.payload, 0)
+        m.d.comb += self.host_rdata.eq(read_word | aux_now)
 
         # --- spikes: the pass into the list, the list to the fan-out and the host -----------
         wiring.connect(m, npass.spikes, spike_list.spikes)
@@ -451,9 +456,9 @@ class SpramCore(CoreBlock):
             self.acc_overflow_step.eq(accumulate.acc_overflow_step),
         ]
         # events arriving at t + 1 + delay >= T are not made: delay < T - 1 - t
-        ahead = Signal(STEP_BITS)  # T - 1 - t, where t < T
+        ahead = Signal(signed(STEP_BITS + 1))  # T - 1 - t, where t < T
         m.d.comb += ahead.eq(self.timesteps - 1 - self.t)
-        last_step = self.t + 1 >= self.timesteps
+        last_step = ahead <= 0  # t + 1 >= T, from the same subtraction
         m.d.sync += cycles.eq(cycles + 1)
         idle_blocks = ~spike_list.busy & ~fanout.busy & ~queue.busy & ~accumulate.busy
 

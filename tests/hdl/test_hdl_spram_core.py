@@ -221,10 +221,10 @@ def step_bounds(netlist, emu, arriving, reloads: int) -> list[int]:
 
     The drain: ``E_t + DRAIN_LATENCY + 3`` (``E_t`` events arriving at ``t``, then
     Accumulate's last write). Then the pass,
-    ``n + NeuronPass.LATENCY``, with the fan-out under it: neuron ``g``'s spike leaves
+    ``n + NeuronPass.SPRAM_LATENCY``, with the fan-out under it: neuron ``g``'s spike leaves
     the pass ``g`` clocks after its first, and a spike of ``F`` synapses costs the fan-out
     ``max(F, 1) + F // 16 + 2`` clocks (a push a synapse, its axon row and compartment
-    rows on the same pool port). So the pass/fan-out phase lasts ``LATENCY + max(n,
+    rows on the same pool port). So the pass/fan-out phase lasts ``SPRAM_LATENCY + max(n,
     max_i(g_i + sum_{j >= i} cost_j))`` with the step's spikes ``i`` in order, plus
     :data:`STEP_OVERHEAD`, plus the pass's profile loads (``reloads`` clocks, which
     delay every spike behind them). With spikes spread over the pass that is about
@@ -237,7 +237,7 @@ def step_bounds(netlist, emu, arriving, reloads: int) -> list[int]:
         gids = emu.spike_gids[emu.spike_times == t].tolist()
         cost = [max(int(degree[g]), 1) + int(degree[g]) // 16 + 2 for g in gids]
         fanout = max([g + sum(cost[i:]) for i, g in enumerate(gids)] + [n])
-        bounds.append(int(arriving[t]) + DRAIN_LATENCY + 3 + NeuronPass.LATENCY + reloads + fanout
+        bounds.append(int(arriving[t]) + DRAIN_LATENCY + 3 + NeuronPass.SPRAM_LATENCY + reloads + fanout
                       + STEP_OVERHEAD)
     return bounds
 
@@ -309,7 +309,8 @@ def test_step_cycles_exact_with_nothing_in_flight(seed):
     _, netlist, _, image = fitting_case(seed, delays=False, graded=False, dendritic=False, noise=False)
     rtl = spram_run(image, Job(timesteps=3, stimuli=(), seed=1))
     assert rtl.total_spikes == 0
-    assert rtl.extra["cycles"] == [netlist.n_neurons + NeuronPass.LATENCY + reload_clocks(image) + 4] * 3
+    want = netlist.n_neurons + NeuronPass.SPRAM_LATENCY + reload_clocks(image) + 4
+    assert rtl.extra["cycles"] == [want] * 3
 
 
 def test_queue_overflow_at_the_emulators_step():
