@@ -12,7 +12,7 @@ refused before they run where that could happen (``neurofab.emulator.capacity``,
 accumulator-range check). ``acc_overflow`` is the hardware's safety net behind it.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
@@ -67,6 +67,10 @@ class Accumulate(CoreBlock):
     two apart add up (a later add takes the earlier sums from registers, not from the
     bank, which has them only from ``k + 3``). The read port's ``en`` is high only in clocks that take
     an event. Reset drops an event not yet written.
+
+    Forwarding: with ``config.spram`` (the iCE40, short of logic cells) the adds keep
+    the last two adds' sums and compartments (an add changes one element of its word),
+    not their whole words; the bank sees the same writes, in the same clocks.
     """
 
     def __init__(self, config: CoreConfig):
@@ -121,33 +125,80 @@ class Accumulate(CoreBlock):
         # next clock's one before), so no comparator stands before the adder.
         wrote = Signal()  # last clock wrote `last_word` to `last_target`
         last_target = Signal.like(event.target)
-        last_word = Signal.like(self.acc_wr.data)
-        last_word2 = Signal.like(self.acc_wr.data)  # what the clock before wrote
-        hit1 = Signal()  # `last_word` is the word of `event`, newer than `fetched_word`
-        hit2 = Signal()  # `last_word2` is
-        m.d.sync += [
-            hit1.eq(adding & (event.target == fetched_event.target)),
-            hit2.eq(wrote & (last_target == fetched_event.target)),
-        ]
-        word = Signal.like(self.acc_wr.data)
-        m.d.comb += word.eq(Mux(hit1, last_word, Mux(hit2, last_word2, fetched_word)))
-        total = Signal(signed(bits + 1))
-        m.d.comb += total.eq(word[event.compartment] + event.value)
-        new_word = Signal.like(word)
-        for c in range(config.compartments):
-            m.d.comb += new_word[c].eq(Mux(event.compartment == c, total[:bits], word[c]))
+        if config.spram:
+            total, new_word = self._add_forwarding_sums(m, event, fetched_event, fetched_word, adding, wrote,
+                                                        last_target)
+        else:
+            last_word = Signal.like(self.acc_wr.data)
+            last_word2 = Signal.like(self.acc_wr.data)  # what the clock before wrote
+            hit1 = Signal()  # `last_word` is the word of `event`, newer than `fetched_word`
+            hit2 = Signal()  # `last_word2` is
+            m.d.sync += [
+                hit1.eq(adding & (event.target == fetched_event.target)),
+                hit2.eq(wrote & (last_target == fetched_event.target)),
+            ]
+            word = Signal.like(self.acc_wr.data)
+            m.d.comb += word.eq(Mux(hit1, last_word, Mux(hit2, last_word2, fetched_word)))
+            total = Signal(signed(bits + 1))
+            m.d.comb += total.eq(word[event.compartment] + event.value)
+            new_word = Signal.like(word)
+            for c in range(config.compartments):
+                m.d.comb += new_word[c].eq(Mux(event.compartment == c, total[:bits], word[c]))
         m.d.comb += [
             self.acc_wr.addr.eq(event.target),
             self.acc_wr.data.eq(new_word),
             self.acc_wr.en.eq(adding),
             self.busy.eq(reading | adding),
         ]
-        m.d.sync += [wrote.eq(adding), last_word2.eq(last_word)]
+        if config.spram:
+            m.d.sync += wrote.eq(adding)
+        else:
+            m.d.sync += [wrote.eq(adding), last_word2.eq(last_word)]
         with m.If(adding):
-            m.d.sync += [last_target.eq(event.target), last_word.eq(new_word)]
+            m.d.sync += last_target.eq(event.target)
+            if not config.spram:
+                m.d.sync += last_word.eq(new_word)
             fits = total[bits - 1] == total[bits]
             with m.If(~fits & ~self.acc_overflow):
                 m.d.sync += [self.acc_overflow.eq(1), self.acc_overflow_step.eq(self.step)]
         with m.If(self.clear):
             m.d.sync += [self.acc_overflow.eq(0), self.acc_overflow_step.eq(0)]
         return m
+
+    def _add_forwarding_sums(self, m, event, fetched_event, fetched_word, adding, wrote, last_target):
+        """``config.spram``: the add, forwarding the last two writes' sums, not their words.
+
+        An add changes one element of its word, so the word the bank will hold for
+        ``event`` is ``fetched_word`` with the element each of the last two adds wrote
+        into it (when it was the same word) replaced by that add's sum, the newer one
+        winning on the same element: two sums of ``acc_bits`` and their compartments
+        in registers instead of two whole words. Which element of which word each
+        replaces is decided a clock ahead (one flag an element), as in the word mode.
+        Returns the sum and the word to write.
+        """
+        config = self._config
+        bits = config.acc_bits
+        count = config.compartments
+        last_sum = Signal(signed(bits))  # what the last add wrote into its element
+        last_sum2 = Signal(signed(bits))  # what the add before it wrote
+        last_comp = Signal.like(event.compartment)
+        # hit1[c]: element c of `event`'s word is `last_sum`; hit2[c]: is `last_sum2` (if not hit1[c])
+        hit1, hit2 = Signal(count), Signal(count)
+        same1 = adding & (event.target == fetched_event.target)
+        same2 = wrote & (last_target == fetched_event.target)
+        m.d.sync += [
+            hit1.eq(Cat(same1 & (event.compartment == c) for c in range(count))),
+            hit2.eq(Cat(same2 & (last_comp == c) for c in range(count))),
+        ]
+        word = Signal.like(fetched_word)
+        for c in range(count):
+            m.d.comb += word[c].eq(Mux(hit1[c], last_sum, Mux(hit2[c], last_sum2, fetched_word[c])))
+        total = Signal(signed(bits + 1))
+        m.d.comb += total.eq(word[event.compartment] + event.value)
+        new_word = Signal.like(word)
+        for c in range(count):
+            m.d.comb += new_word[c].eq(Mux(event.compartment == c, total[:bits], word[c]))
+        m.d.sync += last_sum2.eq(last_sum)
+        with m.If(adding):
+            m.d.sync += [last_sum.eq(total[:bits]), last_comp.eq(event.compartment)]
+        return total, new_word

@@ -5,12 +5,14 @@ Two producers (``direct`` and ``drained``) offer random events with random gaps,
 on one hot word so that adds to one word come back to back; after every step the whole
 bank and the sticky error are compared with ``core_model.AccumulatorModel``. The bank's
 read port is non-transparent (the adds must forward their own writes) or transparent.
-Clock counts and the arbitration are pinned exactly.
+Clock counts and the arbitration are pinned exactly. Every test runs both forwarding
+schemes: whole words (the ECP5 cores) and single sums (``config.spram``, the iCE40).
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from amaranth.hdl import Elaboratable, Module
@@ -39,6 +41,11 @@ class AccumulateBench(Elaboratable):
         wiring.connect(m, self.dut.acc_rd, rd)
         wiring.connect(m, self.dut.acc_wr, wr)
         return m
+
+
+def shaped(config, spram: bool):
+    """``config`` as the iCE40's (``spram``: one bank, sums forwarded) or as it is."""
+    return replace(config, spram=True, accumulator_banks=1) if spram else config
 
 
 def random_events(rng, config, size, sign=0):
@@ -118,12 +125,14 @@ def run_accumulate(config, seed, batches, *, transparent=False, p_valid=0.7):
     return model, facts
 
 
+@pytest.mark.parametrize("spram", [False, True], ids=["words", "sums"])
 @pytest.mark.parametrize("transparent", [False, True], ids=["read-first", "transparent"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sums_match_model(seed, transparent):
+def test_sums_match_model(seed, transparent, spram):
     """Random interleavings of both streams, hot words hit back to back: every word exact."""
     rng = random.Random(seed)
-    config = event_core(neurons=rng.choice([1, 5, 8]), compartments=rng.choice([1, 3, 4]), acc_bits=32)
+    shape = dict(neurons=rng.choice([1, 5, 8]), compartments=rng.choice([1, 3, 4]), acc_bits=32)
+    config = shaped(event_core(**shape), spram)
     batches = [(random_events(rng, config, rng.randint(0, 12)),
                 random_events(rng, config, rng.randint(0, 12))) for _ in range(40)]
     model, _ = run_accumulate(config, seed, batches, transparent=transparent)
@@ -131,22 +140,24 @@ def test_sums_match_model(seed, transparent):
     assert any(abs(v) > 65280 for w in model.words for v in w), "sums never grew past one event"
 
 
+@pytest.mark.parametrize("spram", [False, True], ids=["words", "sums"])
 @pytest.mark.parametrize("seed,sign", [(4, 1), (5, -1)])
-def test_overflow_is_sticky_with_its_step(seed, sign):
+def test_overflow_is_sticky_with_its_step(seed, sign, spram):
     """18-bit sums that are never cleared leave the range at the model's step (values of one
     sign: the step does not depend on the order of the adds); the stored sums wrap."""
     rng = random.Random(seed)
-    config = event_core(neurons=2, compartments=2, acc_bits=18)
+    config = shaped(event_core(neurons=2, compartments=2, acc_bits=18), spram)
     batches = [(random_events(rng, config, rng.randint(0, 3), sign),
                 random_events(rng, config, rng.randint(0, 3), sign)) for _ in range(12)]
     model, _ = run_accumulate(config, seed, batches)
     assert model.acc_overflow_step is not None and model.acc_overflow_step > 0, f"seed={seed}"
 
 
-def test_one_event_a_clock_direct_first():
+@pytest.mark.parametrize("spram", [False, True], ids=["words", "sums"])
+def test_one_event_a_clock_direct_first(spram):
     """Both streams offered back to back: ``direct`` goes first, one event a clock in all,
     and ``n`` events are written ``n + 2`` clocks after the first is taken."""
-    config = event_core(neurons=4, compartments=2)
+    config = shaped(event_core(neurons=4, compartments=2), spram)
     rng = random.Random(6)
     for n_direct, n_drained in ((5, 0), (0, 5), (4, 7), (9, 2)):
         batch = (random_events(rng, config, n_direct), random_events(rng, config, n_drained))
