@@ -14,7 +14,9 @@ and its stimulus sum (``layouts.STIMULUS_BITS``) two clocks later (the word is r
 first), and the neuron enters :class:`~neurofab.hdl.neuron.NeuronUpdate` two clocks after
 that (those words are registered first too), while the words of the neurons behind it
 are being read. The pass writes the accumulator word 0 as the
-neuron enters the update, and the neuron word back as the neuron leaves it.
+neuron enters the update, and the neuron word back as the neuron leaves it. With
+``config.spram`` (the iCE40) the words are read together and enter the update straight
+off the memories, which share one cached profile (:class:`NeuronPass`, "Profile cache").
 """
 
 from amaranth.hdl import Cat, Module, Signal, unsigned
@@ -172,12 +174,14 @@ class NeuronPass(CoreBlock):
         layouts = core_layouts(config)
         # What rides through the update pipeline beside the state: the neuron's index,
         # whether it is the pass's last one, and the word's other fields, to be written
-        # back as they were.
-        self._tag_layout = data.StructLayout({
+        # back as they were. (With the profile cache the results come out in neuron
+        # order, 0 .. count - 1, so a counter at the end has the index instead.)
+        kept = data.StructLayout({name: field.shape for name, field in layouts.neuron
+                                  if name not in UPDATED_FIELDS})
+        self._tag_layout = data.StructLayout({"kept": kept} if config.spram else {
             "index": unsigned(config.neuron_bits),
             "last": unsigned(1),
-            "kept": data.StructLayout({name: field.shape for name, field in layouts.neuron
-                                       if name not in UPDATED_FIELDS}),
+            "kept": kept,
         })
         bits = config.neuron_bits
         super().__init__(config, {
@@ -337,7 +341,6 @@ class NeuronPass(CoreBlock):
         # Stage 2: they are on the ports' data, and the neuron enters the update from there.
         s2_valid = Signal()
         s2_index = Signal(config.neuron_bits)
-        s2_last = Signal()
         word = self.neuron_rd.data
 
         # The profile cache: one profile in a register, the update's shared parameters.
@@ -394,7 +397,7 @@ class NeuronPass(CoreBlock):
         for port in (self.neuron_rd, self.acc_rd, self.stim_rd):
             m.d.comb += [port.addr.eq(neuron), port.en.eq(issue & advance)]
         with m.If(advance):
-            m.d.sync += [s2_valid.eq(issue), s2_index.eq(neuron), s2_last.eq(neuron == last)]
+            m.d.sync += [s2_valid.eq(issue), s2_index.eq(neuron)]
             with m.If(issue):
                 m.d.sync += [
                     neuron.eq(neuron + 1),
@@ -416,8 +419,6 @@ class NeuronPass(CoreBlock):
             # Compartments beyond the core's are 0 (see the full table's update).
             [payload.a[c].eq(acc[c]) for c in range(config.compartments)],
             payload.s.eq(self.stim_rd.data),
-            tag.index.eq(s2_index),
-            tag.last.eq(s2_last),
             self.acc_wr.addr.eq(s2_index),
             self.acc_wr.data.eq(0),
             self.acc_wr.en.eq(s2_valid & ~miss & update.i.ready),
@@ -427,30 +428,39 @@ class NeuronPass(CoreBlock):
         for name, _field in self._tag_layout["kept"].shape:
             m.d.comb += tag.kept[name].eq(word[name])
 
-        self._write_back(m, update, idle)
+        # Results come out in neuron order (a missed neuron never entered the update).
+        written = Signal(config.neuron_bits)  # the neuron whose result is next
+        with m.If(update.o.valid & update.o.ready):
+            m.d.sync += written.eq(written + 1)
+        with m.If(self.start & idle):  # last: over the count's own update
+            m.d.sync += written.eq(0)
+        self._write_back(m, update, idle, written, written == last)
         return m
 
-    def _write_back(self, m: Module, update: NeuronUpdate, idle) -> None:
+    def _write_back(self, m: Module, update: NeuronUpdate, idle, index=None, is_last=None) -> None:
         """The pass's tail in either mode: words written back and spikes offered as the
-        update pipeline's results come out, and ``done``."""
+        update pipeline's results come out, and ``done``. The result's neuron and whether
+        it is the pass's last are its tag's, or ``index`` and ``is_last`` when given."""
         # --- write back and spike list: as results come out -----------------------------
         result = update.o.payload
         result_tag = data.View(self._tag_layout, result.tag)
+        if index is None:
+            index, is_last = result_tag.index, result_tag.last
         # A spike waits for room in the spike list; everything else is written at once.
         m.d.comb += update.o.ready.eq(~result.spike | self.spikes.ready)
         accepted = update.o.valid & update.o.ready
         m.d.comb += [
-            self.neuron_wr.addr.eq(result_tag.index),
+            self.neuron_wr.addr.eq(index),
             self.neuron_wr.data.v.eq(result.v),
             self.neuron_wr.data.r.eq(result.r),
             self.neuron_wr.data.lfsr.eq(result.lfsr),
             self.neuron_wr.en.eq(accepted),
             self.spikes.valid.eq(update.o.valid & result.spike),
-            self.spikes.payload.neuron.eq(result_tag.index),
+            self.spikes.payload.neuron.eq(index),
             self.spikes.payload.payload.eq(result.payload),
         ]
         for name, _field in self._tag_layout["kept"].shape:
             m.d.comb += self.neuron_wr.data[name].eq(result_tag.kept[name])
 
         # done: after the last write, or at once for an empty pass.
-        m.d.sync += self.done.eq((accepted & result_tag.last) | (self.start & idle & (self.count == 0)))
+        m.d.sync += self.done.eq((accepted & is_last) | (self.start & idle & (self.count == 0)))
