@@ -56,7 +56,7 @@ from .block import CoreBlock
 from .config import CoreConfig, addr_bits, count_bits
 from .event_queue import STEP_BITS
 from .fanout import delivery_layout, event_layout
-from .spram import SinglePortRAM
+from .spram import NO_RW_CHECK, SinglePortRAM
 
 __all__ = ["POOL_DEPTH", "POOL_WIDTH", "AUX_ADDR_BITS", "DRAIN_LATENCY", "AUX_READS_IN_FLIGHT",
            "aux_layout", "ChunkedEventQueue"]
@@ -265,13 +265,20 @@ class ChunkedEventQueue(CoreBlock):
         delivery = delivery_layout(config)
 
         # --- memories ---------------------------------------------------------------------
+        # every row read is taken the clock after (the drain's buffer, the aux responses): no hold
         m.submodules.pool = pool = SinglePortRAM(shape=POOL_WIDTH, depth=POOL_DEPTH,
-                                                   primitive=self._primitive)
-        m.submodules.arrivals = arrivals = Memory(shape=entry_layout, depth=config.delay_slots, init=[])
+                                                   primitive=self._primitive, hold=False)
+        # No read here uses a word written in its clock (NO_RW_CHECK): a push's entry read
+        # that meets stage B's write of its slot takes B's entry from registers instead
+        # (`b_forward`); links are read by drains and written by pushes, which never meet;
+        # the free FIFO's head is read again every clock and popped only by pushes, at
+        # least two clocks after a drain's last write.
+        m.submodules.arrivals = arrivals = Memory(shape=entry_layout, depth=config.delay_slots, init=[],
+                                                  attrs=NO_RW_CHECK)
         entry_rd, entry_wr = arrivals.read_port(), arrivals.write_port()
-        m.submodules.links = links = Memory(shape=chunk_shape, depth=chunks, init=[])
+        m.submodules.links = links = Memory(shape=chunk_shape, depth=chunks, init=[], attrs=NO_RW_CHECK)
         link_rd, link_wr = links.read_port(), links.write_port()
-        m.submodules.free = free = Memory(shape=chunk_shape, depth=chunks, init=[])
+        m.submodules.free = free = Memory(shape=chunk_shape, depth=chunks, init=[], attrs=NO_RW_CHECK)
         free_rd, free_wr = free.read_port(), free.write_port()
         m.d.comb += [entry_rd.en.eq(0), entry_wr.en.eq(0), link_wr.en.eq(0), free_wr.en.eq(0)]
 

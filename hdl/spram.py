@@ -108,6 +108,12 @@ class SinglePortRAM(wiring.Component):
         UltraPlus (``platform.device`` starts with ``iCE40UP``), the memory otherwise.
     domain : str
         The clock domain of every access (default ``"sync"``).
+    hold : bool
+        ``True`` (default): ``rdata`` holds the last word read (the module doc's
+        **Hold**). ``False``: ``rdata`` is defined only in the clock right after a read
+        (the SPRAM form then drops its ``hold`` register and ``fresh_q``, ``width``
+        flip-flops and LUTs fewer): for a user that takes every word in that clock.
+        The ``lib.memory`` form holds either way.
 
     Members
     -------
@@ -126,7 +132,8 @@ class SinglePortRAM(wiring.Component):
     clock; no overflow; see the module doc for holding and what is undefined.
     """
 
-    def __init__(self, *, shape, depth: int, primitive: bool | None = None, domain: str = "sync"):
+    def __init__(self, *, shape, depth: int, primitive: bool | None = None, domain: str = "sync",
+                 hold: bool = True):
         try:
             width = Shape.cast(shape).width
         except TypeError as error:
@@ -142,6 +149,9 @@ class SinglePortRAM(wiring.Component):
                                   f"must be True, False or None, not {primitive!r}")
         if not isinstance(domain, str) or not domain:
             raise ValidationError("SinglePortRAM.domain", f"must be a clock domain name, not {domain!r}")
+        if not isinstance(hold, bool):
+            raise ValidationError("SinglePortRAM.hold", f"must be True or False, not {hold!r}")
+        self._hold = hold
         self._shape = shape
         self._width = width
         self._depth = depth
@@ -255,6 +265,9 @@ class SinglePortRAM(wiring.Component):
             m.d.comb += tiles_out.eq(Array(outputs)[bank_q])
         else:
             m.d.comb += tiles_out.eq(outputs[0])
+        if not self._hold:  # the user takes each word in the clock after its read
+            m.d.comb += Value.cast(self.rdata).eq(tiles_out)
+            return m
         data = Signal(width, name="data")
         m.d.comb += data.eq(Mux(fresh_q, tiles_out, hold))
         sync += hold.eq(data)

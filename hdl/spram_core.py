@@ -168,7 +168,9 @@ class SpramCore(CoreBlock):
     t : ``Out(STEP_BITS)``
         Steps run since the last clear.
     cycles : ``Out(CYCLE_BITS)``
-        Clocks of the last step, from the ``step`` edge to ``done`` inclusive.
+        Clocks of the last step, from the ``step`` edge to ``done`` inclusive, from the
+        clock after ``done`` until the next ``step`` (it is the step's own counter, so
+        it counts up while a step runs; a clear leaves it).
     events_held : ``Out(count_bits(event_queue))``
         Events in flight (the queue's ``held``): after step ``s`` the events with arrival
         ``> s``, delay-0 ones included (``CoreConfig``'s rule for one bank).
@@ -336,7 +338,9 @@ class SpramCore(CoreBlock):
             ]
 
         # --- the synapse SPRAM: the fan-out's reads while running, the host's otherwise ------
-        synapses = SinglePortRAM(shape=SPRAM_ROW_BITS, depth=config.synapse_words, primitive=self._primitive)
+        # every word is taken the clock after its read (the fan-out's FIFO, `read_word`): no hold
+        synapses = SinglePortRAM(shape=SPRAM_ROW_BITS, depth=config.synapse_words, primitive=self._primitive,
+                                 hold=False)
         m.submodules.synapse_memory = synapses
         syn_bits = addr_bits(config.synapse_words)
         m.d.comb += [
@@ -432,7 +436,7 @@ class SpramCore(CoreBlock):
         # --- the controller ---------------------------------------------------------------
         slot = Signal(range(config.delay_slots))  # t mod delay_slots: drained at step t
         horizon = Signal.like(fanout.horizon)
-        cycles = Signal(CYCLE_BITS)
+        cycles = self.cycles  # counts the step's clocks; holds while idle
         count = Signal.like(self.count)
         flags = Signal(3)
         pass_done = Signal()
@@ -459,7 +463,8 @@ class SpramCore(CoreBlock):
         ahead = Signal(signed(STEP_BITS + 1))  # T - 1 - t, where t < T
         m.d.comb += ahead.eq(self.timesteps - 1 - self.t)
         last_step = ahead <= 0  # t + 1 >= T, from the same subtraction
-        m.d.sync += cycles.eq(cycles + 1)
+        with m.If(running):  # START, DRAIN, PASS: clocks 2 .. of the step, done included
+            m.d.sync += cycles.eq(cycles + 1)
         idle_blocks = ~spike_list.busy & ~fanout.busy & ~queue.busy & ~accumulate.busy
 
         with m.FSM():
@@ -510,7 +515,6 @@ class SpramCore(CoreBlock):
                     m.d.sync += [
                         self.t.eq(self.t + 1),
                         slot.eq(Mux(slot == config.delay_slots - 1, 0, slot + 1)),
-                        self.cycles.eq(cycles + 1),
                     ]
                     m.next = "IDLE"
         return m

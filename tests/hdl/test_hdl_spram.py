@@ -225,6 +225,7 @@ def test_tile_count(width, depth, tiles):
     (dict(shape=16, depth=16, primitive="yes"),
      r"SinglePortRAM.primitive must be True, False or None, not 'yes'"),
     (dict(shape=16, depth=16, domain=""), r"SinglePortRAM.domain must be a clock domain name, not ''"),
+    (dict(shape=16, depth=16, hold=1), r"SinglePortRAM.hold must be True or False, not 1"),
 ])
 def test_bad_parameters_are_named(kwargs, message):
     with pytest.raises(ValidationError, match=message):
@@ -248,6 +249,22 @@ def test_spram_form_maps_to_exact_tile_count(width, depth, record_property):
     # a (banks + 1):1 mux a bit (the banks' rows and hold) is ``banks`` LUT4s; plus the
     # bank decode of the chip selects
     assert report.luts <= width * banks + 2 * banks + 4, report.summary()
+
+
+@pytest.mark.parametrize("width, depth", [(32, SPRAM_DEPTH), (16, MAX_DEPTH)], ids=["32x16K", "16x64K"])
+def test_spram_form_without_hold_is_the_tiles_alone(width, depth):
+    """``hold=False``: no hold register and no fresh flag; one tile row is its DATAOUT
+    straight on ``rdata`` (no flip-flop, one LUT: the chip select's ``en | we``), more
+    banks keep the bank register and a ``banks``:1 multiplexer a bit."""
+    ram = SinglePortRAM(shape=width, depth=depth, primitive=True, hold=False)
+    report = synthesize(ram, family="ice40", top="spram")
+    lanes, banks = spram_tiles(width, depth)
+    assert report.cells.get("SB_SPRAM256KA", 0) == lanes * banks, report.cells
+    assert report.ffs == (banks - 1).bit_length(), report.summary()
+    if banks == 1:
+        assert report.luts == 1, report.summary()
+    else:
+        assert report.luts <= width * (banks - 1) + 2 * banks + 4, report.summary()
 
 
 # -- docs/ice40-plan.md: the icebreaker v2 memories on the UP5K ------------------------------
