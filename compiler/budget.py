@@ -88,18 +88,6 @@ PRIMITIVES = {
 _V2 = ("profile", "neuron", "acc_bank0", "acc_bank1", "stimulus", "axon", "synapse", "event", "free",
        "arrival", "spike_fifo")
 _LANED = ("event", "free")
-MAPPINGS = {
-    # core v2 as built, with its big memories in SPRAM where a word per cycle allows: it does
-    # not fit the UP5K (see OVER_BUDGET)
-    "icebreaker": (
-        ("synapse", 0, 48, "ice40-spram", "parallel"),
-        ("synapse", 48, None, "ice40-ebr", "parallel"),
-        *((m, 0, None, "ice40-ebr", "parallel") for m in _V2 if m != "synapse"),
-    ),
-    "ulx3s-25f": tuple((m, 0, None, "ecp5-25-ebr", "lanes" if m in _LANED else "parallel") for m in _V2),
-    "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "lanes" if m in _LANED else "parallel") for m in _V2),
-}
-
 #: The iCE40UP memory system (``CoreConfig.spram``, hdl/spram_core.py), whatever the preset's name
 SPRAM_MAPPING = (
     ("synapse", 0, None, "ice40-spram", "parallel"),
@@ -109,11 +97,15 @@ SPRAM_MAPPING = (
                                                         "arrival", "chunk_links", "free_chunks")),
 )
 
-#: Presets whose mapping above does not fit the device yet, and where the plan that will is
-OVER_BUDGET = {
-    "icebreaker": "docs/ice40-plan.md (512 neurons x 4 compartments, one accumulator bank, the pool "
-                  "and synapses in SPRAM)",
+MAPPINGS = {
+    "icebreaker": SPRAM_MAPPING,
+    "ulx3s-25f": tuple((m, 0, None, "ecp5-25-ebr", "lanes" if m in _LANED else "parallel") for m in _V2),
+    "ulx3s-85f": tuple((m, 0, None, "ecp5-85-ebr", "lanes" if m in _LANED else "parallel") for m in _V2),
 }
+
+#: Presets whose mapping above does not fit the device yet, and where the plan that will is
+#: (none today: the iCE40 core's SPRAM memory system fits the UP5K, docs/ice40-plan.md)
+OVER_BUDGET: dict[str, str] = {}
 
 
 def core_memories(config: CoreConfig) -> dict[str, CoreMemory]:

@@ -232,8 +232,9 @@ PRESETS: dict[str, CoreConfig] = {
         _preset(
             name="icebreaker", device="iCE40UP5K: 30 x 4 Kbit EBR + 4 x 256 Kbit SPRAM",
             memory_bits=30 * 4096 + 4 * 262144,
-            max_cores=1, neurons=1024, compartments=4, profiles=16, synapse_words=16384,
-            axons=1024, route_words=0, delay_slots=64, event_queue=1024, acc_bits=32,
+            max_cores=1, neurons=512, compartments=4, profiles=16, synapse_words=16384,
+            axons=512, route_words=0, delay_slots=64, event_queue=10240, acc_bits=20,
+            accumulator_banks=1, spram=True,
         ),
         _preset(
             name="ulx3s-25f", device="ECP5-25F: 56 x 18 Kbit block RAM",

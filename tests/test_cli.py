@@ -64,7 +64,7 @@ def test_simulate_writes_the_api_shapes(tmp_path):
     assert (tmp_path / "raster.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("split", [["--core", "icebreaker"], ["--max-neurons-per-core", "7"],
+@pytest.mark.parametrize("split", [["--core", "ulx3s-25f"], ["--max-neurons-per-core", "7"],
                                    ["--max-neurons-per-core", "1"], ["--core", "ulx3s-85f"]])
 def test_any_core_split_gives_the_same_files(tmp_path, split):
     (tmp_path / "a").mkdir()
@@ -101,7 +101,7 @@ def test_capacity_error_names_what_does_not_fit(tmp_path, capsys):
                  write(tmp_path, "job.json", {"timesteps": 2}), "--core", "icebreaker"])
     assert code == 2
     assert ("the network has 2,000 neurons (the largest population, a, 2,000); core preset icebreaker "
-            "holds 1,024 per core") in capsys.readouterr().err
+            "holds 512 per core") in capsys.readouterr().err
 
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
@@ -122,21 +122,21 @@ def test_progress_bar_draws_only_after_its_delay():
 
 
 def test_a_job_beyond_the_boards_event_queue_fails_as_the_board_would(tmp_path, capsys):
-    # The quickstart's delay-0 events go straight into the core's accumulators, so it runs
-    # on the icebreaker core as on the emulator. Delayed by 3 steps, the 25 inhibitory
-    # neurons' events to all 100 excitatory ones are held in the queue: 2,500 at once, more
-    # than the core's 1,024.
+    # The quickstart runs on the icebreaker core as on the emulator. Delayed by 8 steps,
+    # the inhibitory neurons' events to all 100 excitatory ones pile up in the queue: more
+    # than the ulx3s-25f core's 2,048 after step 9 (the icebreaker's 10,240 hold them).
     args = ["simulate", str(EXAMPLES / "network.json"), str(EXAMPLES / "job.json")]
     assert main([*args, "-o", str(tmp_path / "sim.json")]) == 0
     assert main([*args, "--core", "icebreaker", "-o", str(tmp_path / "board.json")]) == 0
     assert (json.loads((tmp_path / "board.json").read_text())["result"]
             == json.loads((tmp_path / "sim.json").read_text())["result"])
     network = json.loads((EXAMPLES / "network.json").read_text())
-    network["connections"][1]["delay"] = 3
+    network["connections"][1]["delay"] = 8
     delayed = write(tmp_path, "delayed.json", network)
-    assert main(["simulate", delayed, str(EXAMPLES / "job.json"), "--core", "icebreaker"]) == 2
-    assert ("the event queue overflowed at step 5: more than 1,024 events in flight on core 0 "
-            "(preset icebreaker)") in capsys.readouterr().err
+    assert main(["simulate", delayed, str(EXAMPLES / "job.json"), "--core", "icebreaker"]) == 0
+    assert main(["simulate", delayed, str(EXAMPLES / "job.json"), "--core", "ulx3s-25f"]) == 2
+    assert ("the event queue overflowed at step 9: more than 2,048 events in flight on core 0 "
+            "(preset ulx3s-25f)") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("option", ["-o", "--spikes", "--weights", "--raster"])

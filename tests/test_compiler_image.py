@@ -17,7 +17,7 @@ from neurofab.compiler.budget import core_bits
 from neurofab.compiler.image import IMAGE_MEMORIES, initial_lfsr
 from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS
-from neurofab.hdl.layouts import Memory, core_layouts
+from neurofab.hdl.layouts import Memory, core_layouts, spram_regions
 from neurofab.network import NeuronParams
 
 NETLIST_FIELDS = ("threshold", "leak", "resting", "refrac", "dend_threshold", "src", "tgt", "weight", "delay",
@@ -182,6 +182,17 @@ def test_report_memory_bits_are_the_budget_and_the_documents_figure(preset):
                + cfg.event_queue * (lay.event.size + cfg.queue_bits)
                + cfg.delay_slots * lay.arrival.size + cfg.neurons * (cfg.neuron_bits + 8)
                + (cfg.axons - cfg.neurons) * 8)
+    if cfg.spram:
+        # the iCE40 core: one accumulator bank, 32-bit SPRAM words for the synapses, the
+        # pool, the axon rows and the compartment rows (16 a row), the chunked lists'
+        # arrival table (head, tail, fill, full), links and free chunks, the spike list
+        regions = spram_regions(cfg)
+        chunk_bits = (regions.pool_chunks - 1).bit_length()
+        by_hand = (cfg.profiles * lay.profile.size + cfg.neurons * lay.neuron.size
+                   + cfg.accumulators * cfg.acc_bits + cfg.neurons * 32
+                   + 32 * (cfg.synapse_words + regions.pool_rows + cfg.axons + -(-cfg.synapse_words // 16))
+                   + cfg.delay_slots * (2 * chunk_bits + 6 + 1) + 2 * regions.pool_chunks * chunk_bits
+                   + cfg.neurons * (cfg.neuron_bits + 7) + cfg.route_words * lay.route.size)
     assert [c["memory_bits"] for c in report["cores"]] == [core_bits(cfg)] == [by_hand]
     if preset != "sim":  # the doc prints the block-RAM arithmetic of the hardware presets
         doc = (Path(__file__).resolve().parent.parent / "docs" / "memory-map.md").read_text()

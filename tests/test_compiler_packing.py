@@ -145,7 +145,7 @@ def test_sorting_by_key_is_stable_and_runs_of_equal_keys_stay_in_order():
 
 
 def test_packing_refuses_what_does_not_fit_naming_field_and_value():
-    layout = core_layouts(PRESETS["icebreaker"]).synapse
+    layout = core_layouts(PRESETS["ulx3s-85f"]).synapse
     keys = np.zeros(3, np.int32)
     with pytest.raises(ValueError, match=r"field delay holds 0 \.\. 63 \(unsigned\(6\)\), not 64"):
         pack_words_by_key(layout, {"delay": np.array([1, 64, 70], np.uint8)}, keys, 1)

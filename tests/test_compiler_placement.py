@@ -25,13 +25,13 @@ def _shape(name="tiny", **changes) -> CoreConfig:
 # -- capacity errors, by message ---------------------------------------------------------
 
 def test_a_connection_too_big_for_the_preset_is_named_with_its_size():
-    net = build_netlist([("exc", 512), ("inh", 256)],
-                        [{"source": "exc", "target": "inh", "pairs": all_to_all(512, 256)}])
+    net = build_netlist([("exc", 256), ("inh", 256)],
+                        [{"source": "exc", "target": "inh", "pairs": all_to_all(256, 256)}])
     with pytest.raises(CapacityError) as err:
         compile_network(net, "icebreaker")
     assert str(err.value) == (
-        "connection exc->inh needs 131,072 synapse words; core preset icebreaker holds 16,384 per core "
-        "(the network needs 8 cores of this shape; preset icebreaker has 1); presets that fit it:"
+        "connection exc->inh needs 65,536 synapse words; core preset icebreaker holds 16,384 per core "
+        "(the network needs 4 cores of this shape; preset icebreaker has 1); presets that fit it:"
         " sim (1 core)")
     assert isinstance(err.value, ValidationError) and err.value.path == "core"
 

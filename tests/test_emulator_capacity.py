@@ -41,7 +41,7 @@ from neurofab.network import NeuronParams
 EVERY_STEP = NeuronParams(threshold=1000, leak=0, resting=0, refrac=0, dend_threshold=0)
 
 
-def core(event_queue: int, base: str = "icebreaker", name: str = "tiny"):
+def core(event_queue: int, base: str = "ulx3s-85f", name: str = "tiny"):
     """A preset with a smaller event queue (everything else, acc_bits 32 included, as ``base``)."""
     return dataclasses.replace(PRESETS[base], name=name, event_queue=event_queue)
 
@@ -132,9 +132,9 @@ def test_at_capacity_passes_and_one_more_fails():
     netlist, job = fan_case(25, 5, 20, sources=41, stimulus_times=(4,))
     result = simulate(netlist, job, capacity=single_core(core(1025), netlist))
     assert (result.extra["queue_peak"], result.extra["queue_peak_step"]) == ([1025], [4])
-    error = overflow_of(netlist, job, single_core(PRESETS["icebreaker"], netlist))
-    assert (error.step, error.in_flight, error.preset) == (4, 1025, "icebreaker")
-    assert "more than 1,024 events in flight on core 0 (preset icebreaker)" in str(error)
+    error = overflow_of(netlist, job, single_core(core(1024, name="small"), netlist))
+    assert (error.step, error.in_flight, error.preset) == (4, 1025, "small")
+    assert "more than 1,024 events in flight on core 0 (preset small)" in str(error)
 
 
 @pytest.mark.parametrize("d", [1, 9, 63])
@@ -155,12 +155,12 @@ def test_arrivals_at_or_after_T_are_not_held(d):
 
 def test_a_burst_in_the_last_steps_is_not_held():
     # 41 x 25 = 1,025 events at step 18 with delay 1 arrive at 20 = T: none is held, so
-    # the icebreaker queue (1,024) does not overflow; one step earlier they arrive at 19.
+    # a queue of 1,024 does not overflow; one step earlier they arrive at 19.
     netlist, job = fan_case(25, 1, 20, sources=41, stimulus_times=(18,))
-    result = simulate(netlist, job, capacity=single_core(PRESETS["icebreaker"], netlist))
+    result = simulate(netlist, job, capacity=single_core(core(1024), netlist))
     assert result.extra["queue_peak"] == [0]
     netlist, job = fan_case(25, 1, 20, sources=41, stimulus_times=(17,))
-    assert overflow_of(netlist, job, single_core(PRESETS["icebreaker"], netlist)).step == 17
+    assert overflow_of(netlist, job, single_core(core(1024), netlist)).step == 17
 
 
 def test_delay_0_events_are_never_held():
@@ -354,7 +354,7 @@ def test_event_magnitude_is_the_largest_contribution():
 def one_sum(weights, *, graded, plastic=None, config=None):
     """:func:`check_accumulator_range` for synapses all onto compartment 2 of neuron 3."""
     n = len(weights)
-    check_accumulator_range(config or PRESETS["icebreaker"], np.full(n, 3), np.full(n, 2),
+    check_accumulator_range(config or PRESETS["ulx3s-85f"], np.full(n, 3), np.full(n, 2),
                             np.asarray(weights), graded=graded, plastic=plastic)
 
 
@@ -381,7 +381,7 @@ def test_the_accumulator_bound_is_exact():
     with pytest.raises(AccumulatorRangeError,
                        match=r"^core neuron 3 compartment 2 can receive -2,147,516,160 in one step: its "
                              r"synapses' events \(graded spikes\) could add up beyond the signed 32-bit "
-                             r"accumulator \(-2,147,483,648 \.\. 2,147,483,647\) of preset icebreaker"):
+                             r"accumulator \(-2,147,483,648 \.\. 2,147,483,647\) of preset ulx3s-85f"):
         one_sum([-32768] * 32_897, graded=True)
     with pytest.raises(AccumulatorRangeError, match="can receive 2,147,515,644 in one step"):
         one_sum([32767] * 32_898, graded=True)
@@ -459,11 +459,11 @@ def test_bad_capacities_are_refused():
 
 
 def test_the_error_survives_pickling_and_names_accumulators():
-    error = CapacityExceeded("queue_overflow", 12, PRESETS["icebreaker"], core=0, in_flight=1310)
+    error = CapacityExceeded("queue_overflow", 12, PRESETS["icebreaker"], core=0, in_flight=10310)
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is CapacityExceeded and str(copy) == str(error)
     assert (copy.kind, copy.step, copy.core, copy.in_flight, copy.capacity, copy.preset) == (
-        "queue_overflow", 12, 0, 1310, 1024, "icebreaker")
+        "queue_overflow", 12, 0, 10310, 10240, "icebreaker")
     acc = CapacityExceeded("acc_overflow", 3, dataclasses.replace(PRESETS["icebreaker"], acc_bits=18))
     assert str(acc) == ("an accumulator overflowed at step 3: an input sum left the signed 18-bit range on "
                         "core 0 (preset icebreaker)")
@@ -475,20 +475,21 @@ def test_the_error_survives_pickling_and_names_accumulators():
 
 
 def test_the_rtl_core_fails_at_the_same_step_with_the_same_message():
-    """Four tiny icebreaker cases in one simulator launch, each also run by the emulator."""
+    """Four icebreaker cases (its iCE40 core: 10,240 events, one accumulator bank) in one
+    simulator launch, each also run by the emulator."""
     from neurofab.host.rtl import rtl_run_many
 
     icebreaker = PRESETS["icebreaker"]
     cases = {
-        # 41 x 25 = 1,025 events at step 4 (delay 5): one over, at step 4
-        "one over": (fan_case(25, 5, 20, sources=41, stimulus_times=(4,)), 4),
-        # 32 x 32 = 1,024: exactly full, runs to the end
-        "exactly full": (fan_case(32, 5, 20, sources=32, stimulus_times=(4,)), None),
-        # 9 sources every step into 16 targets, delay 10: 144 * (s + 1) after step s,
-        # 1,008 after step 6, 1,152 after step 7
-        "filling up": (fan_case(16, 10, 30, sources=9), 7),
-        # 41 x 25 at step 18 with delay 1 arrive at T = 20: never held
-        "past T": (fan_case(25, 1, 20, sources=41, stimulus_times=(18,)), None),
+        # 21 x 488 = 10,248 events at step 4 (delay 5): over, at step 4
+        "one over": (fan_case(488, 5, 20, sources=21, stimulus_times=(4,)), 4),
+        # 32 x 320 = 10,240: exactly full, runs to the end
+        "exactly full": (fan_case(320, 5, 20, sources=32, stimulus_times=(4,)), None),
+        # 40 sources every step into 40 targets, delay 10: 1,600 * (s + 1) after step s,
+        # 9,600 after step 5, 11,200 after step 6
+        "filling up": (fan_case(40, 10, 30, sources=40), 6),
+        # 21 x 488 at step 18 with delay 1 arrive at T = 20: never held
+        "past T": (fan_case(488, 1, 20, sources=21, stimulus_times=(18,)), None),
     }
     runs, emulated = [], []
     for netlist, job in (case for case, _ in cases.values()):
@@ -515,4 +516,4 @@ def test_the_rtl_core_fails_at_the_same_step_with_the_same_message():
         # rtl_run_many puts "run <index>: " before the message of a job of several.
         assert str(rtl) == f"run {index}: {emu}", label
         assert str(rtl).startswith(f"run {index}: the event queue overflowed at step {step}: more than "
-                                   f"1,024 events"), label
+                                   f"10,240 events"), label

@@ -166,7 +166,7 @@ def test_image_rows_round_trip():
 
 def test_configs_that_do_not_fit_are_refused():
     with pytest.raises(ValidationError, match=r"core\.neurons is 1024: .*33 bits"):
-        spram_regions(dataclasses.replace(get_preset("icebreaker"), spram=True))
+        spram_regions(dataclasses.replace(get_preset("icebreaker"), neurons=1024, axons=1024))
     with pytest.raises(ValidationError, match=r"core\.neurons is 513"):
         spram_synapse_layout(small_config(neurons=513, axons=513))
     with pytest.raises(ValidationError, match=r"core\.synapse_words is 16385: the synapse SPRAM has 16384"):

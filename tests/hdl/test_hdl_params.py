@@ -53,10 +53,16 @@ def test_neuron_pass_rejects_bad_parameters(kwargs, path, shown):
 
 
 def test_neuron_pass_ports_follow_the_core_shape():
-    config = get_preset("icebreaker")
+    config = get_preset("ulx3s-85f")
     dut = NeuronPass(config)
     assert len(dut.neuron_rd.addr) == config.neuron_bits == 10
     assert len(dut.acc_rd.addr) == 10  # one word of 4 compartments per neuron
     assert dut.acc_rd.data.shape().size == 4 * config.acc_bits
     assert len(dut.profile_rd.addr) == config.profile_bits
     assert len(dut.count) == 11  # 0 .. 1024
+    # the iCE40 core's pass: 512 neurons, its profiles read as six 16-bit rows each
+    ice = get_preset("icebreaker")
+    dut = NeuronPass(ice)
+    assert len(dut.neuron_rd.addr) == ice.neuron_bits == 9 and len(dut.count) == 10
+    assert dut.acc_rd.data.shape().size == 4 * 20
+    assert len(dut.profile_rd.addr) == (ice.profiles * 6 - 1).bit_length()

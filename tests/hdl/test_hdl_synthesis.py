@@ -118,16 +118,15 @@ def test_fanout_and_event_queue_synthesise_within_budget(record_property):
     (its 16 x 8 product in an ``SB_MAC16``: ``synth_ice40 -dsp``) in under an eighth of
     the UP5K's cells, its flip-flops mostly the registers straight after its memories and
     the FIFOs of axon entries, compartment rows and synapse words in flight (under a
-    tenth); each of the queue's three memories is EBRs in the shape Yosys
-    picks for its depth: the pool (1,024 event words) and the free FIFO (1,024 indices)
-    as 1024 x 4, the arrival table (64 slots) as 256 x 16."""
-    config = get_preset("icebreaker")
+    tenth); core v2's queue (``EventQueue``, the ECP5's; the iCE40 core has its chunked
+    one) at 1,024 events on the iCE40's EBR: each of its three memories is EBRs in the
+    shape Yosys picks for its depth: the pool (1,024 event words) and the free FIFO
+    (1,024 indices) as 1024 x 4, the arrival table (64 slots) as 256 x 16."""
+    config = dataclasses.replace(get_preset("ulx3s-25f"), name="v2-1024", event_queue=1024)
     layouts = core_layouts(config)
     ebrs = (-(-layouts.event.size // 4) + -(-addr_bits(config.event_queue) // 4)
             + -(-layouts.arrival.size // 16))
-    # the iCE40 core's (SpramCore's) shape, whatever the preset's memory system
-    spram = dataclasses.replace(config, neurons=512, axons=512, event_queue=8192, acc_bits=20,
-                                accumulator_banks=1, spram=True)
+    spram = get_preset("icebreaker")  # the iCE40 core's shape
     fanout = synthesize(FanOut(spram), family="ice40", top="fanout")
     queue = synthesize(EventQueue(config), family="ice40", top="event_queue")
     record_property("synthesis", f"{fanout.summary()}; {queue.summary()}")
