@@ -7,12 +7,15 @@ queue and cycle counters must read given the emulator's spikes:
 
 - every step's spikes (neuron ids), the final ``v``, ``r``, ``lfsr``, ``x``, ``y`` of
   every neuron and the final weights;
-- the events in flight after every step (the queue's rule, from the spikes);
-- each step's length: ``n + NeuronPass.LATENCY + 3`` exactly when nothing spiked and
-  nothing arrives at the next step, at least that otherwise, and at most that plus one
-  clock per synapse word walked, per event drained and two per spike, plus the last
+- the events in flight after every step (the queue's rule, from the spikes; a core of
+  one accumulator bank also holds a step's delay-0 events);
+- each step's length. Core: ``n + NeuronPass.LATENCY + 3`` exactly when nothing spiked
+  and nothing arrives at the next step, at least that otherwise, and at most that plus
+  one clock per synapse word walked, per event drained and two per spike, plus the last
   spike's way through the FIFO, the fan-out and the accumulate (``TAIL`` clocks): the
-  step is never slower than doing the three in turn.
+  step is never slower than doing the three in turn. SpramCore (``config.spram``):
+  ``n + NeuronPass.SPRAM_LATENCY + RELOAD * loads + 4`` exactly when nothing arrives and
+  nothing spikes, and at most ``core_run.spram_step_bounds`` otherwise.
 
 Each mismatch comes back as a line naming the case, so a batch reports all of them.
 """
@@ -20,7 +23,7 @@ Each mismatch comes back as a line naming the case, so a batch reports all of th
 from __future__ import annotations
 
 import numpy as np
-from core_run import events_held_per_step
+from core_run import arrivals_by_step, events_held_per_step, profile_loads, spram_step_bounds
 
 from neurofab.hdl.core import SYNAPSE_READ_LATENCY
 from neurofab.hdl.neuron_pass import NeuronPass
@@ -82,8 +85,10 @@ def _first_step_difference(rtl, emu, timesteps: int) -> str | None:
     return "spike lists differ in order"
 
 
-def mismatches(label: str, netlist, job, rtl, emu) -> list[str]:
-    """Every way ``rtl`` differs from ``emu`` (and from the counters' contract), as lines."""
+def mismatches(label: str, netlist, job, rtl, emu, image) -> list[str]:
+    """Every way ``rtl`` (a run of ``image``) differs from ``emu`` (and from the counters'
+    contract), as lines."""
+    config = image.config
     T = job.timesteps
     out = []
     spikes = _first_step_difference(rtl, emu, T)
@@ -99,17 +104,43 @@ def mismatches(label: str, netlist, job, rtl, emu) -> list[str]:
     if not np.array_equal(rtl.final_weights, emu.final_weights):
         out.append(f"{label}: final weights differ")
 
-    held = events_held_per_step(netlist, emu.spike_times, emu.spike_gids, T)
+    held = events_held_per_step(netlist, emu.spike_times, emu.spike_gids, T, config.accumulator_banks)
     if rtl.extra["events_held"] != held.tolist():
         t = int(np.flatnonzero(np.asarray(rtl.extra["events_held"]) != held)[0])
         out.append(f"{label}: step {t}: {rtl.extra['events_held'][t]} events held, "
                    f"the rule gives {int(held[t])}")
+    cycles = np.asarray(rtl.extra["cycles"])
+    if config.spram:
+        out += _spram_cycles(label, netlist, emu, image, cycles, T)
+    else:
+        out += _core_cycles(label, netlist, emu, cycles, T)
+    summary = rtl.extra["cycles_per_step"]
+    if summary != {"mean": float(cycles.mean()), "max": int(cycles.max())}:
+        out.append(f"{label}: cycles_per_step {summary} is not the cycles' mean and max")
+    return out
+
+
+def _spram_cycles(label, netlist, emu, image, cycles, T) -> list[str]:
+    reloads = NeuronPass.RELOAD * profile_loads(image)
+    arriving = arrivals_by_step(netlist, emu.spike_times, emu.spike_gids, T)
+    spiking = np.bincount(emu.spike_times, minlength=T)
+    floor = netlist.n_neurons + NeuronPass.SPRAM_LATENCY + reloads + 4
+    ceiling = spram_step_bounds(image, emu, arriving)
+    for t in range(T):
+        quiet = spiking[t] == 0 and arriving[t] == 0
+        if cycles[t] < floor or cycles[t] > ceiling[t] or (quiet and cycles[t] != floor):
+            return [f"{label}: step {t}: {int(cycles[t])} clocks, the budget gives "
+                    f"{floor}{' exactly' if quiet else f' .. {ceiling[t]}'}"]
+    return []
+
+
+def _core_cycles(label, netlist, emu, cycles, T) -> list[str]:
+    out = []
     # step t drains the events arriving at t + 1 (delay-0 ones come straight from its spikes)
     arrivals = arrivals_per_step(netlist, emu.spike_times, emu.spike_gids, T + 1)
     spiking = np.bincount(emu.spike_times, minlength=T)
     drained = arrivals[1:] - _direct_per_step(netlist, emu.spike_times, emu.spike_gids, T)
     walked = walked_per_step(netlist, emu.spike_times, emu.spike_gids, T)
-    cycles = np.asarray(rtl.extra["cycles"])
     floor = np.full(T, netlist.n_neurons + NeuronPass.LATENCY + 3)
     ceiling = floor + walked + drained + 2 * spiking + np.where(spiking > 0, TAIL, 0)
     quiet = (spiking == 0) & (drained == 0)
@@ -118,7 +149,4 @@ def mismatches(label: str, netlist, job, rtl, emu) -> list[str]:
         t = int(np.flatnonzero(bad)[0])
         out.append(f"{label}: step {t}: {int(cycles[t])} clocks, the budget gives "
                    f"{int(floor[t])}{' exactly' if quiet[t] else f' .. {int(ceiling[t])}'}")
-    summary = rtl.extra["cycles_per_step"]
-    if summary != {"mean": float(cycles.mean()), "max": int(cycles.max())}:
-        out.append(f"{label}: cycles_per_step {summary} is not the cycles' mean and max")
     return out

@@ -3,15 +3,20 @@
 Random networks and jobs (``netgen.random_case`` with learning off: delays 0 .. 63,
 compartments, dendritic gating, noise, graded spikes, stimulus windows, listed times and
 neuron subsets, job seeds, extreme parameters) are compiled for the ``icebreaker``
-preset and run by ``rtl_run_many`` (one simulator launch per batch, one Verilator build
-for all), and by ``neurofab.emulator.simulate``. ``core_checks.mismatches`` compares
+preset (the iCE40 core, ``SpramCore``: 60 cases) and the ``ulx3s-85f`` preset (core v2,
+``Core``: 20 cases), run by ``rtl_run_many`` (one simulator launch per batch, one
+Verilator build per preset), and by ``neurofab.emulator.simulate``. A drawn case whose
+synapse sums the preset's accumulators cannot hold (20 bits on the iCE40) is refused
+before any run, by both backends alike; the next draw (``seed + 1000 k``) is taken, and
+the seed used is logged. ``core_checks.mismatches`` compares
 every step's spikes, the final state of every neuron, the weights, the events in flight
 and the cycle counters. A case whose spikes put more events in flight than the preset's
 queue holds must fail with ``RtlOverflowError`` at exactly the step the queue's rule
 gives. Each case's seed is in the test id (``seeds=A..B``), in its output line and in
 every assertion message.
 
-The long run is 1,024 neurons for 1,000 steps, the whole icebreaker core.
+The long runs are 1,000 steps of the whole ``ulx3s-85f`` core (1,024 neurons) and of the
+whole ``icebreaker`` core (512 neurons).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from netgen import FEATURES, SynapseSpec, netlist_from_synapses, random_case
 
 from neurofab.compiler import CapacityError, compile_network
 from neurofab.emulator import QueueCapacity, simulate
-from neurofab.emulator.capacity import AccumulatorRangeError
+from neurofab.emulator.capacity import AccumulatorRangeError, check_image_accumulators
 from neurofab.errors import ValidationError
 from neurofab.hdl.config import PRESETS, CoreConfig
 from neurofab.host.rtl import RtlOverflowError, rtl_run, rtl_run_many
@@ -35,16 +40,23 @@ from neurofab.job import Job, Learning, Stimulus
 from neurofab.network import NeuronParams
 
 CORE = PRESETS["icebreaker"]
-FIRST_SEED = 7000
-BATCHES = 6
+#: per preset: (first seed, batches of ``PER_BATCH`` cases)
+BATCHES = {"icebreaker": (7000, 6), "ulx3s-85f": (7100, 2)}
 PER_BATCH = 10
 #: a batch may lose a case or two to the queue (checked as an overflow instead), no more
 MIN_COMPARED = PER_BATCH - 2
 NO_LEARNING = {"stdp": False, "three_factor": False}
+#: draws tried per case for one the preset's accumulators hold (``seed + 1000 k``)
+DRAWS = 20
 
 
-def batch_seeds(batch: int) -> list[int]:
-    return list(range(FIRST_SEED + batch * PER_BATCH, FIRST_SEED + (batch + 1) * PER_BATCH))
+def batch_seeds(preset: str, batch: int) -> list[int]:
+    first = BATCHES[preset][0] + batch * PER_BATCH
+    return list(range(first, first + PER_BATCH))
+
+
+BATCH_IDS = [(preset, b) for preset, (_, n) in BATCHES.items() for b in range(n)]
+BATCH_NAMES = [f"{p}-seeds={batch_seeds(p, b)[0]}..{batch_seeds(p, b)[-1]}" for p, b in BATCH_IDS]
 
 
 def draw(seed: int):
@@ -52,30 +64,48 @@ def draw(seed: int):
     return random_case(seed, force=NO_LEARNING, via="parser")
 
 
-@pytest.mark.parametrize("batch", range(BATCHES),
-                         ids=[f"seeds={batch_seeds(b)[0]}..{batch_seeds(b)[-1]}" for b in range(BATCHES)])
-def test_random_networks_match_the_emulator(batch):
-    cases, runs, expected = [], [], []
-    for seed in batch_seeds(batch):
-        case = draw(seed)
-        assert not case.job.learning.enabled, f"seed={seed}: the generator drew a learning job"
+def fitting_draw(seed: int, config):
+    """``draw(seed)``, or the first ``draw(seed + 1000 k)`` whose synapse sums ``config``'s
+    accumulators hold; ``(case, image)``, or ``(case, None)`` for a case beyond the preset."""
+    for k in range(DRAWS):
+        case = draw(seed + 1000 * k)
         try:
-            image = compile_network(case.netlist, CORE)
+            image = compile_network(case.netlist, config)
         except CapacityError as error:  # beyond the preset: the compiler refuses, the core never sees it
-            print(f"seed={seed}: does not fit {CORE.name}: {error}")
+            print(f"seed={case.seed}: does not fit {config.name}: {error}")
+            return case, None
+        try:
+            check_image_accumulators(image, case.job)
+        except AccumulatorRangeError as error:  # refused by both backends alike: draw again
+            print(f"seed={case.seed}: refused on {config.name}: {error}")
+            continue
+        return case, image
+    raise AssertionError(f"seed={seed}: no draw of {DRAWS} fits {config.name}'s accumulators")
+
+
+@pytest.mark.parametrize("preset, batch", BATCH_IDS, ids=BATCH_NAMES)
+def test_random_networks_match_the_emulator(preset, batch):
+    config = PRESETS[preset]
+    cases, runs, expected, images = [], [], [], []
+    for seed in batch_seeds(preset, batch):
+        case, image = fitting_draw(seed, config)
+        assert not case.job.learning.enabled, f"seed={case.seed}: the generator drew a learning job"
+        if image is None:
             continue
         emu = simulate(case.netlist, case.job)
-        held = events_held_per_step(case.netlist, emu.spike_times, emu.spike_gids, case.job.timesteps)
+        held = events_held_per_step(case.netlist, emu.spike_times, emu.spike_gids, case.job.timesteps,
+                                    config.accumulator_banks)
         cases.append(case)
+        images.append(image)
         runs.append((image, case.job, case.netlist.populations))
-        expected.append((emu, first_overflow_step(held, CORE.event_queue)))
+        expected.append((emu, first_overflow_step(held, config.event_queue)))
 
     started = time.perf_counter()
     results = rtl_run_many(runs, return_errors=True)
     seconds = time.perf_counter() - started
 
     failures, compared = [], 0
-    for case, rtl, (emu, overflow) in zip(cases, results, expected, strict=True):
+    for case, image, rtl, (emu, overflow) in zip(cases, images, results, expected, strict=True):
         label = f"seed={case.seed}"
         print(f"{case.describe()} spikes={emu.total_spikes} overflow_step={overflow} "
               f"cycles/step={getattr(rtl, 'extra', {}).get('cycles_per_step')}")
@@ -89,16 +119,16 @@ def test_random_networks_match_the_emulator(batch):
             failures.append(f"{label}: {rtl}")
             continue
         compared += 1
-        failures += mismatches(label, case.netlist, case.job, rtl, emu)
-    print(f"batch {batch}: {compared} cases compared, {len(cases) - compared} overflows checked, "
+        failures += mismatches(label, case.netlist, case.job, rtl, emu, image)
+    print(f"{preset} batch {batch}: {compared} cases compared, {len(cases) - compared} overflows checked, "
           f"rtl {seconds:.1f} s")
     assert not failures, "\n".join(failures)
-    assert compared >= MIN_COMPARED, f"seeds {batch_seeds(batch)}: only {compared} cases compared"
+    assert compared >= MIN_COMPARED, f"seeds {batch_seeds(preset, batch)}: only {compared} cases compared"
 
 
 def test_random_cases_cover_every_feature():
     """The seeds of the batches draw every feature the brief lists (checked on the draws)."""
-    cases = [draw(seed) for b in range(BATCHES) for seed in batch_seeds(b)]
+    cases = [fitting_draw(seed, PRESETS[p])[0] for p, b in BATCH_IDS for seed in batch_seeds(p, b)]
     delays = set().union(*(set(c.netlist.delay.tolist()) for c in cases))
     compartments = set().union(*(set(c.netlist.compartment.tolist()) for c in cases))
     assert {0, 63} <= delays and len(delays) > 30, sorted(delays)
@@ -113,15 +143,15 @@ def test_random_cases_cover_every_feature():
     assert all(name in FEATURES for name in NO_LEARNING)
 
 
-# --- one long run: the whole icebreaker core ---------------------------------------------------
+# --- long runs: a whole core -------------------------------------------------------------------
 
 
 def long_case(seed: int, *, neurons: int = 1024, timesteps: int = 1000, fan_out: int = 2):
-    """1,024 neurons (a fifth inhibitory), ``fan_out`` random synapses each, about 1.6% active.
+    """``neurons`` neurons (a fifth inhibitory), ``fan_out`` random synapses each, about 1.6% active.
 
     Delays mostly 0 .. 7 with a fifth up to 63, every compartment, dendritic gating,
     noise and graded spikes; background stimuli on neuron subsets over windows and a
-    burst at listed times. Sized so the events in flight stay under the preset's 1,024.
+    burst at listed times. Sized so the events in flight stay under the presets' queues.
     """
     rng = random.Random(seed)
     n_inh = neurons // 5
@@ -150,14 +180,17 @@ def long_case(seed: int, *, neurons: int = 1024, timesteps: int = 1000, fan_out:
     return netlist, job
 
 
-def test_long_run_whole_core():
+@pytest.mark.parametrize("preset", ["ulx3s-85f", "icebreaker"])
+def test_long_run_whole_core(preset):
     seed = 1
-    netlist, job = long_case(seed)
+    config = PRESETS[preset]
+    netlist, job = long_case(seed, neurons=config.neurons)
     emu = simulate(netlist, job)
-    held = events_held_per_step(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
-    assert held.max() <= CORE.event_queue, f"seed={seed}: the case overfills the queue ({held.max()})"
-    assert emu.total_spikes > 10_000, f"seed={seed}: too quiet ({emu.total_spikes} spikes)"
-    image = compile_network(netlist, CORE)
+    held = events_held_per_step(netlist, emu.spike_times, emu.spike_gids, job.timesteps,
+                                config.accumulator_banks)
+    assert held.max() <= config.event_queue, f"seed={seed}: the case overfills the queue ({held.max()})"
+    assert emu.total_spikes > 5 * config.neurons, f"seed={seed}: too quiet ({emu.total_spikes} spikes)"
+    image = compile_network(netlist, config)
     started = time.perf_counter()
     rtl = rtl_run(image, job, populations=netlist.populations)
     seconds = time.perf_counter() - started
@@ -165,7 +198,7 @@ def test_long_run_whole_core():
           f"{job.timesteps} steps, {emu.total_spikes} spikes, max {held.max()} events held; "
           f"rtl {seconds:.1f} s (simulation {rtl.compute_seconds:.1f} s), "
           f"cycles/step {rtl.extra['cycles_per_step']}")
-    failures = mismatches(f"long seed={seed}", netlist, job, rtl, emu)
+    failures = mismatches(f"long {preset} seed={seed}", netlist, job, rtl, emu, image)
     assert not failures, "\n".join(failures)
 
 
@@ -183,11 +216,14 @@ def burst_case(*, sources: int, targets: int, weight: int, delay: int, burst_ste
     return netlist, job
 
 
-def test_queue_overflow_fails_the_job_at_its_step():
-    # 33 spikes x 32 synapses = 1,056 events in flight after the fan-out of step 4 > 1,024
-    netlist, job = burst_case(sources=33, targets=32, weight=1, delay=5, burst_step=4, timesteps=20)
-    image = compile_network(netlist, CORE)
-    message = r"the event queue overflowed at step 4: more than 1,024 events"
+@pytest.mark.parametrize("preset, sources, targets", [("icebreaker", 21, 488), ("ulx3s-85f", 33, 249)])
+def test_queue_overflow_fails_the_job_at_its_step(preset, sources, targets):
+    # icebreaker: 21 spikes x 488 synapses = 10,248 events in flight after the fan-out of
+    # step 4 > 10,240; ulx3s-85f: 33 x 249 = 8,217 > 8,192
+    config = PRESETS[preset]
+    netlist, job = burst_case(sources=sources, targets=targets, weight=1, delay=5, burst_step=4, timesteps=20)
+    image = compile_network(netlist, config)
+    message = rf"the event queue overflowed at step 4: more than {config.event_queue:,} events"
     with pytest.raises(RtlOverflowError, match=message) as error:
         rtl_run(image, job, populations=netlist.populations)
     assert (error.value.kind, error.value.step) == ("queue_overflow", 4)
@@ -215,7 +251,7 @@ def test_accumulator_overflow_is_refused_before_the_run_as_by_the_emulator():
     netlist, job = burst_case(sources=4, targets=1, weight=32767, delay=0, burst_step=2, timesteps=6)
     rtl = rtl_run(compile_network(netlist, NARROW), job, populations=netlist.populations)
     emu = simulate(netlist, job)
-    assert not mismatches("narrow, four sources", netlist, job, rtl, emu)
+    assert not mismatches("narrow, four sources", netlist, job, rtl, emu, compile_network(netlist, NARROW))
     assert rtl.total_spikes == 4 + 1
 
 

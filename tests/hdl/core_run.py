@@ -23,7 +23,8 @@ from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words
 from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
 
-__all__ = ["rtl_run", "events_held_per_step"]
+__all__ = ["rtl_run", "events_held_per_step", "arrivals_by_step", "profile_loads", "spram_step_bounds",
+           "SPRAM_STEP_OVERHEAD"]
 
 _Population = namedtuple("_Population", "label size offset")
 
@@ -158,13 +159,16 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
     )
 
 
-def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int) -> np.ndarray:
+def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int, banks: int = 2) -> np.ndarray:
     """The queue's ``held`` after each step, from a run's spikes (the core's rule).
 
-    A spike at ``s`` over a synapse with delay ``d >= 1`` is held from the fan-out of ``s``
-    until the end of step ``s + d`` (whose drain delivered it for step ``s + 1 + d``), and
-    not at all when ``s + 1 + d >= T``; delay-0 events go straight to the accumulators.
-    So after step ``t`` the queue holds the events with arrival ``>= t + 2``.
+    Two accumulator banks (Core): a spike at ``s`` over a synapse with delay ``d >= 1`` is
+    held from the fan-out of ``s`` until the end of step ``s + d`` (whose drain delivered
+    it for step ``s + 1 + d``), and not at all when ``s + 1 + d >= T``; delay-0 events go
+    straight to the accumulators. So after step ``t`` the queue holds the events with
+    arrival ``>= t + 2``. One bank (SpramCore): every event, delay 0 too, is held from
+    the fan-out of ``s`` until the drain at the start of step ``s + 1 + d``: after step
+    ``t`` the queue holds the events with arrival ``> t``.
     """
     change = np.zeros(timesteps + 1, np.int64)
     by_source = {}
@@ -172,7 +176,72 @@ def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int) -> np
         by_source.setdefault(src, []).append(d)
     for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
         for d in by_source.get(gid, ()):
-            if d >= 1 and s + 1 + d < timesteps:
+            if (d >= 1 or banks == 1) and s + 1 + d < timesteps:
                 change[s] += 1
-                change[s + d] -= 1
+                change[s + d + (banks == 1)] -= 1
     return np.cumsum(change)[:timesteps]
+
+
+def arrivals_by_step(netlist, spike_times, spike_gids, timesteps: int) -> np.ndarray:
+    """Events arriving at each step ``t < timesteps``: one per synapse of each spike at ``s``,
+    at ``s + 1 + delay``."""
+    arriving = np.zeros(timesteps + 65, np.int64)
+    delays = {}
+    for src, d in zip(np.asarray(netlist.src).tolist(), np.asarray(netlist.delay).tolist(), strict=True):
+        delays.setdefault(src, []).append(d)
+    for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
+        for d in delays.get(gid, ()):
+            arriving[s + 1 + d] += 1
+    return arriving[:timesteps]
+
+
+#: SpramCore's clocks of a step beyond the drain and the pass/fan-out terms of
+#: :func:`spram_step_bounds`: the spike list (3), the fan-out's pipeline from a spike to its
+#: first push, the last push's write and the controller (the bound is met with equality in
+#: some steps)
+SPRAM_STEP_OVERHEAD = 16
+
+
+def profile_loads(image) -> int:
+    """Profile-cache loads of one pass over ``image``'s neurons (SpramCore's ``NeuronPass``):
+    one at the start and one at each change of profile along the neurons."""
+    profiles = image.fields(0, Memory.NEURON)["profile"][:image.n_neurons]
+    return 1 + int(np.count_nonzero(np.diff(profiles))) if len(profiles) else 0
+
+
+def spram_step_bounds(image, emu, arriving) -> list[int]:
+    """The clocks each SpramCore step over ``image`` may take (the host always taking
+    spikes), from the emulator's spikes; ``arriving`` from :func:`arrivals_by_step`.
+
+    The drain: ``E_t + DRAIN_LATENCY + 3`` (``E_t`` events arriving at ``t``, then
+    Accumulate's last write). Then the pass, ``n + NeuronPass.SPRAM_LATENCY``, with the
+    fan-out under it: neuron ``g``'s spike leaves the pass ``g`` clocks after its first,
+    and a spike of ``F >= 1`` synapses from synapse ``b`` costs the fan-out its pool-port
+    clocks, ``F`` pushes, ``ceil((b mod 16 + F) / 16)`` compartment rows and its axon row,
+    at least 4 (a spike of 0 or 1 synapses waits for its axon row's round trip, two in
+    flight). So the pass/fan-out phase lasts ``SPRAM_LATENCY + max(n, max_i(g_i +
+    sum_{j >= i} cost_j))`` with the step's spikes ``i`` in order, plus
+    :data:`SPRAM_STEP_OVERHEAD`, plus the pass's profile loads (``RELOAD`` clocks each,
+    :func:`profile_loads`, which delay every spike behind them). With spikes spread over
+    the pass that is about ``E_t + max(n, 1.1 E + 2 S) + 34`` for ``E`` events made by
+    ``S`` spikes.
+    """
+    from neurofab.hdl.chunk_queue import DRAIN_LATENCY
+    from neurofab.hdl.layouts import COMPARTMENTS_PER_ROW
+    from neurofab.hdl.neuron_pass import NeuronPass
+
+    n = image.n_neurons
+    axons = image.fields(0, Memory.AXON)
+    base = np.asarray(axons["syn_base"], np.int64)
+    count = np.asarray(axons["syn_count"], np.int64)
+    rows = -(-(base % COMPARTMENTS_PER_ROW + count) // COMPARTMENTS_PER_ROW)
+    cost = np.maximum(count + rows + 1, 4)
+    reloads = NeuronPass.RELOAD * profile_loads(image)
+    bounds = []
+    for t in range(len(arriving)):
+        gids = emu.spike_gids[emu.spike_times == t].tolist()
+        costs = [int(cost[g]) for g in gids]
+        fanout = max([g + sum(costs[i:]) for i, g in enumerate(gids)] + [n])
+        bounds.append(int(arriving[t]) + DRAIN_LATENCY + 3 + NeuronPass.SPRAM_LATENCY + reloads + fanout
+                      + SPRAM_STEP_OVERHEAD)
+    return bounds

@@ -21,6 +21,7 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from core_run import arrivals_by_step, events_held_per_step, profile_loads, spram_step_bounds
 from netgen import SynapseSpec, netlist_from_synapses
 from test_hdl_core import FEATURES, small_case
 
@@ -29,7 +30,6 @@ from neurofab.compiler.image import initial_lfsr
 from neurofab.emulator import simulate
 from neurofab.emulator.capacity import CapacityExceeded, QueueCapacity, check_image_accumulators
 from neurofab.errors import ValidationError
-from neurofab.hdl.chunk_queue import DRAIN_LATENCY
 from neurofab.hdl.config import get_preset
 from neurofab.hdl.layouts import (
     PROFILE_LAYOUT,
@@ -183,63 +183,15 @@ def spram_run(image, job, *, p_ready: float = 1.0, seed: int = 0, before_step=No
 
 
 def step_events(netlist, spike_times, spike_gids, timesteps: int):
-    """Per step ``t``: the events arriving at ``t`` (drained), and the events fanned out at ``t``
-    (made, arrival ``< T``) and held after ``t`` (one bank: arrival ``> t``, delay 0 too)."""
-    arriving = np.zeros(timesteps + 64, np.int64)
-    made = np.zeros(timesteps, np.int64)
-    change = np.zeros(timesteps + 1, np.int64)
-    delays = {}
-    for src, d in zip(np.asarray(netlist.src).tolist(), np.asarray(netlist.delay).tolist(), strict=True):
-        delays.setdefault(src, []).append(d)
-    for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
-        for d in delays.get(gid, ()):
-            if s + 1 + d < timesteps:
-                arriving[s + 1 + d] += 1
-                made[s] += 1
-                change[s] += 1
-                change[s + 1 + d] -= 1  # drained at the start of its arrival step
-    return arriving[:timesteps], made, np.cumsum(change)[:timesteps]
-
-
-#: clocks of a step beyond the drain and the pass/fan-out terms of :func:`step_bounds`: the
-#: spike list (3), the fan-out's pipeline from a spike to its first push, the last push's
-#: write and the controller (measured: the bound is met with equality in some steps)
-STEP_OVERHEAD = 16
+    """Per step ``t``: the events arriving at ``t`` (drained), and the events held after ``t``
+    (one bank: arrival ``> t``, delay 0 too)."""
+    return (arrivals_by_step(netlist, spike_times, spike_gids, timesteps),
+            events_held_per_step(netlist, spike_times, spike_gids, timesteps, banks=1))
 
 
 def reload_clocks(image) -> int:
-    """Clocks a pass over ``image``'s neurons spends loading its profile cache: ``RELOAD`` a
-    load, one at the start and one at each change of profile along the neurons."""
-    reload = NeuronPass.RELOAD
-    profiles = image.fields(0, Memory.NEURON)["profile"][:image.n_neurons]
-    loads = 1 + int(np.count_nonzero(np.diff(profiles))) if len(profiles) else 0
-    return reload * loads
-
-
-def step_bounds(netlist, emu, arriving, reloads: int) -> list[int]:
-    """The clocks each step may take (the host always taking spikes), from the emulator's spikes.
-
-    The drain: ``E_t + DRAIN_LATENCY + 3`` (``E_t`` events arriving at ``t``, then
-    Accumulate's last write). Then the pass,
-    ``n + NeuronPass.SPRAM_LATENCY``, with the fan-out under it: neuron ``g``'s spike leaves
-    the pass ``g`` clocks after its first, and a spike of ``F`` synapses costs the fan-out
-    ``max(F, 1) + F // 16 + 2`` clocks (a push a synapse, its axon row and compartment
-    rows on the same pool port). So the pass/fan-out phase lasts ``SPRAM_LATENCY + max(n,
-    max_i(g_i + sum_{j >= i} cost_j))`` with the step's spikes ``i`` in order, plus
-    :data:`STEP_OVERHEAD`, plus the pass's profile loads (``reloads`` clocks, which
-    delay every spike behind them). With spikes spread over the pass that is about
-    ``E_t + max(n, 1.1 E + 2 S) + 34`` for ``E`` events made by ``S`` spikes.
-    """
-    n = netlist.n_neurons
-    degree = np.bincount(netlist.src, minlength=n)
-    bounds = []
-    for t in range(len(arriving)):
-        gids = emu.spike_gids[emu.spike_times == t].tolist()
-        cost = [max(int(degree[g]), 1) + int(degree[g]) // 16 + 2 for g in gids]
-        fanout = max([g + sum(cost[i:]) for i, g in enumerate(gids)] + [n])
-        bounds.append(int(arriving[t]) + DRAIN_LATENCY + 3 + NeuronPass.SPRAM_LATENCY + reloads + fanout
-                      + STEP_OVERHEAD)
-    return bounds
+    """Clocks a pass over ``image``'s neurons spends loading its profile cache."""
+    return NeuronPass.RELOAD * profile_loads(image)
 
 
 def fitting_case(seed: int, **features):
@@ -270,10 +222,10 @@ def check_against_emulator(seed, features, *, p_ready=1.0):
         assert got == want, f"seed={used} step {t}: spikes"
     for name in ("v", "r", "lfsr"):
         assert rtl.final_state[name].tolist() == np.asarray(emu.final_state[name]).tolist(), name
-    arriving, made, held = step_events(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
+    arriving, held = step_events(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
     assert rtl.extra["events_held"] == held.tolist()
     if p_ready == 1.0:
-        bounds = step_bounds(netlist, emu, arriving, reload_clocks(image))
+        bounds = spram_step_bounds(image, emu, arriving)
         for t, (cycles, bound) in enumerate(zip(rtl.extra["cycles"], bounds, strict=True)):
             assert cycles <= bound, f"seed={used} step {t}: {cycles} clocks, bound {bound}"
     return netlist, job, rtl, emu
@@ -483,10 +435,10 @@ def test_bench_network_meets_the_cycle_target():
                 == emu.spike_gids[emu.spike_times == t].tolist()), f"step {t}: spikes"
     for name in ("v", "r", "lfsr"):
         assert rtl.final_state[name].tolist() == np.asarray(emu.final_state[name]).tolist(), name
-    arriving, made, held = step_events(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
+    arriving, held = step_events(netlist, emu.spike_times, emu.spike_gids, job.timesteps)
     assert rtl.extra["events_held"] == held.tolist()
     n = netlist.n_neurons
-    bounds = step_bounds(netlist, emu, arriving, reload_clocks(image))
+    bounds = spram_step_bounds(image, emu, arriving)
     for t, (cycles, bound) in enumerate(zip(rtl.extra["cycles"], bounds, strict=True)):
         assert cycles <= bound, f"step {t}: {cycles} clocks, bound {bound}"
         if t >= 10:
@@ -495,7 +447,7 @@ def test_bench_network_meets_the_cycle_target():
             # the step's spikes (walked even where the run's end drops their events) + arriving
             walked = spikes * 16
             target = 1.1 * (n + walked + arriving[t]) + 64
-            print(f"step {t}: S={spikes} E_made={made[t]} E_arriving={arriving[t]} cycles={cycles} "
+            print(f"step {t}: S={spikes} E_arriving={arriving[t]} cycles={cycles} "
                   f"target={target:.0f} ({cycles / target:.2f})")
             assert cycles <= target, f"step {t}: {cycles} clocks, over the target {target:.0f}"
     # the synapses' small weights move a few neurons by a step: the bench's activity on average
