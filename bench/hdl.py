@@ -1,10 +1,10 @@
 """The core on its FPGAs: size, clock, cycles per step and synaptic events per second (issue #4).
 
-Run ``.venv/bin/python bench/hdl.py`` (both presets, about 5 minutes on 2 cores;
+Run ``.venv/bin/python bench/hdl.py`` (both presets, about 20 minutes on 2 cores;
 ``--preset ulx3s-85f`` for one; ``--quick`` for synthesis without place and route and a
 40-step simulation). For each preset (``icebreaker``: iCE40UP5K; ``ulx3s-85f``: LFE5U-85F):
 
-1. **Synthesis and place and route** of ``Core(config)`` inside
+1. **Synthesis and place and route** of the preset's core (``hdl.cores.core_for``) inside
    :class:`~neurofab.hdl.synthesis.SerialHarness` (the core has far more ports than the
    chip has pins; the harness puts every port behind a shift register, four pins remain
    and every timing path is the core's): Yosys (``synth_ice40`` / ``synth_ecp5``) then
@@ -286,16 +286,17 @@ def _harness_bits(component) -> int:
 
 
 def _build(config: CoreConfig, target: Target, *, pnr: bool, seed: int, keep: Path | None = None,
-           router: str = "router2", log=print):
-    """``(report, harness_bits, why)`` for ``Core(config)`` in the harness on ``target``'s device.
+           router: str = "router1", log=print):
+    """``(report, harness_bits, why)`` for ``core_for(config)`` in the harness on ``target``'s device.
 
     With ``pnr`` the report is the placed design's (Fmax, utilisation) or, when it does
     not fit, Yosys's, with nextpnr's reason (or the counts beyond the device) as ``why``.
     Without, it is Yosys's alone, ``why`` naming what is beyond the device if anything.
     """
-    from neurofab.hdl.core import Core
+    from neurofab.hdl.cores import core_for
 
-    core = Core(config)
+    # the iCE40 core's SPRAMs as SB_SPRAM256KA tiles (Yosys has no platform to ask)
+    core = core_for(config, primitive=True if target.family == "ice40" else None)
     harness_bits = _harness_bits(core)
     started = time.perf_counter()
     why = None
@@ -355,7 +356,7 @@ def json_row(config: CoreConfig, report: SynthesisReport | None, harness_bits: i
 
 
 def bench_preset(name: str, *, timesteps: int, pnr: bool, seed: int = 1, keep: Path | None = None,
-                 router: str = "router2", log=print) -> dict:
+                 router: str = "router1", log=print) -> dict:
     """Everything above for preset ``name``; returns its :func:`json_row`."""
     config, target = PRESETS[name], TARGETS[name]
     log(f"{name} ({config.device}; nextpnr device {target.device}-{target.package})")
@@ -413,8 +414,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep Yosys's and nextpnr's files (logs, netlist, pnr.json with the critical "
                              "paths) in DIR/<preset>")
-    parser.add_argument("--router", choices=ECP5_ROUTERS, default="router2",
-                        help="nextpnr-ecp5's router (default router2; router1 is minutes slower here)")
+    parser.add_argument("--router", choices=ECP5_ROUTERS, default="router1",
+                        help="nextpnr-ecp5's router (default router1, about 14 minutes on the ulx3s-85f "
+                             "core; router2 is faster but does not converge on it at seed 1)")
     args = parser.parse_args(argv)
     steps = args.steps if args.steps is not None else (40 if args.quick else 200)
     if steps < 1:

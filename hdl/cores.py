@@ -16,6 +16,10 @@ from .spram_core import SpramCore
 __all__ = ["core_for"]
 
 
-def core_for(config: CoreConfig) -> Core | SpramCore:
-    """A new core top for ``config`` (its constructor checks that the shape is one it builds)."""
-    return SpramCore(config) if config.spram else Core(config)
+def core_for(config: CoreConfig, *, primitive=None) -> Core | SpramCore:
+    """A new core top for ``config`` (its constructor checks that the shape is one it builds).
+
+    ``primitive`` is :class:`SpramCore`'s choice of SPRAM form (``True``: the iCE40's
+    ``SB_SPRAM256KA`` tiles, for synthesis without a platform); Core has no SPRAM.
+    """
+    return SpramCore(config, primitive=primitive) if config.spram else Core(config)
