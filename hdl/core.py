@@ -39,8 +39,8 @@ from .fanout import FanOut
 from .layouts import Memory, core_layouts
 from .neuron_pass import NeuronPass, spike_layout
 
-__all__ = ["SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS", "SYNAPSE_PART_BITS", "CYCLE_BITS", "HOST_MEMORIES",
-           "host_word_bits", "host_addr_bits", "Core"]
+__all__ = ["core_members", "SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS", "SYNAPSE_PART_BITS", "CYCLE_BITS",
+           "HOST_MEMORIES", "host_word_bits", "host_addr_bits", "Core"]
 
 #: clocks from the fan-out's synapse read to its word: the part's address register, the
 #: block RAM, the part's data register, the part multiplexer's register (within a bank),
@@ -76,6 +76,39 @@ def host_addr_bits(config: CoreConfig) -> int:
     """Width of the host port's address: the deepest memory's."""
     layouts = core_layouts(config)
     return max(addr_bits(layouts.depth(m)) for m in HOST_MEMORIES)
+
+
+def core_members(config: CoreConfig, *, host_word: int, host_addr: int) -> dict:
+    """The members of every core top (:class:`Core`, ``SpramCore``): one host-facing contract.
+
+    ``host_word`` and ``host_addr`` are the widths of the host port's data and address,
+    which follow from the memories a top keeps (see :class:`Core`'s members).
+    """
+    return {
+        "clear": In(1),
+        "step": In(1),
+        "count": In(count_bits(config.neurons)),
+        "timesteps": In(STEP_BITS),
+        "dendritic": In(1),
+        "noise": In(1),
+        "graded": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "t": Out(STEP_BITS),
+        "cycles": Out(CYCLE_BITS),
+        "events_held": Out(count_bits(config.event_queue)),
+        "queue_overflow": Out(1),
+        "queue_overflow_step": Out(STEP_BITS),
+        "acc_overflow": Out(1),
+        "acc_overflow_step": Out(STEP_BITS),
+        "spikes": Out(stream.Signature(spike_layout(config))),
+        "host_memory": In(Memory),
+        "host_addr": In(host_addr),
+        "host_wdata": In(host_word),
+        "host_we": In(1),
+        "host_re": In(1),
+        "host_rdata": Out(host_word),
+    }
 
 
 class Core(CoreBlock):
@@ -131,32 +164,8 @@ class Core(CoreBlock):
         if config.max_cores != 1:
             raise ValidationError("Core.config", f"must be a single-core shape (max_cores 1; routes "
                                   f"between cores are not built), not max_cores {config.max_cores}")
-        word = host_word_bits(config)
-        super().__init__(config, {
-            "clear": In(1),
-            "step": In(1),
-            "count": In(count_bits(config.neurons)),
-            "timesteps": In(STEP_BITS),
-            "dendritic": In(1),
-            "noise": In(1),
-            "graded": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "t": Out(STEP_BITS),
-            "cycles": Out(CYCLE_BITS),
-            "events_held": Out(count_bits(config.event_queue)),
-            "queue_overflow": Out(1),
-            "queue_overflow_step": Out(STEP_BITS),
-            "acc_overflow": Out(1),
-            "acc_overflow_step": Out(STEP_BITS),
-            "spikes": Out(stream.Signature(spike_layout(config))),
-            "host_memory": In(Memory),
-            "host_addr": In(host_addr_bits(config)),
-            "host_wdata": In(word),
-            "host_we": In(1),
-            "host_re": In(1),
-            "host_rdata": Out(word),
-        })
+        super().__init__(config, core_members(config, host_word=host_word_bits(config),
+                                               host_addr=host_addr_bits(config)))
 
     def elaborate(self, platform):
         m = Module()

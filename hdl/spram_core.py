@@ -56,17 +56,16 @@ into them with :func:`~neurofab.hdl.layouts.spram_image`): ``host_memory`` is a
 """
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory as RAM
-from amaranth.lib.wiring import In, Out
 
 from neurofab.errors import ValidationError
 
 from .accumulate import Accumulate
 from .block import CoreBlock
 from .chunk_queue import AUX_ADDR_BITS, ChunkedEventQueue
-from .config import CoreConfig, addr_bits, count_bits
-from .core import CYCLE_BITS
+from .config import CoreConfig, addr_bits
+from .core import core_members
 from .event_queue import STEP_BITS
 from .fanout import FanOut
 from .layouts import (
@@ -77,7 +76,7 @@ from .layouts import (
     spram_regions,
     spram_synapse_layout,
 )
-from .neuron_pass import PROFILE_ROW_BITS, PROFILE_ROWS, NeuronPass, spike_layout
+from .neuron_pass import PROFILE_ROW_BITS, PROFILE_ROWS, NeuronPass
 from .spike_list import SpikeList
 from .spram import NO_RW_CHECK, SinglePortRAM
 
@@ -231,32 +230,8 @@ class SpramCore(CoreBlock):
             raise ValidationError("core.max_cores", f"must be 1 for SpramCore (routes between cores are "
                                   f"not built), not {config.max_cores}")
         spram_regions(config)  # refuses a shape whose SPRAM words or rows do not fit
-        word = host_word_bits(config)
-        super().__init__(config, {
-            "clear": In(1),
-            "step": In(1),
-            "count": In(count_bits(config.neurons)),
-            "timesteps": In(STEP_BITS),
-            "dendritic": In(1),
-            "noise": In(1),
-            "graded": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "t": Out(STEP_BITS),
-            "cycles": Out(CYCLE_BITS),
-            "events_held": Out(count_bits(config.event_queue)),
-            "queue_overflow": Out(1),
-            "queue_overflow_step": Out(STEP_BITS),
-            "acc_overflow": Out(1),
-            "acc_overflow_step": Out(STEP_BITS),
-            "spikes": Out(stream.Signature(spike_layout(config))),
-            "host_memory": In(Memory),
-            "host_addr": In(host_addr_bits(config)),
-            "host_wdata": In(word),
-            "host_we": In(1),
-            "host_re": In(1),
-            "host_rdata": Out(word),
-        })
+        super().__init__(config, core_members(config, host_word=host_word_bits(config),
+                                               host_addr=host_addr_bits(config)))
 
     def elaborate(self, platform):
         m = Module()
