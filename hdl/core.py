@@ -23,7 +23,7 @@ is idle, the way a host link will: to load an image, keep the stimulus sums curr
 and read the state back.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory as RAM
@@ -76,6 +76,15 @@ def host_addr_bits(config: CoreConfig) -> int:
     """Width of the host port's address: the deepest memory's."""
     layouts = core_layouts(config)
     return max(addr_bits(layouts.depth(m)) for m in HOST_MEMORIES)
+
+
+def step_horizon(m: Module, config: CoreConfig, t, timesteps):
+    """``min(delay_slots, T - 1 - t)``, and 0 in the last step (``t + 1 >= T``): the fan-out's
+    ``horizon`` for step ``t`` (an event arriving at ``t + 1 + delay >= T`` is not made), for
+    every core top, from one subtraction."""
+    ahead = Signal(signed(STEP_BITS + 1))  # T - 1 - t
+    m.d.comb += ahead.eq(timesteps - 1 - t)
+    return Mux(ahead <= 0, 0, Mux(ahead > config.delay_slots, config.delay_slots, ahead))
 
 
 def core_members(config: CoreConfig, *, host_word: int, host_addr: int) -> dict:
@@ -432,10 +441,6 @@ class Core(CoreBlock):
             self.acc_overflow.eq(accumulate.acc_overflow),
             self.acc_overflow_step.eq(accumulate.acc_overflow_step),
         ]
-        # events arriving at t + 1 + delay >= T are not made: delay < T - 1 - t
-        ahead = Signal(STEP_BITS)  # T - 1 - t, where t < T
-        m.d.comb += ahead.eq(self.timesteps - 1 - self.t)
-        last_step = self.t + 1 >= self.timesteps
         m.d.sync += cycles.eq(cycles + 1)
         # every spike written to the FIFO is counted in its level from the next clock, and
         # the pass's last spike is handed over by ``done``: so from the clock after ``done``
@@ -453,8 +458,7 @@ class Core(CoreBlock):
                         cycles.eq(1),
                         count.eq(self.count),
                         flags.eq(Cat(self.dendritic, self.noise, self.graded)),
-                        horizon.eq(Mux(last_step, 0,
-                                       Mux(ahead > config.delay_slots, config.delay_slots, ahead))),
+                        horizon.eq(step_horizon(m, config, self.t, self.timesteps)),
                         pass_done.eq(0),
                         drain_done.eq(0),
                     ]

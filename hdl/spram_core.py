@@ -55,7 +55,7 @@ into them with :func:`~neurofab.hdl.layouts.spram_image`): ``host_memory`` is a
 =================== ================================ ========================================
 """
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory as RAM
 
@@ -65,8 +65,7 @@ from .accumulate import Accumulate
 from .block import CoreBlock
 from .chunk_queue import AUX_ADDR_BITS, ChunkedEventQueue
 from .config import CoreConfig, addr_bits
-from .core import core_members
-from .event_queue import STEP_BITS
+from .core import core_members, step_horizon
 from .fanout import FanOut
 from .layouts import (
     CHUNK_EVENTS,
@@ -442,10 +441,6 @@ class SpramCore(CoreBlock):
             self.acc_overflow.eq(accumulate.acc_overflow),
             self.acc_overflow_step.eq(accumulate.acc_overflow_step),
         ]
-        # events arriving at t + 1 + delay >= T are not made: delay < T - 1 - t
-        ahead = Signal(signed(STEP_BITS + 1))  # T - 1 - t, where t < T
-        m.d.comb += ahead.eq(self.timesteps - 1 - self.t)
-        last_step = ahead <= 0  # t + 1 >= T, from the same subtraction
         with m.If(running):  # START, DRAIN, PASS: clocks 2 .. of the step, done included
             m.d.sync += cycles.eq(cycles + 1)
         idle_blocks = ~spike_list.busy & ~fanout.busy & ~queue.busy & ~accumulate.busy
@@ -461,8 +456,7 @@ class SpramCore(CoreBlock):
                         cycles.eq(1),
                         count.eq(self.count),
                         flags.eq(Cat(self.dendritic, self.noise, self.graded)),
-                        horizon.eq(Mux(last_step, 0,
-                                       Mux(ahead > config.delay_slots, config.delay_slots, ahead))),
+                        horizon.eq(step_horizon(m, config, self.t, self.timesteps)),
                         pass_done.eq(0),
                         drain_done.eq(0),
                     ]
