@@ -1,8 +1,9 @@
 """The Catalyst Neuromorphic Cloud API client (also for NeuroFab's own service).
 
-Needs only ``requests`` (it talks HTTP through ``urllib3``, which comes with
-requests). Every call returns the decoded JSON body; an HTTP error raises
-:class:`CatalystCloudError` with the status and the body's ``detail``.
+Needs only ``requests`` (it talks plain HTTP itself, :mod:`.http11`, and HTTPS and
+proxies through ``urllib3``, which comes with requests). Every call returns the
+decoded JSON body; an HTTP error raises :class:`CatalystCloudError` with the status
+and the body's ``detail``.
 
 Transient failures are retried with exponential backoff: connection errors, 429 and
 5xx responses, honouring ``Retry-After`` (a 429 whose ``Retry-After`` is longer than
@@ -17,6 +18,7 @@ import email.utils
 import json as _json
 import os
 import random
+import threading
 import time
 import urllib.parse
 import uuid
@@ -24,10 +26,13 @@ import uuid
 import requests
 import urllib3
 
+from . import http11
+
 __all__ = ["Client", "CatalystCloudError", "JobFailedError", "DEFAULT_BASE_URL"]
 
 DEFAULT_BASE_URL = "http://localhost:8000"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TERMINAL = ("completed", "failed", "cancelled")
 _LONG_POLL = 30.0
 
@@ -96,7 +101,7 @@ class _Response:
         self.status_code = raw.status
         self.reason = raw.reason
         self.headers = raw.headers  # case-insensitive, like requests'
-        self.content = raw.data
+        self.content = raw.content if isinstance(raw, http11.Answer) else raw.data
 
     @property
     def text(self) -> str:
@@ -110,14 +115,17 @@ class _Response:
 
 
 class _Transport:
-    """One keep-alive ``urllib3`` connection pool with the retry policy.
+    """Keep-alive connections with the retry policy.
 
-    urllib3 directly rather than a ``requests.Session``: requests' per-call machinery
-    (hooks, cookie jars, adapters, prepared requests) cost a small call about as much
-    CPU as the HTTP exchange itself. Behaviour callers see is the same: connection
-    failures raise ``requests.ConnectionError``, timeouts ``requests.Timeout``, and a
-    JSON body that does not parse ``requests.JSONDecodeError``. Proxies and the CA
-    bundle are read from the environment once, here, as requests would on each call.
+    Plain ``http://`` without a proxy (a service on this machine or network) goes through
+    :mod:`.http11`, one kept-alive socket per thread, with redirects followed here;
+    HTTPS and proxies through one ``urllib3`` pool. Neither is a ``requests.Session``:
+    requests' per-call machinery (hooks, cookie jars, adapters, prepared requests) cost
+    a small call about as much CPU as the HTTP exchange itself, and urllib3's about half
+    as much again. Behaviour callers see is the same: connection failures raise
+    ``requests.ConnectionError``, timeouts ``requests.Timeout``, and a JSON body that
+    does not parse ``requests.JSONDecodeError``. Proxies and the CA bundle are read from
+    the environment once, here, as requests would on each call.
     """
 
     def __init__(
@@ -150,14 +158,31 @@ class _Transport:
             self.pool = urllib3.ProxyManager(proxy, num_pools=4, maxsize=8, **tls)
         else:
             self.pool = urllib3.PoolManager(num_pools=4, maxsize=8, **tls)
+        base = urllib.parse.urlsplit(self.base_url)
+        #: (host, port) served by the lean path: plain HTTP, no proxy
+        self._plain = (base.hostname, base.port or 80) if base.scheme == "http" and not proxy else None
+        self._plain_prefix = base.path
+        self._local = threading.local()  # this thread's http11.Connection
         # No retries inside urllib3 (the loop below owns them); redirects are followed
         # as requests follows them.
         self._urllib3_retries = urllib3.Retry(
             total=None, connect=0, read=0, status=0, other=0, redirect=30, raise_on_redirect=False
         )
 
+    def _plain_target(self, url: str) -> str | None:
+        """The request target (path and query) if ``url`` is served by the lean path."""
+        if self._plain is None:
+            return None
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or (parts.hostname, parts.port or 80) != self._plain:
+            return None
+        return (parts.path or "/") + ("?" + parts.query if parts.query else "")
+
     def _send(self, method: str, url: str, body, headers: dict, limits) -> _Response:
         """One exchange; urllib3's exceptions become the ``requests`` ones callers know."""
+        target = self._plain_target(url)
+        if target is not None:
+            return self._send_plain(method, url, target, body, headers, limits)
         try:
             return _Response(
                 self.pool.request(
@@ -168,6 +193,27 @@ class _Transport:
             raise _requests_error(e.reason or e) from e
         except urllib3.exceptions.HTTPError as e:
             raise _requests_error(e) from e
+
+    def _send_plain(self, method: str, url: str, target: str, body, headers: dict, limits) -> _Response:
+        """One exchange on this thread's kept-alive connection, following redirects as
+        requests does (a ``303``, and a ``301``/``302`` of a ``POST``, become a ``GET``);
+        one leading elsewhere (another host, HTTPS) goes on through urllib3."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = http11.Connection(*self._plain)
+        for _ in range(31):
+            answer = connection.request(method, target, headers, body, limits.read_timeout)
+            location = answer.headers.get("Location")
+            if answer.status not in _REDIRECTS or location is None:
+                return _Response(answer)
+            url = urllib.parse.urljoin(url, location)
+            if answer.status == 303 and method != "HEAD" or answer.status in (301, 302) and method == "POST":
+                method, body = "GET", None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            target = self._plain_target(url)
+            if target is None:
+                return self._send(method, url, body, headers, limits)
+        raise requests.TooManyRedirects(f"more than 30 redirects, the last to {url}")
 
     def request(
         self,
