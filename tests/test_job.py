@@ -494,3 +494,41 @@ def test_schema_accepts_exactly_what_the_validator_accepts(doc):
         assert SCHEMA.is_valid(doc), "validator accepts, schema refuses"
     elif SCHEMA.is_valid(doc):
         assert schema_cannot_say(error), f"schema accepts, validator refuses: {error}"
+
+
+_ELEMENTS = st.one_of(
+    st.integers(-3, 2**20 + 2), st.integers(0, 120), st.booleans(), st.floats(0, 10), st.none(), st.just("7"),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(neurons=st.lists(st.one_of(st.integers(0, 99), _ELEMENTS), max_size=12),
+       times=st.lists(st.one_of(st.integers(0, 99), _ELEMENTS), max_size=12))
+def test_the_fast_integer_array_check_agrees_with_the_element_by_element_one(monkeypatch, neurons, times):
+    """schema._valid_int_array only accepts what the element-by-element check accepts, with
+    the same result; everything else (and every error) comes from the slow path."""
+    import neurofab.schema as schema
+
+    docs = [stim(neurons=neurons), stim(neurons=[0, 1], times=times)]
+    for doc in docs:
+        outcomes = []
+        for fast in (True, False):
+            with monkeypatch.context() as m:
+                if not fast:
+                    m.setattr(schema, "_valid_int_array", lambda *a: None)
+                try:
+                    outcomes.append(("ok", parse_job(copy.deepcopy(doc))))
+                except ValidationError as e:
+                    outcomes.append(("error", e.path, str(e)))
+        assert outcomes[0] == outcomes[1]
+
+
+def test_a_long_neuron_list_is_checked_whole_and_its_errors_still_name_the_element():
+    many = list(range(50_000))
+    assert parse_job(stim(neurons=many)).stimuli[0].neurons == tuple(many)
+    assert_error(stim(neurons=many + [True]), "stimuli[0].neurons[50000]",
+                 "stimuli[0].neurons[50000] must be an integer in 0..1048575, not true")
+    assert_error(stim(neurons=many + [17]), "stimuli[0].neurons[50000]",
+                 "stimuli[0].neurons[50000] duplicates stimuli[0].neurons[17] (17)")
+    assert_error(stim(times=[99, 100]), "stimuli[0].times[1]",
+                 "stimuli[0].times[1] must be an integer in 0..99 (below timesteps), not 100")
