@@ -61,17 +61,28 @@ class Accumulate(CoreBlock):
         first.
 
     Timing: an event taken in clock ``k`` has its word read in ``k``, registered straight
-    off the bank in ``k + 1`` (before any logic: the bank's read mux is long) and its sum
-    written in ``k + 2``; an event a clock, so ``n`` events offered back to back are all
-    written ``n + 2`` clocks after the first is taken. Adds to one word in clocks up to
-    two apart add up (a later add takes the earlier sums from registers, not from the
-    bank, which has them only from ``k + 3``). The read port's ``en`` is high only in clocks that take
-    an event. Reset drops an event not yet written.
+    off the bank in ``k + 1`` (before any logic: the bank's read mux is long), its sum
+    added in ``k + 2`` into a register and written in ``k + 3`` (the bank's write port is
+    far: nothing but the core's bank multiplexer between that register and it); an
+    event a clock, so ``n`` events offered back to back are all written ``n +``
+    :meth:`latency` ``= n + 3`` clocks after the first is taken. Adds to one word in
+    clocks up to three apart add up (a later add takes the earlier words from
+    registers, not from the bank, which has them only from ``k + 4``). The read port's
+    ``en`` is high only in clocks that take an event. Reset drops an event not yet
+    written.
 
-    Forwarding: with ``config.spram`` (the iCE40, short of logic cells) the adds keep
-    the last two adds' sums and compartments (an add changes one element of its word),
-    not their whole words; the bank sees the same writes, in the same clocks.
+    Forwarding: with ``config.spram`` (the iCE40, short of logic cells, at 30 MHz) the
+    sum is written in the clock of its add (``k + 2``, :meth:`latency` 2), and the adds
+    keep the last two adds' sums and compartments (an add changes one element of its
+    word), not their whole words.
     """
+
+    @staticmethod
+    def latency(config: CoreConfig) -> int:
+        """Clocks from taking an event to its write (inclusive of neither): 3, or 2 with
+        ``config.spram``; ``n`` events back to back are written ``n + latency`` clocks
+        after the first is taken."""
+        return 2 if config.spram else 3
 
     def __init__(self, config: CoreConfig):
         self.checked(config)
@@ -129,27 +140,49 @@ class Accumulate(CoreBlock):
             total, new_word = self._add_forwarding_sums(m, event, fetched_event, fetched_word, adding, wrote,
                                                         last_target)
         else:
-            last_word = Signal.like(self.acc_wr.data)
-            last_word2 = Signal.like(self.acc_wr.data)  # what the clock before wrote
+            # The sum goes into a register and is written the clock after (the bank's write
+            # port is far, its data through the core's bank multiplexer), so the word was
+            # read three clocks before this add: the last three adds' words are forwarded.
+            last_word = Signal.like(self.acc_wr.data)  # the last add's, being written now
+            last_word2 = Signal.like(self.acc_wr.data)  # the add before's
+            last_word3 = Signal.like(self.acc_wr.data)  # and the one before that
+            wrote2 = Signal()  # the clock before last added (into `last_target2`)
+            last_target2 = Signal.like(event.target)
             hit1 = Signal()  # `last_word` is the word of `event`, newer than `fetched_word`
             hit2 = Signal()  # `last_word2` is
+            hit3 = Signal()  # `last_word3` is
             m.d.sync += [
                 hit1.eq(adding & (event.target == fetched_event.target)),
                 hit2.eq(wrote & (last_target == fetched_event.target)),
+                hit3.eq(wrote2 & (last_target2 == fetched_event.target)),
+                wrote2.eq(wrote),
+                last_target2.eq(last_target),
+                last_word3.eq(last_word2),
             ]
             word = Signal.like(self.acc_wr.data)
-            m.d.comb += word.eq(Mux(hit1, last_word, Mux(hit2, last_word2, fetched_word)))
+            m.d.comb += word.eq(Mux(hit1, last_word,
+                                    Mux(hit2, last_word2, Mux(hit3, last_word3, fetched_word))))
             total = Signal(signed(bits + 1))
             m.d.comb += total.eq(word[event.compartment] + event.value)
             new_word = Signal.like(word)
             for c in range(config.compartments):
                 m.d.comb += new_word[c].eq(Mux(event.compartment == c, total[:bits], word[c]))
-        m.d.comb += [
-            self.acc_wr.addr.eq(event.target),
-            self.acc_wr.data.eq(new_word),
-            self.acc_wr.en.eq(adding),
-            self.busy.eq(reading | adding),
-        ]
+        if config.spram:
+            m.d.comb += [
+                self.acc_wr.addr.eq(event.target),
+                self.acc_wr.data.eq(new_word),
+                self.acc_wr.en.eq(adding),
+                self.busy.eq(reading | adding),
+            ]
+        else:
+            writing = Signal()  # the last add's word is written: `last_word` to `last_target`
+            m.d.sync += writing.eq(adding)
+            m.d.comb += [
+                self.acc_wr.addr.eq(last_target),
+                self.acc_wr.data.eq(last_word),
+                self.acc_wr.en.eq(writing),
+                self.busy.eq(reading | adding | writing),
+            ]
         if config.spram:
             m.d.sync += wrote.eq(adding)
         else:

@@ -38,6 +38,7 @@ from .event_queue import STEP_BITS, EventQueue
 from .fanout import FanOut
 from .layouts import Memory, core_layouts
 from .neuron_pass import NeuronPass, spike_layout
+from .spram import NO_RW_CHECK
 
 __all__ = ["core_members", "SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS", "SYNAPSE_PART_BITS", "CYCLE_BITS",
            "HOST_MEMORIES", "host_word_bits", "host_addr_bits", "Core"]
@@ -189,7 +190,10 @@ class Core(CoreBlock):
         m.submodules.spike_fifo = fifo = SyncFIFOBuffered(width=spike_layout(config).size, depth=n_max)
 
         host = ~self.busy
-        running = Signal()  # a step runs: the blocks own the memories' ports
+        # a step runs: the blocks own the memories' ports. A register, high in RUN only (in
+        # START the blocks latch their inputs and touch no memory), so that a host write
+        # registered in the clock of the ``step`` pulse still lands (below).
+        running = Signal()
         bank = Signal()  # the bank step t reads: t mod 2
 
         # --- memories: one read and one write port each ------------------------------------
@@ -197,16 +201,32 @@ class Core(CoreBlock):
                  Memory.STIMULUS: "stimulus"}
         rd, wr = {}, {}
         for which, name in names.items():
-            ram = RAM(shape=layouts.for_memory(which), depth=layouts.depth(which), init=[])
+            ram = RAM(shape=layouts.for_memory(which), depth=layouts.depth(which), init=[], attrs=NO_RW_CHECK)
             m.submodules[f"{name}_memory"] = ram
             rd[which], wr[which] = ram.read_port(), ram.write_port()
         banks = []
         for b in range(2):
-            ram = RAM(shape=layouts.accumulator, depth=n_max, init=[])
+            ram = RAM(shape=layouts.accumulator, depth=n_max, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"acc{b}_memory"] = ram
             banks.append((ram.read_port(), ram.write_port()))
 
-        # the host's side: address, data and enables of the selected memory
+        # Every memory is NO_RW_CHECK (no collision logic after its block RAMs): no read's
+        # word is used when it meets a write of the same word in the same clock.
+        # - profile, axon, stimulus, synapse parts: only the host writes them, and the core
+        #   is idle then; a host read of the word its registered write (below) writes in
+        #   that clock takes the written word from the write's registers instead.
+        # - neuron memory, the pass's accumulator bank: the pass reads each word once and
+        #   writes it after its read (NeuronPass), so a write meets no read of its word.
+        # - Accumulate's bank: a read that meets the write of the same word (an add two
+        #   clocks before) is replaced by the forwarded sum (Accumulate's forwarding).
+        # - a clear's zeroing writes with no read.
+        # tests/hdl/test_hdl_core.py checks the neuron memory's and the pass's bank's reads
+        # against same-clock writes on every step it runs.
+
+        # the host's side: a write is registered (address, data and one enable per memory,
+        # per synapse part) and lands at the next clock edge, so nothing but a register
+        # drives the block RAMs' write ports from the host (they are spread over the die);
+        # a read goes to the memories at once
         host_rd_en = Signal()
         host_wr_en = Signal()
         m.d.comb += [host_rd_en.eq(host & self.host_re), host_wr_en.eq(host & self.host_we)]
@@ -216,6 +236,24 @@ class Core(CoreBlock):
             acc_bank.eq(self.host_addr >= n_max),
             acc_index.eq(Mux(acc_bank, self.host_addr - n_max, self.host_addr)),
         ]
+        widths = {which: _size(layouts.for_memory(which)) for which in HOST_MEMORIES}
+        w_memory = Signal(Memory)  # the registered write
+        w_addr = Signal.like(self.host_addr)
+        w_acc_index = Signal.like(acc_index)
+        w_data = Signal.like(self.host_wdata)  # the low bits the memory keeps, the rest 0
+        w_en = {which: Signal(name=f"host_{which.name.lower()}_we") for which in HOST_MEMORIES}
+        w_acc_en = [Signal(name=f"host_acc{b}_we") for b in range(2)]
+        m.d.sync += [w_memory.eq(self.host_memory), w_addr.eq(self.host_addr), w_acc_index.eq(acc_index)]
+        with m.Switch(self.host_memory):
+            for which, width in widths.items():
+                with m.Case(which):
+                    m.d.sync += w_data.eq(self.host_wdata[:width])
+        for which, en in w_en.items():
+            m.d.sync += en.eq(host_wr_en & (self.host_memory == which))
+        for b, en in enumerate(w_acc_en):
+            m.d.sync += en.eq(host_wr_en & (self.host_memory == Memory.ACCUMULATOR) & (acc_bank == b))
+        w_any = Signal()  # a registered write lands at this clock's edge
+        m.d.comb += w_any.eq(Cat(*w_en.values()).any())
 
         def connect_read(port, user, select, host_select, addr):
             """``user`` (a ReadPort-like interface of a block) while ``select``, else the host."""
@@ -227,13 +265,12 @@ class Core(CoreBlock):
             with m.Else():
                 m.d.comb += [port.addr.eq(addr), port.en.eq(host_rd_en & host_select)]
 
-        def connect_write(port, user, select, host_select, addr):
+        def connect_write(port, user, select, host_en):
             with m.If(select):
                 if user is not None:
                     m.d.comb += [port.addr.eq(user.addr), port.data.eq(user.data), port.en.eq(user.en)]
             with m.Else():
-                m.d.comb += [port.addr.eq(addr), port.data.eq(self.host_wdata),
-                             port.en.eq(host_wr_en & host_select)]
+                m.d.comb += [port.addr.eq(w_addr), port.data.eq(w_data), port.en.eq(host_en)]
 
         users = {
             Memory.PROFILE: (npass.profile_rd, None),
@@ -244,35 +281,39 @@ class Core(CoreBlock):
         for which, (user_rd, user_wr) in users.items():
             selected = self.host_memory == which
             connect_read(rd[which], user_rd, running, selected, self.host_addr)
-            connect_write(wr[which], user_wr, running, selected, self.host_addr)
+            connect_write(wr[which], user_wr, running, w_en[which])
 
         # accumulator banks: bank ``bank`` is the pass's, the other Accumulate's; a clear
         # zeroes both through their write ports
-        zeroing = Signal()
+        zeroing = Signal()  # a register: high in CLEAR (the controller below)
         zero_addr = Signal(addr_bits(n_max))
         acc_host = self.host_memory == Memory.ACCUMULATOR
+        # Who writes each bank, as registers set with the controller's state (below):
+        # Accumulate (running, the other bank than the pass's) or the host (neither running
+        # nor zeroing). The pass and a clear write 0, so a bank's write data is one LUT a
+        # bit: Accumulate's word, the host's, or 0.
+        acc_owns = [Signal(name=f"acc{b}_accumulate_owns") for b in range(2)]
+        host_owns = Signal(init=1)
         for b, (port_rd, port_wr) in enumerate(banks):
             mine = bank == b  # the pass's bank this step
+            m.d.comb += port_wr.data.eq(Mux(acc_owns[b], accumulate.acc_wr.data, Mux(host_owns, w_data, 0)))
             with m.If(running & mine):
                 m.d.comb += [
                     port_rd.addr.eq(npass.acc_rd.addr), port_rd.en.eq(npass.acc_rd.en),
-                    port_wr.addr.eq(npass.acc_wr.addr), port_wr.data.eq(npass.acc_wr.data),
-                    port_wr.en.eq(npass.acc_wr.en),
+                    port_wr.addr.eq(npass.acc_wr.addr), port_wr.en.eq(npass.acc_wr.en),
                 ]
             with m.Elif(running):
                 m.d.comb += [
                     port_rd.addr.eq(accumulate.acc_rd.addr), port_rd.en.eq(accumulate.acc_rd.en),
-                    port_wr.addr.eq(accumulate.acc_wr.addr), port_wr.data.eq(accumulate.acc_wr.data),
-                    port_wr.en.eq(accumulate.acc_wr.en),
+                    port_wr.addr.eq(accumulate.acc_wr.addr), port_wr.en.eq(accumulate.acc_wr.en),
                 ]
             with m.Elif(zeroing):
-                m.d.comb += [port_wr.addr.eq(zero_addr), port_wr.data.eq(0), port_wr.en.eq(1)]
+                m.d.comb += [port_wr.addr.eq(zero_addr), port_wr.en.eq(1)]
             with m.Else():
                 selected = acc_host & (acc_bank == b)
                 m.d.comb += [
                     port_rd.addr.eq(acc_index), port_rd.en.eq(host_rd_en & selected),
-                    port_wr.addr.eq(acc_index), port_wr.data.eq(self.host_wdata),
-                    port_wr.en.eq(host_wr_en & selected),
+                    port_wr.addr.eq(w_acc_index), port_wr.en.eq(w_acc_en[b]),
                 ]
         m.d.comb += [
             npass.acc_rd.data.eq(Mux(bank, banks[1][0].data, banks[0][0].data)),
@@ -303,7 +344,6 @@ class Core(CoreBlock):
         syn_host = self.host_memory == Memory.SYNAPSE
         run_rd = fanout.syn_rd.en  # a fan-out read (only while running)
         host_syn_rd = host_rd_en & syn_host
-        host_syn_wr = host_wr_en & syn_host
         # the part of each read, along the pipeline: issued (from the address register on
         # for the fan-out), on the block RAM's output, in the part's register
         part_of = Signal(range(max(2, n_parts)))
@@ -318,11 +358,13 @@ class Core(CoreBlock):
         part_outs = []
         for p in range(n_parts):
             depth = min(1 << part_bits, syn_depth - (p << part_bits))
-            ram = RAM(shape=syn_layout, depth=depth, init=[])
+            ram = RAM(shape=syn_layout, depth=depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"synapse_memory{p}"] = ram
             port_rd, port_wr = ram.read_port(), ram.write_port()
             hit = (fanout.syn_rd.addr[part_bits:syn_bits] == p) if n_parts > 1 else 1
             w_hit = (self.host_addr[part_bits:syn_bits] == p) if n_parts > 1 else 1
+            part_we = Signal(name=f"syn{p}_host_we")  # the registered host write's, for this part
+            m.d.sync += part_we.eq(host_wr_en & syn_host & w_hit)
             keep = {"keep": 1}
             r_addr = Signal(part_bits, name=f"syn{p}_rd_addr", attrs=keep)
             r_en = Signal(name=f"syn{p}_rd_en", attrs=keep)
@@ -335,9 +377,9 @@ class Core(CoreBlock):
             m.d.comb += [
                 port_rd.addr.eq(Mux(running, r_addr, self.host_addr[:part_bits])),
                 port_rd.en.eq(Mux(running, r_en, host_syn_rd)),
-                port_wr.addr.eq(self.host_addr[:part_bits]),
-                port_wr.data.eq(self.host_wdata[:syn_layout.size]),
-                port_wr.en.eq(host_syn_wr & w_hit),
+                port_wr.addr.eq(w_addr[:part_bits]),
+                port_wr.data.eq(w_data[:syn_layout.size]),
+                port_wr.en.eq(part_we),
             ]
             part_outs.append(out)
         # the fan-out's word: the part within its bank, then the bank, each registered
@@ -370,9 +412,20 @@ class Core(CoreBlock):
         read_bank = Signal()
         pick = Signal(Memory)  # from the second clock: its word is in the registers
         pick_bank = Signal()
+        # a read of the word the registered write writes in the same clock: the memory's
+        # word is undefined (NO_RW_CHECK), the written word is in ``w_data``
+        read_written = Signal()
+        read_written_word = Signal.like(w_data)
+        pick_written = Signal()
+        pick_written_word = Signal.like(w_data)
         with m.If(host_rd_en):
-            m.d.sync += [read_from.eq(self.host_memory), read_bank.eq(acc_bank)]
-        m.d.sync += [pick.eq(read_from), pick_bank.eq(read_bank)]
+            m.d.sync += [
+                read_from.eq(self.host_memory), read_bank.eq(acc_bank),
+                read_written.eq(w_any & (w_memory == self.host_memory) & (w_addr == self.host_addr)),
+                read_written_word.eq(w_data),
+            ]
+        m.d.sync += [pick.eq(read_from), pick_bank.eq(read_bank), pick_written.eq(read_written),
+                     pick_written_word.eq(read_written_word)]
         words = {}
         for which, name in names.items():
             words[which] = Signal(len(Value.cast(rd[which].data)), name=f"host_{name}_word")
@@ -388,6 +441,8 @@ class Core(CoreBlock):
                 m.d.comb += self.host_rdata.eq(Mux(pick_bank, acc_words[1], acc_words[0]))
             with m.Case(Memory.SYNAPSE):
                 m.d.comb += self.host_rdata.eq(syn_host_data)
+        with m.If(pick_written):
+            m.d.comb += self.host_rdata.eq(pick_written_word)
 
         # --- spikes: into two FIFOs as deep as the core has neurons, one for the fan-out and
         # one for the host. A step has at most ``count`` spikes and ends only when both are
@@ -447,11 +502,22 @@ class Core(CoreBlock):
         idle_blocks = ((fifo.level == 0) & (host_fifo.level == 0) & ~fanout.busy & ~accumulate.busy
                        & ~queue.busy)
 
+        # high in START only, as a register of its own: the queue's drain pulse reaches its
+        # push.ready and the free FIFO's address in the same clock, so no decode of the
+        # controller's state goes before it
+        starting = Signal()
+        m.d.sync += starting.eq(0)
+        m.d.comb += [npass.start.eq(starting), queue.drain.eq(starting)]
+        # ``busy`` (out of IDLE; it gates every host access) and ``zeroing`` (CLEAR) are
+        # registers likewise, set and cleared with the state's changes
+        busy = Signal()
+        m.d.comb += self.busy.eq(busy)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.clear):
                     m.d.comb += [queue.clear.eq(1), accumulate.clear.eq(1)]
-                    m.d.sync += [self.t.eq(0), slot.eq(0), bank.eq(0), zero_addr.eq(0)]
+                    m.d.sync += [self.t.eq(0), slot.eq(0), bank.eq(0), zero_addr.eq(0), busy.eq(1),
+                                 zeroing.eq(1), host_owns.eq(0)]
                     m.next = "CLEAR"
                 with m.Elif(self.step):
                     m.d.sync += [
@@ -461,20 +527,21 @@ class Core(CoreBlock):
                         horizon.eq(step_horizon(m, config, self.t, self.timesteps)),
                         pass_done.eq(0),
                         drain_done.eq(0),
+                        starting.eq(1),
+                        busy.eq(1),
                     ]
                     m.next = "START"
             with m.State("CLEAR"):
-                m.d.comb += [self.busy.eq(1), zeroing.eq(1)]
                 m.d.sync += zero_addr.eq(Mux(zero_addr == n_max - 1, zero_addr, zero_addr + 1))
                 with m.If((zero_addr == n_max - 1) & ~queue.busy):
                     m.d.comb += self.done.eq(1)
+                    m.d.sync += [busy.eq(0), zeroing.eq(0), host_owns.eq(1)]
                     m.next = "IDLE"
             with m.State("START"):
                 # the blocks latch their inputs in this clock; their reads start in the next
-                m.d.comb += [self.busy.eq(1), running.eq(1), npass.start.eq(1), queue.drain.eq(1)]
+                m.d.sync += [running.eq(1), host_owns.eq(0), acc_owns[0].eq(bank), acc_owns[1].eq(~bank)]
                 m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), running.eq(1)]
                 with m.If(npass.done):
                     m.d.sync += pass_done.eq(1)
                 with m.If(queue.done):
@@ -482,6 +549,11 @@ class Core(CoreBlock):
                 with m.If(pass_done & drain_done & idle_blocks):
                     m.d.comb += [self.done.eq(1), queue.step_end.eq(1)]
                     m.d.sync += [
+                        running.eq(0),
+                        busy.eq(0),
+                        host_owns.eq(1),
+                        acc_owns[0].eq(0),
+                        acc_owns[1].eq(0),
                         self.t.eq(self.t + 1),
                         slot.eq(next_slot),
                         bank.eq(~bank),

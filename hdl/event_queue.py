@@ -67,7 +67,7 @@ from .block import CoreBlock
 from .config import CoreConfig, addr_bits, count_bits
 from .fanout import delivery_layout, event_layout
 from .layouts import core_layouts
-from .spram import SinglePortRAM
+from .spram import NO_RW_CHECK, SinglePortRAM
 
 __all__ = ["STEP_BITS", "DRAIN_LATENCY", "EventQueue"]
 
@@ -106,9 +106,10 @@ class _LanedRAM(Elaboratable):
     beyond ``_WIDE_DEPTH`` words, else one lane holds the whole word.
     """
 
-    def __init__(self, shape, depth):
+    def __init__(self, shape, depth, *, attrs=None):
         self.shape = shape
         self.depth = depth
+        self.attrs = attrs or {}
         self.raddr = Signal(addr_bits(depth))
         self.ren = Signal()
         self.rdata = Signal(shape)
@@ -129,7 +130,7 @@ class _LanedRAM(Elaboratable):
         rdata, wdata = Value.cast(self.rdata), Value.cast(self.wdata)
         for lane, lo in enumerate(range(0, width, self.lane_bits)):
             hi = min(width, lo + self.lane_bits)
-            memory = Memory(shape=hi - lo, depth=self.depth, init=[])
+            memory = Memory(shape=hi - lo, depth=self.depth, init=[], attrs=self.attrs)
             m.submodules[f"lane{lane}"] = memory
             rd = memory.read_port()
             wr = memory.write_port()
@@ -242,18 +243,36 @@ class EventQueue(CoreBlock):
         event_shape = self.push.payload.shape()
 
         # --- memories ---------------------------------------------------------------------
-        m.submodules.arrivals = arrivals = Memory(shape=layouts.arrival, depth=config.delay_slots, init=[])
+        # Every memory here is NO_RW_CHECK: no read's word is used when it meets a write of
+        # the same word in the same clock, so Yosys keeps no collision logic (a comparator
+        # and a multiplexer after the block RAM, on the ECP5 the drain walk's critical path):
+        # - arrival table: its reads are stage A's (a push's slot) and the drain's (the
+        #   drained slot); its write is stage C's. A drain's slot is never a push's, and a
+        #   stage A read of the slot C writes in that clock is replaced by the forwarded
+        #   entry (``b_forward``), so that word is never used.
+        # - pool: the drain reads only words linked into the drained slot's list; a push
+        #   writes only a word allocated from the free FIFO or never used (``fresh``), which
+        #   is in no list. A word enters the free FIFO when the drain reads it and is taken
+        #   two clocks later at the earliest, so its write follows its last read.
+        # - free FIFO: read every clock at its head; a write at ``free_last`` can meet a read
+        #   at the same index only when that index is not visible yet (the FIFO holds no
+        #   visible entry past the head, ``free_any`` low in the next clock), so the word
+        #   read is not popped; it is read again, written, in the next clock.
+        # tests/hdl/test_hdl_event_queue.py checks the pool's and the arrival table's drain
+        # reads against same-clock writes on random pushes and drains.
+        m.submodules.arrivals = arrivals = Memory(shape=layouts.arrival, depth=config.delay_slots, init=[],
+                                                  attrs=NO_RW_CHECK)
         arrival_wr = arrivals.write_port()
         # Not transparent (a block RAM as it is): the drain reads it in a clock that takes
         # no push, and pushes take the writes their read missed from registers (below).
         entry_rd = arrivals.read_port()
         # Not transparent either: an index becomes visible in the FIFO a clock after its
         # write, when a read of it sees the written word. In lanes, as the pool.
-        m.submodules.free = free = _LanedRAM(index_shape, capacity)
+        m.submodules.free = free = _LanedRAM(index_shape, capacity, attrs=NO_RW_CHECK)
         if self._single_port:
             m.submodules.pool = pool = SinglePortRAM(shape=layouts.event, depth=capacity)
         else:
-            m.submodules.pool = pool = _LanedRAM(layouts.event, capacity)
+            m.submodules.pool = pool = _LanedRAM(layouts.event, capacity, attrs=NO_RW_CHECK)
         for port in (entry_rd, arrival_wr):
             m.d.comb += port.en.eq(0)
 
@@ -488,8 +507,12 @@ class EventQueue(CoreBlock):
         with m.If(read_now):
             m.d.sync += free_last.eq(following(free_last))
         next_first = Signal.like(free_first)
+        # following(free_first), kept as a register: a pop (which depends on push.ready)
+        # only picks between two registers on its way into the FIFO's read address
+        after_first = Signal.like(free_first, init=1 % capacity)
+        m.d.sync += after_first.eq(following(next_first))
         m.d.comb += [
-            next_first.eq(Mux(pop, following(free_first), free_first)),
+            next_first.eq(Mux(pop, after_first, free_first)),
             free.raddr.eq(next_first),
             free.ren.eq(1),
         ]
@@ -537,7 +560,8 @@ class EventQueue(CoreBlock):
         with m.If(self.clear):
             m.d.sync += [
                 nonempty.eq(0), held.eq(0), full.eq(0), drained_count.eq(0), fresh.eq(0), free_count.eq(0),
-                free_any.eq(0), freed.eq(0), free_first.eq(0), free_last.eq(0), b_valid.eq(0),
+                free_any.eq(0), freed.eq(0), free_first.eq(0), after_first.eq(1 % capacity),
+                free_last.eq(0), b_valid.eq(0),
                 write_due.eq(0),
                 draining.eq(0), first.eq(0), start.eq(0), known.eq(0), in_flight.eq(0), got.eq(0),
                 out_count.eq(0),

@@ -8,6 +8,8 @@ the queue is idle, pulse ``step_end``. Every clock ``held`` is compared with the
 after every step the drained events (as a multiset: the hardware's list order is its
 own) and the sticky error with its step. Small pools fill, empty and refill many times,
 so the free FIFO's words are reused over and over. Dual-port and single-port pools.
+In every run of a dual-port pool, the pool's read never meets a write of the same word
+in the same clock (its block RAMs are ``NO_RW_CHECK``): an assertion in every clock.
 """
 
 from __future__ import annotations
@@ -16,11 +18,48 @@ import random
 from collections import Counter
 
 import pytest
+from amaranth.hdl import Assert, Module
+from amaranth.lib import data
+from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 from core_model import QueueModel, event_core
 
 from neurofab.errors import ValidationError
+from neurofab.hdl import event_queue
 from neurofab.hdl.event_queue import DRAIN_LATENCY, EventQueue
+
+
+class NoCollisionRAM(Memory):
+    """A ``lib.memory.Memory`` whose simulation fails an assertion in any clock in which a
+    read port reads the word a write port writes: the proof, clock by clock, of a memory
+    marked ``NO_RW_CHECK`` (whose read in that case is undefined on the FPGA)."""
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = super().elaborate(platform)
+        for rd in self.read_ports:
+            for wr in self.write_ports:
+                m.d.sync += Assert(~(rd.en & wr.en.any() & (rd.addr == wr.addr)),
+                                   "a read meets a write of its word in the same clock")
+        return m
+
+
+class _CheckedLanedRAM(event_queue._LanedRAM):
+    """The queue's laned memory, its pool (words of ``layouts.event``, not indices) in
+    :class:`NoCollisionRAM`."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        if isinstance(self.shape, data.Layout):
+            m.d.sync += Assert(~(self.ren & self.we & (self.raddr == self.waddr)),
+                               "the drain reads a pool word in the clock a push writes it")
+        return m
+
+
+@pytest.fixture(autouse=True)
+def pool_without_collisions(monkeypatch):
+    """Every dual-port queue built in this module checks its pool with an assertion."""
+    monkeypatch.setattr(event_queue, "_LanedRAM", _CheckedLanedRAM)
 
 
 def random_batch(rng, config, t, size, value_scale=65279):
