@@ -60,8 +60,7 @@ from .event_queue import STEP_BITS
 from .fanout import delivery_layout, event_layout
 from .spram import NO_RW_CHECK, SinglePortRAM
 
-__all__ = ["POOL_DEPTH", "POOL_WIDTH", "AUX_ADDR_BITS", "DRAIN_LATENCY", "AUX_READS_IN_FLIGHT",
-           "aux_layout", "ChunkedEventQueue"]
+__all__ = ["POOL_DEPTH", "POOL_WIDTH", "AUX_ADDR_BITS", "DRAIN_LATENCY", "aux_layout", "ChunkedEventQueue"]
 
 #: Rows of the pool: two SPRAM tiles side by side (16,384 x 16 each)
 POOL_DEPTH = 16384
@@ -73,10 +72,6 @@ AUX_ADDR_BITS = addr_bits(POOL_DEPTH)
 #: A drain of ``n > 0`` events with a ready consumer and no aux traffic hands its last
 #: event over in clock ``n + DRAIN_LATENCY - 1`` after the ``drain`` pulse (clock 0).
 DRAIN_LATENCY = 4
-
-#: Aux reads issued and not yet handed over on ``aux_data``: ``aux.ready`` is low while
-#: this many are outstanding (a word on the pool's output or in the response buffer).
-AUX_READS_IN_FLIGHT = 3
 
 #: Entries of the drain's output buffer (its head is ``drained``): the walk reads while
 #: the buffer has room for every word in flight, counted from registers only, so the
@@ -159,16 +154,16 @@ class ChunkedEventQueue(CoreBlock):
         push that found ``held == event_queue``. Every push that finds it is dropped.
     aux : ``In(stream.Signature(aux_layout()))``
         A read or a write of any pool row (``addr`` < :data:`POOL_DEPTH`), for the
-        fan-out's axon and compartment rows above the events. It has the pool's port
-        before pushes and drain reads, which wait a clock for each aux access. ``ready``
-        is high unless :data:`AUX_READS_IN_FLIGHT` reads are outstanding (issued and
-        not yet taken from ``aux_data``); then writes wait too. It depends on registers
-        only, never on pushes or drains.
-        A backed-up ``aux_data`` blocks only the aux port, never a push or a drain.
-    aux_data : ``Out(stream.Signature(unsigned(32)))``
-        The row of each aux read, in order, from the second clock after the read was
-        taken (a read taken in clock ``c`` is ``valid`` from clock ``c + 2``; a write
-        gives no response). ``valid`` and the payload are registers.
+        fan-out's axon and compartment rows above the events. ``ready`` is always high:
+        an access is taken in every clock it is ``valid``. It has the pool's port before
+        pushes and drain reads, which wait a clock for each aux access.
+    aux_valid : ``Out(1)``; aux_row : ``Out(32)``
+        The row of each aux read, in order: ``aux_valid`` is high in exactly the second
+        clock after the read (a read in clock ``c`` is answered in clock ``c + 2`` only; a
+        write gives no answer), with the row on ``aux_row``, which holds it until the next
+        read's row. Both are registers. There is no buffer and no ``ready``: the
+        user takes the row in that clock (the fan-out has room for every row it asks
+        for; the host reads one word at a time).
 
     Timing (clocks numbered from 0; no aux traffic unless said). A drain of ``n > 0``
     events with a ready consumer: clock 0 reads the slot's entry, 1 registers it, the
@@ -180,11 +175,11 @@ class ChunkedEventQueue(CoreBlock):
     is low from clock ``p + 1``. With aux accesses: every aux access taken in a clock
     in which a push's write or a drain's read is due delays it, and everything behind
     it, by exactly one clock (``done`` by one clock per aux access taken in clocks
-    ``2 .. n + 1 + k``, ``k`` of them, with a ready consumer). An aux read taken in
-    clock ``c`` is on ``aux_data`` from ``c + 2``; with a ready ``aux_data`` consumer
-    the aux port takes one access every clock. A ``drained`` consumer that stalls ``k``
-    clocks in a row delays ``done`` by at most ``k``. Reset empties the lists as a ``clear``
-    does (the pool's rows keep their contents, undefined after power-up).
+    ``2 .. n + 1 + k``, ``k`` of them, with a ready consumer). An aux read in clock
+    ``c`` is on ``aux_row`` in ``c + 2``; the aux port takes one access every clock. A
+    ``drained`` consumer that stalls ``k`` clocks in a row delays ``done`` by at most
+    ``k``. Reset empties the lists as a ``clear`` does (the pool's rows keep their
+    contents, undefined after power-up).
     """
 
     def __init__(self, config: CoreConfig, *, pool_chunks: int, chunk_events: int = 64,
@@ -239,7 +234,8 @@ class ChunkedEventQueue(CoreBlock):
             "queue_overflow": Out(1),
             "queue_overflow_step": Out(STEP_BITS),
             "aux": In(stream.Signature(aux_layout())),
-            "aux_data": Out(stream.Signature(unsigned(POOL_WIDTH))),
+            "aux_valid": Out(1),
+            "aux_row": Out(POOL_WIDTH),
         })
 
     @property
@@ -299,7 +295,7 @@ class ChunkedEventQueue(CoreBlock):
         write_now = Signal()
         read_now = Signal()
         m.d.comb += [
-            aux_now.eq(self.aux.valid & self.aux.ready),
+            aux_now.eq(self.aux.valid),  # ready is always high
             write_now.eq(write_due & ~aux_now),
             read_now.eq(read_due & ~aux_now),
         ]
@@ -476,25 +472,17 @@ class ChunkedEventQueue(CoreBlock):
         ]
         m.d.sync += free_first.eq(next_first)
 
-        # --- aux: requests take the port first; responses queue in order -------------------
+        # --- aux: requests take the port first; each read's row is registered once --------
+        # No response buffer: every consumer takes the row in its one clock (the fan-out has
+        # room for each row it asks for, the host one read at a time), so the port never
+        # waits for them and its three rows of buffer (96 flip-flops) are gone.
         a_in_flight = Signal()  # an aux read last clock: its row is on pool.rdata
-        a_count = Signal(range(AUX_READS_IN_FLIGHT + 1))  # responses buffered
-        a_words = [Signal(POOL_WIDTH, name=f"aux_word{i}") for i in range(AUX_READS_IN_FLIGHT)]
-        a_take = self.aux_data.valid & self.aux_data.ready
-        # outstanding reads < AUX_READS_IN_FLIGHT, from registers only
-        m.d.comb += [
-            self.aux.ready.eq(Mux(a_in_flight, a_count < AUX_READS_IN_FLIGHT - 1,
-                                  a_count < AUX_READS_IN_FLIGHT)),
-            self.aux_data.valid.eq(a_count != 0),
-            self.aux_data.payload.eq(a_words[0]),
-        ]
-        m.d.sync += a_in_flight.eq(aux_now & ~self.aux.payload.write)
-        with m.If(a_take):
-            m.d.sync += [a_words[i].eq(a_words[i + 1]) for i in range(AUX_READS_IN_FLIGHT - 1)]
-        for i in range(AUX_READS_IN_FLIGHT):
-            with m.If(a_in_flight & (a_count == i + a_take)):
-                m.d.sync += a_words[i].eq(pool.rdata)
-        m.d.sync += a_count.eq(a_count + a_in_flight - a_take)
+        a_valid = Signal()
+        a_word = Signal(POOL_WIDTH)
+        m.d.comb += [self.aux.ready.eq(1), self.aux_valid.eq(a_valid), self.aux_row.eq(a_word)]
+        m.d.sync += [a_in_flight.eq(aux_now & ~self.aux.payload.write), a_valid.eq(a_in_flight)]
+        with m.If(a_in_flight):
+            m.d.sync += a_word.eq(pool.rdata)
 
         event_word = Signal(delivery)
         m.d.comb += [

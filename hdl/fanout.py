@@ -233,8 +233,11 @@ class FanOut(CoreBlock):
 
     Backpressure: the two outputs share one register (an event is on ``direct`` or on
     ``push``, never both); a stall of the stream it is on holds it, then the product
-    stage and the synapse-word FIFO; the reads in flight never stall (the memory's
-    pipeline has no enable to hold): a read is issued only while the reads issued and not
+    stage and the synapse-word FIFO (SPRAM mode: the product stage moves on into a skid
+    register behind the output register while that one stalls, and holds only while the
+    skid register is full, so no stage before the output register sees either output's
+    ``ready``; the events, their order and a ready output's throughput are the same);
+    the reads in flight never stall (the memory's pipeline has no enable to hold): a read is issued only while the reads issued and not
     yet taken out of the FIFO are fewer than its ``L + 2`` words, so every word in flight
     has room when it lands, and one read a clock keeps going while the outputs take one
     event a clock. Past that the walk holds, then the registered axon entry, the axon
@@ -367,11 +370,21 @@ class FanOut(CoreBlock):
         out_valid = Signal()
         is_direct = Signal()
         out_event = Signal(event_layout(config))
+        # SPRAM mode: G, the skid register behind F. E moves on whenever G is empty (into F,
+        # or into G while F stalls), so no stage before F sees the outputs' ``ready``: the
+        # queue's ``push.ready`` (itself behind its aux port) ends at F's and G's enables
+        # instead of running through the walk into the synapse SPRAM (iCE40: its critical
+        # path, host_re -> the queue's aux -> push.ready -> the walk -> the SPRAM, 40.7 ns).
+        skid = spram
+        if skid:
+            skid_valid = Signal()
+            skid_direct = Signal()  # a constant 0 with one bank (calc_direct is)
+            skid_event = Signal(event_layout(config))
 
         # Each stage takes new contents when it is empty or its contents move on.
         out_ready = Mux(is_direct, self.direct.ready, self.push.ready)
         take_out = ~out_valid | out_ready
-        take_calc = ~calc_valid | take_out
+        take_calc = ~calc_valid | (~skid_valid if skid else take_out)
         pop = word_valid & take_calc  # stage D moves on into E
         # The walk takes the registered axon entry once it has issued every synapse before.
         walk_free = left == 0
@@ -423,7 +436,8 @@ class FanOut(CoreBlock):
         m.d.comb += [
             *spikes_side,
             self.syn_rd.addr.eq(next_addr),
-            self.busy.eq(front_busy | (left != 0) | (pending != 0) | calc_valid | out_valid),
+            self.busy.eq(front_busy | (left != 0) | (pending != 0) | calc_valid | out_valid
+                         | (skid_valid if skid else 0)),
             *([self.direct.valid.eq(out_valid & is_direct)] if banked else []),
             self.push.valid.eq(out_valid & ~is_direct),
             *([self.direct.payload.target.eq(out_event.target),
@@ -495,17 +509,29 @@ class FanOut(CoreBlock):
                     calc_product.eq(word.weight * Mux(self.graded, word_payload, 1 << GRADED_SHIFT)),
                 ]
 
-        # F: the output register
-        with m.If(take_out):
-            m.d.sync += out_valid.eq(calc_valid)
-            with m.If(calc_valid):
-                m.d.sync += [
-                    is_direct.eq(calc_direct),
-                    out_event.slot.eq(calc_slot),
-                    out_event.target.eq(calc_target),
-                    out_event.compartment.eq(calc_compartment),
-                    out_event.value.eq((calc_product >> GRADED_SHIFT).as_signed()[:EVENT_VALUE_BITS]),
-                ]
+        # F: the output register (SPRAM mode: from G first, which E's event then waits behind)
+        calc_event = Signal(event_layout(config))
+        m.d.comb += [
+            calc_event.slot.eq(calc_slot),
+            calc_event.target.eq(calc_target),
+            calc_event.compartment.eq(calc_compartment),
+            calc_event.value.eq((calc_product >> GRADED_SHIFT).as_signed()[:EVENT_VALUE_BITS]),
+        ]
+        if skid:
+            with m.If(take_out):
+                m.d.sync += [out_valid.eq(skid_valid | calc_valid), skid_valid.eq(0)]
+                with m.If(skid_valid):
+                    m.d.sync += [is_direct.eq(skid_direct), out_event.eq(skid_event)]
+                with m.Elif(calc_valid):
+                    m.d.sync += [is_direct.eq(calc_direct), out_event.eq(calc_event)]
+            with m.Elif(~skid_valid):  # F stalls: E's event, if any, moves into G
+                m.d.sync += [skid_valid.eq(calc_valid), skid_direct.eq(calc_direct),
+                             skid_event.eq(calc_event)]
+        else:
+            with m.If(take_out):
+                m.d.sync += out_valid.eq(calc_valid)
+                with m.If(calc_valid):
+                    m.d.sync += [is_direct.eq(calc_direct), out_event.eq(calc_event)]
         return m
 
     def _elaborate_aux_front(self, m: Module):

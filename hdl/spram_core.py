@@ -340,41 +340,30 @@ class SpramCore(CoreBlock):
 
         # --- the pool SPRAM's aux port: the fan-out's row reads, or the host's accesses ------
         # The host's accesses are made only while idle and the fan-out's only while a step
-        # runs, but the host's last reads may still be answered in a step's first clocks;
-        # responses come in order, so they go to the host while it has any outstanding.
+        # runs; the queue answers a read in exactly its second clock after, so the host's
+        # last reads may be answered in a step's first clocks: those rows are the host's
+        # (`read2_aux`), the others the fan-out's.
         host_aux = Signal()  # the host addresses an aux row now
         aux_row = Signal(AUX_ADDR_BITS)
-        host_pending = Signal(range(4))  # host aux reads taken and not yet answered
         m.d.comb += [
             host_aux.eq(selected(Memory.AXON) | selected(Memory.COMPARTMENT)),
             aux_row.eq(Mux(selected(Memory.AXON), regions.axon_base, regions.compartment_base)
                        + self.host_addr),
         ]
-        host_aux_read = Signal()
         m.d.comb += queue.aux.payload.data.eq(self.host_wdata)  # the fan-out only reads
         with m.If(running):
             m.d.comb += [
                 queue.aux.valid.eq(fanout.aux_req.valid),
                 queue.aux.payload.addr.eq(fanout.aux_req.payload),
                 queue.aux.payload.write.eq(0),
-                fanout.aux_req.ready.eq(queue.aux.ready),
+                fanout.aux_req.ready.eq(1),  # the queue takes an aux access every clock
             ]
         with m.Else():
             m.d.comb += [
                 queue.aux.valid.eq(host_aux & (host_rd | host_wr)),
                 queue.aux.payload.addr.eq(aux_row),
                 queue.aux.payload.write.eq(host_wr),
-                host_aux_read.eq(host_aux & host_rd & ~host_wr & queue.aux.ready),
             ]
-        to_host = host_pending != 0
-        host_answer = Signal()
-        m.d.comb += [
-            host_answer.eq(to_host & queue.aux_data.valid),
-            fanout.aux_rsp.payload.eq(queue.aux_data.payload),
-            fanout.aux_rsp.valid.eq(queue.aux_data.valid & ~to_host),
-            queue.aux_data.ready.eq(Mux(to_host, 1, fanout.aux_rsp.ready)),
-        ]
-        m.d.sync += host_pending.eq(host_pending + host_aux_read - host_answer)
 
         # --- the host's read data -----------------------------------------------------------
         # Each read's memory rides two stages beside its data: the block RAMs and the synapse
@@ -384,15 +373,21 @@ class SpramCore(CoreBlock):
         # next read, due a clock later, is loaded after it in the same clock and wins).
         read1 = Signal()  # a read was issued last clock, from `read1_from`
         read1_from = Signal(Memory)
-        read2_aux = Signal()  # the last read's word is an aux row
+        read2_aux = Signal()  # the read before last was of an aux row: it is on the queue's aux_row now
         read_word = Signal.like(self.host_rdata)
-        m.d.sync += read1.eq(host_rd)
+        m.d.sync += [
+            read1.eq(host_rd),
+            read2_aux.eq(read1 & ((read1_from == Memory.AXON) | (read1_from == Memory.COMPARTMENT))),
+        ]
+        m.d.comb += [
+            fanout.aux_rsp.payload.eq(queue.aux_row),
+            fanout.aux_rsp.valid.eq(queue.aux_valid & ~read2_aux),
+        ]
         with m.If(host_rd):
             m.d.sync += read1_from.eq(self.host_memory)
-        with m.If(host_answer):
-            m.d.sync += read_word.eq(queue.aux_data.payload)
+        with m.If(read2_aux):
+            m.d.sync += read_word.eq(queue.aux_row)
         with m.If(read1):
-            m.d.sync += read2_aux.eq((read1_from == Memory.AXON) | (read1_from == Memory.COMPARTMENT))
             with m.Switch(read1_from):
                 for which, port in rd.items():
                     with m.Case(which):
@@ -403,7 +398,7 @@ class SpramCore(CoreBlock):
                     m.d.sync += read_word.eq(0)
         # In the clock an aux row is answered `read_word` is zero: the row is ORed into its
         # low bits (one LUT a bit; the bits above the row's are `read_word`'s alone).
-        aux_now = Mux(read2_aux & host_answer, queue.aux_data.payload, 0)
+        aux_now = Mux(read2_aux, queue.aux_row, 0)
         m.d.comb += self.host_rdata.eq(read_word | aux_now)
 
         # --- spikes: the pass into the list, the list to the fan-out and the host -----------

@@ -22,7 +22,6 @@ from amaranth.sim import Simulator
 
 from neurofab.errors import ValidationError
 from neurofab.hdl.chunk_queue import (
-    AUX_READS_IN_FLIGHT,
     DRAIN_LATENCY,
     POOL_DEPTH,
     ChunkedEventQueue,
@@ -80,15 +79,17 @@ class ChunkQueueModel:
 class AuxClient:
     """Random reads and writes of pool rows ``rows``, every read's response checked in order.
 
-    A request stays offered until taken (the stream rule); ``aux_data.ready`` is random.
+    The queue takes a request in the clock it is offered and answers a read in exactly
+    the second clock after (``aux_valid``, ``aux_row``: no ``ready``, this client takes every row).
     Reads go only to rows written before (an unwritten SPRAM row is undefined).
     """
 
-    def __init__(self, rng, rows, p_valid, p_ready):
+    def __init__(self, rng, rows, p_valid):
         self.rng, self.rows = rng, rows
-        self.p_valid, self.p_ready = p_valid, p_ready
+        self.p_valid = p_valid
+        self.clock = 0
+        self.due = deque()  # (clock, row) of every read in flight
         self.words = {}
-        self.expected = deque()
         self.offered = None
         self.reads = self.writes = self.responses = 0
         self.hot = [rows[0], rows[-1]] + [rng.choice(rows) for _ in range(4)]
@@ -103,13 +104,13 @@ class AuxClient:
         ctx.set(dut.aux.valid, self.offered is not None)
         if self.offered is not None:
             ctx.set(dut.aux.payload, self.offered)
-        ctx.set(dut.aux_data.ready, self.rng.random() < self.p_ready)
 
-    def after_edge(self, taken, data_valid, data_ready, data):
-        """``taken``: aux.valid & aux.ready sampled at the edge; the response likewise."""
-        if data_valid and data_ready:
-            assert self.expected, f"an aux response nobody asked for: {data:#x}"
-            want = self.expected.popleft()
+    def after_edge(self, taken, data_valid, data):
+        """``taken``: aux.valid sampled at the edge; ``data_valid`` and ``data``: aux_valid, aux_row."""
+        answer = bool(self.due) and self.due[0][0] == self.clock
+        assert data_valid == answer, f"clock {self.clock}: aux_valid {data_valid}, a row due: {answer}"
+        if answer:
+            want = self.due.popleft()[1]
             assert data == want, f"aux response {data:#x}, the row holds {want:#x}"
             self.responses += 1
         if taken:
@@ -118,8 +119,9 @@ class AuxClient:
                 self.words[request["addr"]] = request["data"]
                 self.writes += 1
             else:
-                self.expected.append(self.words[request["addr"]])
+                self.due.append((self.clock + 2, self.words[request["addr"]]))
                 self.reads += 1
+        self.clock += 1
 
 
 def random_batch(rng, config, t, size):
@@ -136,7 +138,7 @@ def random_batch(rng, config, t, size):
 
 
 def run_queue(config, seed, steps, *, pool_chunks, chunk_events, batch=(0, 12), batches=None, p_valid=0.7,
-              p_ready=0.7, p_aux=0.0, p_aux_ready=0.7, clear_at=()):
+              p_ready=0.7, p_aux=0.0, clear_at=()):
     """Run ``steps`` steps; returns the model after the last step, per-step facts and the aux client.
 
     ``batches(rng, t, model)`` replaces the random batches. Facts per step: ``drained``
@@ -147,7 +149,7 @@ def run_queue(config, seed, steps, *, pool_chunks, chunk_events, batch=(0, 12), 
     rng = random.Random(seed)
     dut = ChunkedEventQueue(config, pool_chunks=pool_chunks, chunk_events=chunk_events)
     model = ChunkQueueModel(config, chunk_events)
-    aux = AuxClient(rng, range(dut.event_rows, POOL_DEPTH), p_aux, p_aux_ready)
+    aux = AuxClient(rng, range(dut.event_rows, POOL_DEPTH), p_aux)
     D = config.delay_slots
     facts = []
     final = {}  # the model as the last step left it (a clear starts a new one)
@@ -156,12 +158,12 @@ def run_queue(config, seed, steps, *, pool_chunks, chunk_events, batch=(0, 12), 
         """One clock: the aux client's inputs, the edge, the aux client's checks."""
         aux.drive(ctx, dut)
         sampled = await ctx.tick().sample(
-            dut.aux.valid, dut.aux.ready, dut.aux_data.valid, dut.aux_data.ready, dut.aux_data.payload,
+            dut.aux.valid, dut.aux_valid, dut.aux_row,
             dut.push.ready, dut.drained.valid, dut.drained.ready, dut.drained.payload, dut.done, dut.busy,
             dut.held)
-        a_valid, a_ready, d_valid, d_ready, d_payload = sampled[2:7]
-        aux.after_edge(a_valid and a_ready, d_valid, d_ready, d_payload)
-        return sampled[7:]
+        a_valid, d_valid, d_payload = sampled[2:5]
+        aux.after_edge(a_valid, d_valid, d_payload)
+        return sampled[5:]
 
     async def clear(ctx):
         nonlocal model
@@ -228,10 +230,10 @@ def run_queue(config, seed, steps, *, pool_chunks, chunk_events, batch=(0, 12), 
         final["model"] = model
         # the aux client's last responses, then a clear: every slot drains nothing
         ctx.set(dut.aux.valid, 0)
-        aux.p_valid, aux.p_ready = 0.0, 1.0
-        for _ in range(2 * AUX_READS_IN_FLIGHT + 2):
+        aux.p_valid = 0.0
+        for _ in range(3):
             await tick(ctx)
-        assert not aux.expected, f"seed={seed}: aux reads never answered"
+        assert not aux.due, f"seed={seed}: aux reads never answered"
         await clear(ctx)
         for s in range(D):
             ctx.set(dut.slot, s)
@@ -382,7 +384,6 @@ def scripted(config, *, pool_chunks, chunk_events, pushes, aux_clocks, stall=())
         await ctx.tick()
         ctx.set(dut.clear, 0)
         await ctx.tick()
-        ctx.set(dut.aux_data.ready, 1)
         pending = list(pushes)
         for clock in range(4 * len(pushes) + 20):
             offered = bool(pending)
@@ -468,10 +469,10 @@ def test_a_stall_delays_the_drain_by_its_length_at_most():
                     assert late == k, (n, start, k, done)
 
 
-def test_aux_reads_one_a_clock_and_back_up_without_loss():
-    """Back-to-back aux reads with a ready consumer: one a clock, each answered two clocks
-    after it is taken. With the consumer stalled, ``aux.ready`` falls after
-    ``AUX_READS_IN_FLIGHT`` reads and every response comes out later, in order."""
+def test_aux_reads_one_a_clock_each_answered_in_its_second_clock():
+    """Back-to-back aux reads: one taken a clock, each row ``valid`` in exactly the second
+    clock after its read and held on the payload until the next read's row; writes and
+    idle clocks between reads give no response."""
     config = chunk_core(delay_slots=4, event_queue=32)
     dut = ChunkedEventQueue(config, pool_chunks=13, chunk_events=4)
     base = dut.event_rows
@@ -480,39 +481,20 @@ def test_aux_reads_one_a_clock_and_back_up_without_loss():
         for i in range(8):  # write rows base .. base + 7
             ctx.set(dut.aux.valid, 1)
             ctx.set(dut.aux.payload, {"addr": base + i, "write": 1, "data": 0x1000 + i})
-            assert ctx.get(dut.aux.ready)
-            await ctx.tick()
-        ctx.set(dut.aux_data.ready, 1)
-        taken, answers = [], []
-        for clock in range(12):
-            i = len(taken)
-            ctx.set(dut.aux.valid, i < 8)
-            ctx.set(dut.aux.payload, {"addr": base + i % 8, "write": 0, "data": 0})
-            *_, ready, valid, payload = await ctx.tick().sample(dut.aux.ready, dut.aux_data.valid,
-                                                                dut.aux_data.payload)
-            if i < 8 and ready:
-                taken.append(clock)
+            *_, valid = await ctx.tick().sample(dut.aux_valid)
+            assert not valid
+        # reads in clocks 0 .. 7 (rows base + 7 .. base), a write in 8, a read in 10
+        answers = []
+        for clock in range(14):
+            row = base + (7 - clock if clock < 8 else 2)
+            ctx.set(dut.aux.valid, clock < 8 or clock in (8, 10))
+            ctx.set(dut.aux.payload, {"addr": row, "write": int(clock == 8), "data": 0x2000})
+            *_, valid, payload = await ctx.tick().sample(dut.aux_valid, dut.aux_row)
             if valid:
                 answers.append((clock, payload))
-        assert taken == list(range(8))
-        assert answers == [(c + 2, 0x1000 + i) for i, c in enumerate(taken)]
-        # stalled consumer: AUX_READS_IN_FLIGHT reads go in, then ready is low until a take
-        ctx.set(dut.aux_data.ready, 0)
-        ctx.set(dut.aux.valid, 1)
-        accepted = 0
-        for i in range(6):
-            ctx.set(dut.aux.payload, {"addr": base + i, "write": 0, "data": 0})
-            *_, ready = await ctx.tick().sample(dut.aux.ready)
-            accepted += ready
-        assert accepted == AUX_READS_IN_FLIGHT and not ctx.get(dut.aux.ready)
-        ctx.set(dut.aux.valid, 0)
-        ctx.set(dut.aux_data.ready, 1)
-        got = []
-        for _ in range(6):
-            *_, valid, payload = await ctx.tick().sample(dut.aux_data.valid, dut.aux_data.payload)
-            if valid:
-                got.append(payload)
-        assert got == [0x1000 + i for i in range(AUX_READS_IN_FLIGHT)]
+            elif clock == 11:  # the gap after the last of 0 .. 7: the last row stays on the payload
+                assert payload == 0x1000
+        assert answers == [(c + 2, 0x1000 + 7 - c) for c in range(8)] + [(12, 0x2000)]
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
