@@ -237,9 +237,9 @@ class FanOut(CoreBlock):
     register behind the output register while that one stalls, and holds only while the
     skid register is full, so no stage before the output register sees either output's
     ``ready``; the events, their order and a ready output's throughput are the same);
-    the reads in flight never stall (the memory's pipeline has no enable to hold): a read is issued only while the reads issued and not
-    yet taken out of the FIFO are fewer than its ``L + 2`` words, so every word in flight
-    has room when it lands, and one read a clock keeps going while the outputs take one
+    the reads in flight never stall (the memory's pipeline has no enable to hold): a
+    read is issued only while the reads issued and not yet taken out of the FIFO are
+    fewer than its ``L + 2`` words, so every word in flight has room when it lands, and one read a clock keeps going while the outputs take one
     event a clock. Past that the walk holds, then the registered axon entry, the axon
     entry in its read port's data, and last ``spikes`` (SPRAM mode: then the entries
     for the walk, the row requester, the axon entries arrived, and the request
