@@ -327,10 +327,14 @@ class ChunkedEventQueue(CoreBlock):
         # its push's slot's bit into B's register (B's write of the same slot in that clock
         # is forwarded, as the entry is). Pushes and drains never meet, so one decoder
         # serves both writes (two cost about 100 more LUT4s at 64 slots); the reads keep a
-        # multiplexer each, off the index's own multiplexer (iCE40: 27 -> 32 MHz).
+        # multiplexer each, off the index's own multiplexer (iCE40: 27 -> 32 MHz). B sets
+        # the bit in every clock it holds its push, not only in the clock of its write, so
+        # the port's arbitration (an aux access first) stays out of the 64 enables: a push
+        # that reads the bit early finds its slot's entry still due from B, which is the
+        # forwarded case, since A takes a push only in a clock in which B writes or is empty.
         write_index = Signal.like(b_event.slot)
         m.d.comb += write_index.eq(Mux(drain_start, self.slot, b_event.slot))
-        with m.If(write_now | drain_start):
+        with m.If(b_valid | drain_start):
             m.d.sync += nonempty.bit_select(write_index, 1).eq(~drain_start)
         b_indexed = Signal()  # the slot's bit as A read it
         b_nonempty = b_forward | b_indexed
@@ -495,7 +499,6 @@ class ChunkedEventQueue(CoreBlock):
                 pool.addr.eq(self.aux.payload.addr),
                 pool.wdata.eq(self.aux.payload.data),
                 pool.we.eq(self.aux.payload.write),
-                pool.en.eq(~self.aux.payload.write),
             ]
         with m.Elif(write_now):
             m.d.comb += [
@@ -504,7 +507,11 @@ class ChunkedEventQueue(CoreBlock):
                 pool.we.eq(1),
             ]
         with m.Else():
-            m.d.comb += [pool.addr.eq(row(d_chunk, d_offset)), pool.en.eq(read_now)]
+            m.d.comb += pool.addr.eq(row(d_chunk, d_offset))
+        # The pool reads in every clock it is not written: each reader takes its row only
+        # in the clock after its own read (`a_in_flight`, `d_in_flight`), so no enable runs
+        # from the port's arbitration to the tiles' chip selects (timing, for read current).
+        m.d.comb += pool.en.eq(1)
 
         # --- held: +1 a push, -1 a drain's read -------------------------------------------
         next_held = Signal.like(held)

@@ -109,6 +109,7 @@ class _AuxFront(NamedTuple):
     entry_valid: Value  #: an axon entry waits for the walk
     entry: data.View  #: its ``layouts.axon`` entry
     entry_payload: Value  #: its spike's payload
+    entry_nonempty: Value  #: its ``syn_count`` is not 0
     take: Signal  #: driven by the walk: takes the entry this clock
     rows: SyncFIFO  #: the compartment rows arrived, in the order the walk needs them
     busy: Value  #: a spike is in the front end
@@ -239,15 +240,16 @@ class FanOut(CoreBlock):
     ``ready``; the events, their order and a ready output's throughput are the same);
     the reads in flight never stall (the memory's pipeline has no enable to hold): a
     read is issued only while the reads issued and not yet taken out of the FIFO are
-    fewer than its ``L + 2`` words, so every word in flight has room when it lands, and one read a clock keeps going while the outputs take one
-    event a clock. Past that the walk holds, then the registered axon entry, the axon
-    entry in its read port's data, and last ``spikes`` (SPRAM mode: then the entries
-    for the walk, the row requester, the axon entries arrived, and the request
-    register, which also holds while the port does not take it; the rows and entries
-    in flight always have room). The other stream is not offered anything meanwhile,
-    so events leave in synapse order. Nothing is lost or repeated. ``spikes.ready`` is
-    computed from registers only (it never depends on ``spikes.valid`` nor on either
-    output's ``ready``; in SPRAM mode it also depends on ``aux_req.ready``).
+    fewer than its ``L + 2`` words, so every word in flight has room when it lands, and
+    one read a clock keeps going while the outputs take one event a clock. Past that the
+    walk holds, then the registered axon entry, the axon entry in its read port's data,
+    and last ``spikes`` (SPRAM mode: then the entries for the walk, the row requester,
+    the axon entries arrived, and the request register, which also holds while the port
+    does not take it; the rows and entries in flight always have room). The other stream
+    is not offered anything meanwhile, so events leave in synapse order. Nothing is lost
+    or repeated. ``spikes.ready`` is computed from registers only (it never depends on
+    ``spikes.valid`` nor on either output's ``ready``; in SPRAM mode it also depends on
+    ``aux_req.ready``).
     Overflow: none; a dropped event (``delay >= horizon``) is the model's rule, not an
     overflow. Reset abandons the spikes taken and not yet fanned out (in SPRAM mode
     also the aux reads in flight: reset the queue's aux port with it).
@@ -320,6 +322,7 @@ class FanOut(CoreBlock):
             # The aux front end (the SPRAM mode's A and B) drives the walk's entry signals.
             front = self._elaborate_aux_front(m)
             entry_valid, entry, entry_payload = front.entry_valid, front.entry, front.entry_payload
+            entry_nonempty = front.entry_nonempty
             front_busy = front.busy
         else:
             # A: an axon entry on axon_rd.data (read last clock, or held with en low).
@@ -329,6 +332,7 @@ class FanOut(CoreBlock):
             entry_valid = Signal()
             entry_payload = Signal(8)
             entry = Signal(layouts.axon)
+            entry_nonempty = entry.syn_count != 0
         # The walk: the synapse address to read next and how many are left of the spike.
         walk_payload = Signal(8)
         cursor = Signal(layouts.axon["syn_base"].shape)
@@ -387,12 +391,17 @@ class FanOut(CoreBlock):
         take_calc = ~calc_valid | (~skid_valid if skid else take_out)
         pop = word_valid & take_calc  # stage D moves on into E
         # The walk takes the registered axon entry once it has issued every synapse before.
-        walk_free = left == 0
+        # ``walk_free`` (``left == 0``) is a register of its own, and whether the entry has
+        # synapses comes with it (SPRAM mode: from the row requester), so no 15-bit compare
+        # stands between the walk's registers and a read (iCE40: two LUT levels off its
+        # critical path, ``left`` to the synapse SPRAM).
+        walk_free = Signal(init=1)
         load = walk_free & entry_valid
         next_addr = Mux(walk_free, entry.syn_base, cursor)
-        remaining = Mux(walk_free, Mux(entry_valid, entry.syn_count, 0), left)
+        remaining = Mux(walk_free, entry.syn_count, left)  # with this read's synapse, when it issues
+        work = Mux(walk_free, entry_valid & entry_nonempty, 1)
         # a word leaving D this clock frees the room of a read issued now
-        issue = (remaining != 0) & ((pending < depth) | pop)
+        issue = work & ((pending < depth) | pop)
         if spram:
             # The compartment rows of a spike arrive in the order its synapses need them:
             # the first synapse of a spike, and every one at a multiple of 16, takes the
@@ -436,7 +445,7 @@ class FanOut(CoreBlock):
         m.d.comb += [
             *spikes_side,
             self.syn_rd.addr.eq(next_addr),
-            self.busy.eq(front_busy | (left != 0) | (pending != 0) | calc_valid | out_valid
+            self.busy.eq(front_busy | ~walk_free | (pending != 0) | calc_valid | out_valid
                          | (skid_valid if skid else 0)),
             *([self.direct.valid.eq(out_valid & is_direct)] if banked else []),
             self.push.valid.eq(out_valid & ~is_direct),
@@ -468,9 +477,10 @@ class FanOut(CoreBlock):
             m.d.sync += [
                 cursor.eq(next_addr + 1),
                 left.eq(remaining - 1),
+                walk_free.eq(remaining == 1),
             ]
-        with m.Elif(load):
-            m.d.sync += [cursor.eq(entry.syn_base), left.eq(entry.syn_count)]
+        with m.Elif(load):  # a spike with no synapse leaves the walk free
+            m.d.sync += [cursor.eq(entry.syn_base), left.eq(entry.syn_count), walk_free.eq(~entry_nonempty)]
 
         # C: the reads in flight, a shift register as long as the read latency
         m.d.sync += [flight_valid[0].eq(issue),
@@ -562,8 +572,9 @@ class FanOut(CoreBlock):
         # the compartment rows requested or arrived and not yet taken by the walk: credits
         m.submodules.rows = rows = SyncFIFO(width=SPRAM_ROW_BITS, depth=self.ROWS_AHEAD)
         rows_out = Signal(range(self.ROWS_AHEAD + 1))
-        # the entries taken by the row requester, with their payloads, for the walk
-        m.submodules.walks = walks = SyncFIFO(width=axon.size + 8, depth=2)
+        # the entries taken by the row requester, with their payloads and whether they have
+        # synapses, for the walk
+        m.submodules.walks = walks = SyncFIFO(width=axon.size + 8 + 1, depth=2)
 
         fire = req_valid & self.aux_req.ready
         load_req = ~req_valid | fire
@@ -607,7 +618,7 @@ class FanOut(CoreBlock):
             entries.r_en.eq(take),
             payloads.r_en.eq(take),
             walks.w_en.eq(take),
-            walks.w_data.eq(Cat(entries.r_data, payloads.r_data)),
+            walks.w_data.eq(Cat(entries.r_data, payloads.r_data, taken.syn_count != 0)),
         ]
         with m.If(take):
             m.d.sync += [
@@ -623,7 +634,8 @@ class FanOut(CoreBlock):
         return _AuxFront(
             entry_valid=walks.r_rdy,
             entry=data.View(axon, walks.r_data[:axon.size]),
-            entry_payload=walks.r_data[axon.size:],
+            entry_payload=walks.r_data[axon.size:axon.size + 8],
+            entry_nonempty=walks.r_data[axon.size + 8],
             take=take_entry,
             rows=rows,
             busy=req_valid | payloads.r_rdy | (rows_left != 0) | (rows_out != 0) | walks.r_rdy,

@@ -246,8 +246,11 @@ class SpramCore(CoreBlock):
         m.submodules.accumulate = accumulate = Accumulate(config)
         m.submodules.spike_list = spike_list = SpikeList(config)
 
+        # `busy` and `running` are registers, set and cleared with the controller's state
+        # (not decoded from it): the host's accesses, gated by `busy`, reach the queue's
+        # aux port and through it the pushes' write, a LUT level shorter (timing)
         host = ~self.busy
-        running = Signal()  # a step runs: the blocks own the memories' ports
+        running = Signal()  # a step runs (START, DRAIN, PASS): the blocks own the memories' ports
         host_rd = Signal()
         host_wr = Signal()
         m.d.comb += [host_rd.eq(host & self.host_re), host_wr.eq(host & self.host_we)]
@@ -330,7 +333,9 @@ class SpramCore(CoreBlock):
             synapses.wdata.eq(self.host_wdata),  # only the host writes (``we`` is its alone)
         ]
         with m.If(running):
-            m.d.comb += [synapses.addr.eq(fanout.syn_rd.addr), synapses.en.eq(fanout.syn_rd.en)]
+            # it reads every clock: the fan-out takes a word only the clock after its own
+            # read, so its walk's decision (`syn_rd.en`) need not reach the tiles (timing)
+            m.d.comb += [synapses.addr.eq(fanout.syn_rd.addr), synapses.en.eq(1)]
         with m.Else():
             m.d.comb += [
                 synapses.addr.eq(self.host_addr[:syn_bits]),
@@ -351,19 +356,15 @@ class SpramCore(CoreBlock):
                        + self.host_addr),
         ]
         m.d.comb += queue.aux.payload.data.eq(self.host_wdata)  # the fan-out only reads
-        with m.If(running):
-            m.d.comb += [
-                queue.aux.valid.eq(fanout.aux_req.valid),
-                queue.aux.payload.addr.eq(fanout.aux_req.payload),
-                queue.aux.payload.write.eq(0),
-                fanout.aux_req.ready.eq(1),  # the queue takes an aux access every clock
-            ]
-        with m.Else():
-            m.d.comb += [
-                queue.aux.valid.eq(host_aux & (host_rd | host_wr)),
-                queue.aux.payload.addr.eq(aux_row),
-                queue.aux.payload.write.eq(host_wr),
-            ]
+        # The fan-out requests nothing while idle (it is empty then) and the host accesses
+        # nothing while busy: `valid` is their OR, no multiplexer on `running`, and only
+        # the host writes.
+        m.d.comb += [
+            queue.aux.valid.eq(fanout.aux_req.valid | (host_aux & (host_rd | host_wr))),
+            queue.aux.payload.addr.eq(Mux(running, fanout.aux_req.payload, aux_row)),
+            queue.aux.payload.write.eq(host_wr),
+            fanout.aux_req.ready.eq(1),  # the queue takes an aux access every clock
+        ]
 
         # --- the host's read data -----------------------------------------------------------
         # Each read's memory rides two stages beside its data: the block RAMs and the synapse
@@ -444,7 +445,7 @@ class SpramCore(CoreBlock):
             with m.State("IDLE"):
                 with m.If(self.clear):
                     m.d.comb += [queue.clear.eq(1), accumulate.clear.eq(1), spike_list.clear.eq(1)]
-                    m.d.sync += [self.t.eq(0), slot.eq(0), zero_addr.eq(0)]
+                    m.d.sync += [self.t.eq(0), slot.eq(0), zero_addr.eq(0), self.busy.eq(1)]
                     m.next = "CLEAR"
                 with m.Elif(self.step):
                     m.d.sync += [
@@ -454,20 +455,22 @@ class SpramCore(CoreBlock):
                         horizon.eq(step_horizon(m, config, self.t, self.timesteps)),
                         pass_done.eq(0),
                         drain_done.eq(0),
+                        self.busy.eq(1),
+                        running.eq(1),
                     ]
                     m.next = "START"
             with m.State("CLEAR"):
-                m.d.comb += [self.busy.eq(1), zeroing.eq(1)]
+                m.d.comb += zeroing.eq(1)
                 m.d.sync += zero_addr.eq(Mux(zero_addr == n_max - 1, zero_addr, zero_addr + 1))
                 with m.If((zero_addr == n_max - 1) & ~queue.busy):
                     m.d.comb += self.done.eq(1)
+                    m.d.sync += self.busy.eq(0)
                     m.next = "IDLE"
             with m.State("START"):
                 # the drain of slot t; the last step's spikes leave the list
-                m.d.comb += [self.busy.eq(1), running.eq(1), queue.drain.eq(1), spike_list.clear.eq(1)]
+                m.d.comb += [queue.drain.eq(1), spike_list.clear.eq(1)]
                 m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += [self.busy.eq(1), running.eq(1)]
                 with m.If(queue.done):
                     m.d.sync += drain_done.eq(1)
                 # the pass reads the bank: it starts when the drain's last event is written
@@ -477,7 +480,6 @@ class SpramCore(CoreBlock):
                     m.d.comb += npass.start.eq(1)
                     m.next = "PASS"
             with m.State("PASS"):
-                m.d.comb += [self.busy.eq(1), running.eq(1)]
                 with m.If(npass.done):
                     m.d.sync += pass_done.eq(1)
                 # every spike written is counted by the list from the clock after it, and the
@@ -487,6 +489,8 @@ class SpramCore(CoreBlock):
                     m.d.sync += [
                         self.t.eq(self.t + 1),
                         slot.eq(Mux(slot == config.delay_slots - 1, 0, slot + 1)),
+                        self.busy.eq(0),
+                        running.eq(0),
                     ]
                     m.next = "IDLE"
         return m
