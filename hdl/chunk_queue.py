@@ -40,8 +40,8 @@ once).
 
 Size (tests/hdl/test_hdl_chunk_queue.py, Yosys ``synth_ice40``) at the plan's shape, 512
 neurons x 4 compartments, 64 slots, 224 chunks of 64 events: 2 ``SB_SPRAM256KA``, 4
-``SB_RAM40_4K``, 679 LUT4 and 412 flip-flops (64 of them the slots' empty bits, 96 the aux
-responses, 87 the drain's output buffer; the block RAMs are ``NO_RW_CHECK`` and the pool
+``SB_RAM40_4K``, 600 LUT4 and 347 flip-flops (64 of them the slots' empty bits, 32 the aux
+response, 87 the drain's output buffer; the block RAMs are ``NO_RW_CHECK`` and the pool
 has no hold register, ``SinglePortRAM(hold=False)``). Placed and routed alone in
 ``SerialHarness`` on the UP5K (nextpnr-ice40, seed 1): 39.2 MHz, measured before those
 two (730 LUT4, 551 flip-flops then).

@@ -19,12 +19,13 @@ a step ``t`` runs in two phases instead of everything at once:
 The step ends when every block is idle and the host has taken every spike.
 
 Size (icebreaker shape, ``synth_ice40 -dsp``, the ``NO_RW_CHECK`` step of
-:func:`~neurofab.hdl.synthesis.synthesize`): 3,133 LUT4, 2,291 flip-flops, 704 carries,
+:func:`~neurofab.hdl.synthesis.synthesize`): 3,100 LUT4, 2,264 flip-flops, 704 carries,
 30 of 30 EBR, 4 of 4 SPRAM, 1 DSP. Placed and routed in ``SerialHarness`` on the UP5K
-(``place_and_route_ice40``, sg48, seed 1, 30 MHz asked): 5,002 of 5,280 logic cells (the
-harness's shift registers included), 27.5 MHz; the critical path is the fan-out's walk
-(its synapses left and the walk FIFO's level) through the queue's ``push.ready`` to the
-fan-out's row register's enable, 36.4 ns in 9 LUTs.
+(``bench/hdl.py --preset icebreaker``: ``place_and_route_ice40``, sg48, seed 1, 30 MHz
+asked): 4,953 of 5,280 logic cells (the harness's shift registers included), 31.0 MHz;
+the critical path is Accumulate's add (a forwarding flag through the forwarded-sum
+multiplexer, the 20-bit adder and the word's element multiplexer) through the bank's
+write multiplexer into the bank's ``WDATA``, 32.3 ns.
 
 Memories. Block RAM (EBR): the accumulator bank, the neuron words, the stimulus sums, the
 profile table, the spike list and the queue's links, free list and arrival table. SPRAM:
