@@ -55,6 +55,11 @@ class Accumulate(CoreBlock):
     busy : ``Out(1)``
         An event taken is not yet written. Low with both inputs' ``valid`` low: every
         event taken so far is in the bank.
+    settling : ``Out(1)``
+        No event taken in an earlier clock is still waiting for its word (a register):
+        in a clock that takes no event, every event taken so far is written by the end
+        of the next clock (``busy`` is low the clock after, or two after in word mode,
+        whose write follows its add). The core ends a step on it a clock ahead.
     acc_overflow : ``Out(1)``; acc_overflow_step : ``Out(STEP_BITS)``
         Sticky error, cleared only by ``clear`` (or reset): an add whose sum left the
         signed ``acc_bits`` range (the wrapped sum is stored), and the ``step`` of the
@@ -95,6 +100,7 @@ class Accumulate(CoreBlock):
             "acc_rd": In(ReadPort.Signature(addr_width=config.neuron_bits, shape=layouts.accumulator)),
             "acc_wr": In(WritePort.Signature(addr_width=config.neuron_bits, shape=layouts.accumulator)),
             "busy": Out(1),
+            "settling": Out(1),
             "acc_overflow": Out(1),
             "acc_overflow_step": Out(STEP_BITS),
         })
@@ -119,6 +125,7 @@ class Accumulate(CoreBlock):
         reading = Signal()  # stage 2: the word of `fetched_event` is on acc_rd.data
         fetched_event = Signal(delivery_layout(config))
         m.d.sync += reading.eq(taken)
+        m.d.comb += self.settling.eq(~reading)
         with m.If(taken):
             m.d.sync += fetched_event.eq(chosen)
         adding = Signal()  # stage 3: the word of `event` is in `fetched_word`

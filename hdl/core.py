@@ -498,9 +498,20 @@ class Core(CoreBlock):
         ]
         m.d.sync += cycles.eq(cycles + 1)
         # every spike written to the FIFO is counted in its level from the next clock, and
-        # the pass's last spike is handed over by ``done``: so from the clock after ``done``
-        idle_blocks = ((fifo.level == 0) & (host_fifo.level == 0) & ~fanout.busy & ~accumulate.busy
-                       & ~queue.busy)
+        # the pass's last spike is handed over in the clock before its ``done`` (a register)
+        # the step's end, decided a clock ahead into a register (the blocks' busy signals are
+        # far apart on the die, and the end reaches the queue's counters, the step and the
+        # banks), in the clock the step would have ended in with the end decided in it:
+        # once the pass and the drain are done and every block is idle, nothing starts
+        # again before the next step. The pass's ``done`` counts in the clock it comes (its
+        # last spike is in the FIFOs' levels by then); the drain's ``done`` hands its last
+        # event to Accumulate, which reads its word from the next clock, so it counts from
+        # its register. With the fan-out idle Accumulate takes no event and the queue no
+        # push, and their ``settling`` says their last writes come by the next clock: the
+        # step's ``done`` clock, while the bank is still Accumulate's.
+        finished = Signal()
+        settled_blocks = ((fifo.level == 0) & (host_fifo.level == 0) & ~fanout.busy & accumulate.settling
+                          & queue.settling)
 
         # high in START only, as a register of its own: the queue's drain pulse reaches its
         # push.ready and the free FIFO's address in the same clock, so no decode of the
@@ -527,6 +538,7 @@ class Core(CoreBlock):
                         horizon.eq(step_horizon(m, config, self.t, self.timesteps)),
                         pass_done.eq(0),
                         drain_done.eq(0),
+                        finished.eq(0),
                         starting.eq(1),
                         busy.eq(1),
                     ]
@@ -546,7 +558,8 @@ class Core(CoreBlock):
                     m.d.sync += pass_done.eq(1)
                 with m.If(queue.done):
                     m.d.sync += drain_done.eq(1)
-                with m.If(pass_done & drain_done & idle_blocks):
+                m.d.sync += finished.eq((pass_done | npass.done) & drain_done & settled_blocks)
+                with m.If(finished):
                     m.d.comb += [self.done.eq(1), queue.step_end.eq(1)]
                     m.d.sync += [
                         running.eq(0),

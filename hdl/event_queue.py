@@ -181,6 +181,11 @@ class EventQueue(CoreBlock):
     busy : ``Out(1)``
         A drain runs (including its last event not yet handed over) or a push is still
         being written, or a clear's ``done`` is due.
+    settling : ``Out(1)``
+        No drain runs, no push waits in stage B and no clear's ``done`` is due (from
+        registers): in a clock that takes no push and has no ``drain`` or ``clear``
+        pulse, ``busy`` is low from the next clock (a push in stage C is written in
+        this one). The core ends a step on it a clock ahead.
     done : ``Out(1)``
         One-clock pulse in the clock that hands over a drain's last event (an empty
         slot: the clock after ``drain``), and in the clock after a ``clear``.
@@ -224,6 +229,7 @@ class EventQueue(CoreBlock):
             "step_end": In(1),
             "clear": In(1),
             "busy": Out(1),
+            "settling": Out(1),
             "done": Out(1),
             "held": Out(count_bits(config.event_queue)),
             "queue_overflow": Out(1),
@@ -508,9 +514,11 @@ class EventQueue(CoreBlock):
             m.d.sync += free_last.eq(following(free_last))
         next_first = Signal.like(free_first)
         # following(free_first), kept as a register: a pop (which depends on push.ready)
-        # only picks between two registers on its way into the FIFO's read address
+        # only picks between two registers, on its way into the FIFO's read address and
+        # into this register itself (its own increment is computed from the register)
         after_first = Signal.like(free_first, init=1 % capacity)
-        m.d.sync += after_first.eq(following(next_first))
+        with m.If(pop):
+            m.d.sync += after_first.eq(following(after_first))
         m.d.comb += [
             next_first.eq(Mux(pop, after_first, free_first)),
             free.raddr.eq(next_first),
@@ -547,10 +555,13 @@ class EventQueue(CoreBlock):
             # the same sum compared with capacity, `pushed` only choosing the comparison
             full.eq(Mux(pushed, retired == capacity - 1, retired == capacity)),
         ]
+        # counted a clock late, from `freed` (a register: the read of the clock before), so
+        # that the walk's read decision does not reach this adder; a step's last read comes
+        # at least three clocks before its step_end, and the next drain's first after it
         with m.If(self.step_end):
-            m.d.sync += drained_count.eq(read_now)
+            m.d.sync += drained_count.eq(freed)
         with m.Else():
-            m.d.sync += drained_count.eq(drained_count + read_now)
+            m.d.sync += drained_count.eq(drained_count + freed)
 
         # --- clear ------------------------------------------------------------------------
         cleared = Signal()  # done is due: the clock after a clear
@@ -568,5 +579,8 @@ class EventQueue(CoreBlock):
                 self.queue_overflow.eq(0), self.queue_overflow_step.eq(0),
             ]
 
-        m.d.comb += self.busy.eq(draining | b_valid | write_due | cleared)
+        m.d.comb += [
+            self.busy.eq(draining | b_valid | write_due | cleared),
+            self.settling.eq(~draining & ~b_valid & ~cleared),
+        ]
         return m

@@ -84,6 +84,7 @@ def run_accumulate(config, seed, batches, *, transparent=False, p_valid=0.7):
             queues = {"direct": list(direct), "drained": list(drained)}
             offered = {"direct": False, "drained": False}
             taken = {"direct": [], "drained": []}
+            history = []  # (settling, took, busy) of every clock
             clock = 0
             while True:
                 for name in ("direct", "drained"):
@@ -94,14 +95,15 @@ def run_accumulate(config, seed, batches, *, transparent=False, p_valid=0.7):
                         ctx.set(stream.payload,
                                 {"target": target, "compartment": compartment, "value": value})
                     ctx.set(stream.valid, offered[name])
-                _, _, d_ready, r_ready, busy = await ctx.tick().sample(
-                    dut.direct.ready, dut.drained.ready, dut.busy)
+                _, _, d_ready, r_ready, busy, settling = await ctx.tick().sample(
+                    dut.direct.ready, dut.drained.ready, dut.busy, dut.settling)
                 took = False
                 for name, ready in (("direct", d_ready), ("drained", r_ready)):
                     if offered[name] and ready:
                         model.add(t, *queues[name].pop(0))
                         taken[name].append(clock)
                         offered[name], took = False, True
+                history.append((settling, took, busy))
                 if not (queues["direct"] or queues["drained"] or took or busy):
                     break
                 clock += 1
@@ -109,6 +111,12 @@ def run_accumulate(config, seed, batches, *, transparent=False, p_valid=0.7):
             ctx.set(dut.direct.valid, 0)
             ctx.set(dut.drained.valid, 0)
             facts.append({"taken": taken, "idle": clock})
+            # `settling` in a clock that takes no event: every write done by the end of the
+            # next clock (unless that one takes an event): `busy` low two clocks on
+            assert history[-1][0], f"seed={seed} step {t}: idle but not settling"
+            for c, (settled, took, _) in enumerate(history):
+                if settled and not took and (c + 1 == len(history) or not history[c + 1][1]):
+                    assert c + 2 >= len(history) or not history[c + 2][2], f"seed={seed} step {t} clock {c}"
             for n in range(config.neurons):
                 assert [ctx.get(v) for v in word(n)] == model.words[n], f"seed={seed} step {t} word {n}"
             assert ctx.get(dut.acc_overflow) == (model.acc_overflow_step is not None), f"seed={seed}"

@@ -105,6 +105,7 @@ def run_queue(config, seed, steps, *, single_port=False, batch=(0, 12), p_valid=
             want = model.drain(slot)
             pending = list(events)
             got, done_at, clock, offered = [], None, 0, False
+            quiet_before = False  # last clock: settling, no push taken, no drain pulse
             ctx.set(dut.step, t)
             ctx.set(dut.slot, slot)
             ctx.set(dut.drain, 1)
@@ -117,11 +118,13 @@ def run_queue(config, seed, steps, *, single_port=False, batch=(0, 12), p_valid=
                                                "value": value})
                 ctx.set(dut.push.valid, offered)
                 ctx.set(dut.drained.ready, rng.random() < p_ready)
-                _, _, taken, out_valid, out_ready, out, done, busy = await ctx.tick().sample(
+                _, _, taken, out_valid, out_ready, out, done, busy, settling = await ctx.tick().sample(
                     dut.push.ready, dut.drained.valid, dut.drained.ready, dut.drained.payload, dut.done,
-                    dut.busy)
+                    dut.busy, dut.settling)
+                assert not (quiet_before and busy), f"seed={seed} step {t} clock {clock}: settling, then busy"
                 ctx.set(dut.drain, 0)
                 just_taken = offered and taken
+                quiet_before = settling and not just_taken and clock > 0
                 if just_taken:
                     model.push(t, pending.pop(0))
                     offered = False
