@@ -22,10 +22,10 @@ Size (icebreaker shape, ``synth_ice40 -dsp``, the ``NO_RW_CHECK`` step of
 :func:`~neurofab.hdl.synthesis.synthesize`): 3,100 LUT4, 2,264 flip-flops, 704 carries,
 30 of 30 EBR, 4 of 4 SPRAM, 1 DSP. Placed and routed in ``SerialHarness`` on the UP5K
 (``bench/hdl.py --preset icebreaker``: ``place_and_route_ice40``, sg48, seed 1, 30 MHz
-asked): 4,953 of 5,280 logic cells (the harness's shift registers included), 31.0 MHz;
-the critical path is Accumulate's add (a forwarding flag through the forwarded-sum
+asked): 4,975 of 5,280 logic cells (the harness's shift registers included), 32.0 MHz;
+the critical path is Accumulate's add (its event register through the forwarded-sum
 multiplexer, the 20-bit adder and the word's element multiplexer) through the bank's
-write multiplexer into the bank's ``WDATA``, 32.3 ns.
+write multiplexer into the bank's ``WDATA``, 31.2 ns.
 
 Memories. Block RAM (EBR): the accumulator bank, the neuron words, the stimulus sums, the
 profile table, the spike list and the queue's links, free list and arrival table. SPRAM:
