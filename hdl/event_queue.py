@@ -157,8 +157,9 @@ class EventQueue(CoreBlock):
     -------
     push : ``In(stream.Signature(event_layout(config)))``
         Events ``(slot, target, compartment, value)`` from the fan-out, ``slot`` never
-        the slot being drained. One a clock; with a dual-port pool ``ready`` is high
-        except in the clock of a ``drain`` pulse (it does not depend on ``valid``). An
+        the slot being drained. One a clock; with a dual-port pool ``ready`` is always
+        high (a single-port pool's is low in the clock of a ``drain`` pulse and while
+        its turns hold a push; it never depends on ``valid``). An
         event that finds ``event_queue`` events held is dropped: the queue overflows
         (see below).
     drained : ``Out(stream.Signature(delivery_layout(config)))``
@@ -169,7 +170,8 @@ class EventQueue(CoreBlock):
         The current timestep ``t``, recorded by an overflow; hold it during a step.
     drain : ``In(1)``
         Pulse while not ``busy``: drain arrival slot ``slot`` (``(t + 1) mod
-        delay_slots`` in step ``t``). That clock reads the slot's entry and takes no push.
+        delay_slots`` in step ``t``). That clock reads the slot's entry (from a copy of
+        the arrival table of its own), and with a single-port pool takes no push.
     slot : ``In(addr_bits(delay_slots))``
         The slot to drain; held until ``done``.
     step_end : ``In(1)``
@@ -204,7 +206,7 @@ class EventQueue(CoreBlock):
     word is registered; 4: it enters the output FIFO; ``DRAIN_LATENCY`` = 5), ``done``
     with the last; an empty slot gives ``done`` in clock 1; the queue is idle (``busy``
     low) from clock ``n + 5`` (2), or from the clock after the last push's write, ``p +
-    3`` for ``p`` pushes taken in clocks ``1 .. p``, if later. A consumer that stalls
+    2`` for ``p`` pushes taken in clocks ``0 .. p - 1``, if later. A consumer that stalls
     for ``k`` clocks in a row delays ``done`` by at most ``k`` clocks (the output FIFO
     keeps the walk going meanwhile).
     Single-port pool: in every clock in which both a drain read and a push write are
@@ -269,9 +271,17 @@ class EventQueue(CoreBlock):
         m.submodules.arrivals = arrivals = Memory(shape=layouts.arrival, depth=config.delay_slots, init=[],
                                                   attrs=NO_RW_CHECK)
         arrival_wr = arrivals.write_port()
-        # Not transparent (a block RAM as it is): the drain reads it in a clock that takes
-        # no push, and pushes take the writes their read missed from registers (below).
+        # Not transparent (a block RAM as it is): pushes take the writes their read missed
+        # from registers (below).
         entry_rd = arrivals.read_port()
+        # The drain reads its slot's entry from a copy of its own (the same writes), so that
+        # a push is taken in the drain pulse's clock too (dual-port pool): push.ready does
+        # not wait for the drain, and no drain pulse reaches a push's allocation. The
+        # drained slot is never a push's, so no read of the copy meets a write of its word.
+        m.submodules.drain_arrivals = drain_arrivals = Memory(
+            shape=layouts.arrival, depth=config.delay_slots, init=[], attrs=NO_RW_CHECK)
+        drain_wr = drain_arrivals.write_port()
+        drain_rd = drain_arrivals.read_port()
         # Not transparent either: an index becomes visible in the FIFO a clock after its
         # write, when a read of it sees the written word. In lanes, as the pool.
         m.submodules.free = free = _LanedRAM(index_shape, capacity, attrs=NO_RW_CHECK)
@@ -279,7 +289,7 @@ class EventQueue(CoreBlock):
             m.submodules.pool = pool = SinglePortRAM(shape=layouts.event, depth=capacity)
         else:
             m.submodules.pool = pool = _LanedRAM(layouts.event, capacity, attrs=NO_RW_CHECK)
-        for port in (entry_rd, arrival_wr):
+        for port in (entry_rd, arrival_wr, drain_rd, drain_wr):
             m.d.comb += port.en.eq(0)
 
         nonempty = Signal(config.delay_slots)  # bit s: slot s's list has an event
@@ -327,8 +337,8 @@ class EventQueue(CoreBlock):
         # C: the entry in a register; the word and the slot's new entry are written.
         c_event = Signal(event_shape)
         c_addr = Signal(index_shape)
-        # the arrival table's output as read, for stage C and for the drain's start alike
-        # (one register with nothing between it and the memory)
+        # the arrival table's output as read, for stage C (one register with nothing between
+        # it and the memory)
         c_entry = Signal(layouts.arrival)
         c_nonempty = Signal()  # the slot's list had an event when B looked
         c_forward = Signal()
@@ -358,14 +368,19 @@ class EventQueue(CoreBlock):
                 arrival_wr.addr.eq(c_event.slot),
                 arrival_wr.data.eq(new_entry),
                 arrival_wr.en.eq(1),
+                drain_wr.addr.eq(c_event.slot),
+                drain_wr.data.eq(new_entry),
+                drain_wr.en.eq(1),
             ]
             m.d.sync += nonempty.bit_select(c_event.slot, 1).eq(1)
 
         # stage A: allocate a word, read the slot's entry
         pushed = Signal()  # an event is taken and will be held
         pop = Signal()
-        drain_start = Signal()  # the drain reads its slot's entry: no push this clock
-        m.d.comb += self.push.ready.eq(b_advance & ~drain_start)
+        drain_start = Signal()  # the drain reads its slot's entry (single-port pool: no push)
+        # a single-port pool takes no push in the drain pulse's clock (its turns start from a
+        # quiet pool); a dual-port one takes pushes in every clock
+        m.d.comb += self.push.ready.eq(b_advance & ~drain_start if self._single_port else b_advance)
         with m.If(self.push.valid & self.push.ready):
             with m.If(full):
                 with m.If(~self.queue_overflow):
@@ -409,9 +424,11 @@ class EventQueue(CoreBlock):
 
         # --- drain: the slot's entry, then one pool read a clock along the list -------------
         first = Signal()  # the slot's entry is on entry_rd.data
-        start = Signal()  # the slot's entry is in `c_entry`: its head is due
+        start = Signal()  # the slot's entry is in `drain_entry`: its head is due
         slot_nonempty = Signal()  # the drained slot had an event (at the drain pulse)
-        entry = c_entry  # loaded in the `first` clock: no push is in stage B or C then
+        # the drained slot's entry, straight off its copy of the table (loaded in `first`)
+        drain_entry = Signal(layouts.arrival)
+        entry = drain_entry
         # the known addresses not read yet, in list order (at most two: an address is
         # known from the word two places before it, and that word has been read)
         known = Signal(range(3))
@@ -467,7 +484,7 @@ class EventQueue(CoreBlock):
         draining = Signal()  # from the drain pulse to the clock of its done
         m.d.comb += drain_start.eq(self.drain & ~draining)
         with m.If(drain_start):
-            m.d.comb += [entry_rd.addr.eq(self.slot), entry_rd.en.eq(1)]
+            m.d.comb += [drain_rd.addr.eq(self.slot), drain_rd.en.eq(1)]
             m.d.sync += [
                 draining.eq(1),
                 first.eq(1),
@@ -475,7 +492,7 @@ class EventQueue(CoreBlock):
                 nonempty.bit_select(self.slot, 1).eq(0),
             ]
         with m.If(first):
-            m.d.sync += [first.eq(0), start.eq(slot_nonempty)]
+            m.d.sync += [first.eq(0), start.eq(slot_nonempty), drain_entry.eq(drain_rd.data)]
             with m.If(~slot_nonempty):
                 m.d.comb += self.done.eq(1)
                 m.d.sync += draining.eq(0)
@@ -524,12 +541,17 @@ class EventQueue(CoreBlock):
             free.raddr.eq(next_first),
             free.ren.eq(1),
         ]
+        # the count after this clock with and without a pop, from registers only: a pop
+        # (late: it depends on push.ready and the payload's validity) only picks one
+        kept = Signal.like(free_count)
+        kept_less = Signal.like(free_count)
+        m.d.comb += [kept.eq(free_count + freed), kept_less.eq(free_count + freed - 1)]
         m.d.sync += [
             freed.eq(read_now),
             free_first.eq(next_first),
-            free_count.eq(free_count + freed - pop),
-            # a pop (there was an index) with none coming in leaves one fewer
-            free_any.eq(Mux(pop & ~freed, free_count != 1, free_any | freed)),
+            free_count.eq(Mux(pop, kept_less, kept)),
+            # a pop (there was an index) leaves one fewer
+            free_any.eq(Mux(pop, kept_less != 0, kept != 0)),
         ]
 
         # --- the pool's port(s) -------------------------------------------------------------
@@ -547,11 +569,11 @@ class EventQueue(CoreBlock):
             ]
 
         # --- held: +1 a push, less the step's drained events at step_end -------------------
-        # `pushed` comes last (the carry into one adder): it depends on `held` itself
+        # `pushed` comes last, only picking between two sums: it depends on `held` itself
         retired = Signal.like(held)
         m.d.comb += retired.eq(Mux(self.step_end, held - drained_count, held))
         m.d.sync += [
-            held.eq(retired + pushed),
+            held.eq(Mux(pushed, retired + 1, retired)),
             # the same sum compared with capacity, `pushed` only choosing the comparison
             full.eq(Mux(pushed, retired == capacity - 1, retired == capacity)),
         ]

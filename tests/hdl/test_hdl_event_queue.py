@@ -218,9 +218,9 @@ def test_drain_timing_dual_port():
     for f in facts:
         n = f["drained"]
         assert f["done"] == (n + DRAIN_LATENCY - 1 if n else 1), f
-        # pushes go on meanwhile from clock 1 (the drain's clock 0 takes none), the last
-        # taken in clock p and written in p + 2
-        assert f["idle"] == max(f["pushed"] + 3 if f["pushed"] else 0, f["done"] + 1), f
+        # pushes go on meanwhile from clock 0 (the drain pulse's: the drain reads a copy of
+        # the arrival table), the last taken in clock p - 1 and written in p + 1
+        assert f["idle"] == max(f["pushed"] + 2 if f["pushed"] else 0, f["done"] + 1), f
 
 
 def test_drain_timing_single_port():
