@@ -12,7 +12,7 @@ queue and cycle counters must read given the emulator's spikes:
 - each step's length. Core: ``n + NeuronPass.LATENCY + 3`` exactly when nothing spiked
   and nothing arrives at the next step, at least that otherwise, and at most that plus
   one clock per synapse word walked, per event drained and two per spike, plus the last
-  spike's way through the FIFO, the fan-out and the accumulate (``TAIL`` clocks): the
+  spike's way through the FIFO, the fan-out and the accumulate (:func:`tail` clocks): the
   step is never slower than doing the three in turn. SpramCore (``config.spram``):
   ``n + NeuronPass.SPRAM_LATENCY + RELOAD * loads + 4`` exactly when nothing arrives and
   nothing spikes, and at most ``core_run.spram_step_bounds`` otherwise.
@@ -25,15 +25,19 @@ from __future__ import annotations
 import numpy as np
 from core_run import arrivals_by_step, events_held_per_step, profile_loads, spram_step_bounds
 
+from neurofab.hdl.accumulate import Accumulate
 from neurofab.hdl.core import SYNAPSE_READ_LATENCY
 from neurofab.hdl.neuron_pass import NeuronPass
 
-#: clocks from the pass's last spike to its last event written: FIFO 2, the fan-out's
-#: synapse read less one (``SYNAPSE_READ_LATENCY - 1``), the queue's push stages or the
-#: add 2, end 2
-TAIL = 2 + (SYNAPSE_READ_LATENCY - 1) + 2 + 2
+__all__ = ["tail", "arrivals_per_step", "walked_per_step", "first_overflow_step", "mismatches"]
 
-__all__ = ["TAIL", "arrivals_per_step", "walked_per_step", "first_overflow_step", "mismatches"]
+
+def tail(config) -> int:
+    """Clocks from Core's last spike of a pass to its step's end: FIFO 2, the fan-out's
+    synapse read less one (``SYNAPSE_READ_LATENCY - 1``), Accumulate's add to its write
+    less one (``Accumulate.latency - 1``: Core decides the step's end a clock ahead, from
+    the blocks' ``settling``) or the queue's push stages (2), whichever is longer, end 2."""
+    return 2 + (SYNAPSE_READ_LATENCY - 1) + max(Accumulate.latency(config) - 1, 2) + 2
 
 
 def arrivals_per_step(netlist, spike_times, spike_gids, timesteps: int) -> np.ndarray:
@@ -113,7 +117,7 @@ def mismatches(label: str, netlist, job, rtl, emu, image) -> list[str]:
     if config.spram:
         out += _spram_cycles(label, netlist, emu, image, cycles, T)
     else:
-        out += _core_cycles(label, netlist, emu, cycles, T)
+        out += _core_cycles(label, config, netlist, emu, cycles, T)
     summary = rtl.extra["cycles_per_step"]
     if summary != {"mean": float(cycles.mean()), "max": int(cycles.max())}:
         out.append(f"{label}: cycles_per_step {summary} is not the cycles' mean and max")
@@ -134,7 +138,7 @@ def _spram_cycles(label, netlist, emu, image, cycles, T) -> list[str]:
     return []
 
 
-def _core_cycles(label, netlist, emu, cycles, T) -> list[str]:
+def _core_cycles(label, config, netlist, emu, cycles, T) -> list[str]:
     out = []
     # step t drains the events arriving at t + 1 (delay-0 ones come straight from its spikes)
     arrivals = arrivals_per_step(netlist, emu.spike_times, emu.spike_gids, T + 1)
@@ -142,7 +146,7 @@ def _core_cycles(label, netlist, emu, cycles, T) -> list[str]:
     drained = arrivals[1:] - _direct_per_step(netlist, emu.spike_times, emu.spike_gids, T)
     walked = walked_per_step(netlist, emu.spike_times, emu.spike_gids, T)
     floor = np.full(T, netlist.n_neurons + NeuronPass.LATENCY + 3)
-    ceiling = floor + walked + drained + 2 * spiking + np.where(spiking > 0, TAIL, 0)
+    ceiling = floor + walked + drained + 2 * spiking + np.where(spiking > 0, tail(config), 0)
     quiet = (spiking == 0) & (drained == 0)
     bad = (cycles < floor) | (cycles > ceiling) | (quiet & (cycles != floor))
     if bad.any():

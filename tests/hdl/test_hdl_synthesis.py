@@ -118,7 +118,8 @@ def test_fanout_and_event_queue_synthesise_within_budget(record_property):
     (its 16 x 8 product in an ``SB_MAC16``: ``synth_ice40 -dsp``) in under an eighth of
     the UP5K's cells, its flip-flops mostly the registers straight after its memories and
     the FIFOs of axon entries, compartment rows and synapse words in flight (under a
-    tenth); core v2's queue (``EventQueue``, the ECP5's; the iCE40 core has its chunked
+    tenth, plus the 35 of the skid register that ends the queue's ``push.ready`` at the
+    fan-out's output); core v2's queue (``EventQueue``, the ECP5's; the iCE40 core has its chunked
     one) at 1,024 events on the iCE40's EBR: each of its three memories is EBRs in the
     shape Yosys picks for its depth: the pool (1,024 event words) and the free FIFO
     (1,024 indices) as 1024 x 4, the arrival table (64 slots) and the drain's copy of it
@@ -132,7 +133,7 @@ def test_fanout_and_event_queue_synthesise_within_budget(record_property):
     queue = synthesize(EventQueue(config), family="ice40", top="event_queue")
     record_property("synthesis", f"{fanout.summary()}; {queue.summary()}")
     assert 100 < fanout.luts < UP5K_CELLS // 8, fanout.summary()
-    assert fanout.brams == 0 and fanout.ffs < UP5K_CELLS // 10, fanout.summary()
+    assert fanout.brams == 0 and fanout.ffs < UP5K_CELLS // 10 + 35, fanout.summary()
     assert fanout.dsps == 1, fanout.summary()
     assert queue.brams == ebrs, queue.summary()
     assert queue.luts < UP5K_CELLS // 5 and queue.ffs < 1000, queue.summary()
