@@ -20,6 +20,10 @@ Run one worker in the foreground with ``python -m neurofab.server.worker --data 
 """
 
 from __future__ import annotations
+import os as _o, time as _t
+def _tr(label):
+    if _o.environ.get("NF_TRACE"):
+        with open("/tmp/sb/trace.log", "a") as f: f.write(f"{_t.time():.4f} {_o.getpid()} {label}\n")
 
 import argparse
 import logging
@@ -35,7 +39,7 @@ from .config import Settings
 from .doorbell import Doorbell
 from .runner import PROGRESS_INTERVAL, JobRunner, NetworkCache, stored_job
 
-__all__ = ["Worker", "NetworkCache", "stored_job", "PROGRESS_INTERVAL", "main"]
+__all__ = ["Worker", "NetworkCache", "stored_job", "PROGRESS_INTERVAL", "without_huge_pages", "main"]
 
 log = logging.getLogger("neurofab.server.worker")
 
@@ -165,8 +169,10 @@ class Worker:
         )
         if network_id is None:
             return False
+        _tr('warm claimed')
         try:
             _, netlist, _ = self.networks.get(network_id)
+            _tr('warm expanded')
             for name in self.backends:
                 prepare = get_backend(name).prepare
                 if prepare is not None:
@@ -176,7 +182,7 @@ class Worker:
             log.exception("preparing network %s ahead of its jobs failed", network_id)
             jobqueue.drop_warm(self.db, self.worker_id, network_id)
             return True
-        # the network's first job has usually been queued meanwhile: claim it at once
+        _tr('warm prepared')
         row = jobqueue.warm_done(
             self.db,
             network_id,
@@ -184,6 +190,7 @@ class Worker:
             self.settings.lease_seconds,
             claim_next=None if self.stop.is_set() else self.backends,
         )
+        _tr(f'warm_done claimed {row is not None}')
         self._run_claimed(row)
         return True
 
@@ -196,6 +203,26 @@ class Worker:
     def warm_up(self) -> None:
         """Run a tiny job so the first real one does not pay for JIT compilation."""
         self.runner.warm_up(self.backends)
+
+
+def without_huge_pages() -> bool:
+    """Stop numpy asking for transparent huge pages for this process's large arrays.
+
+    numpy ``madvise``s its large allocations for huge pages, and under the kernel's
+    default ``defrag=madvise`` the first touch of each may stall in direct compaction.
+    A worker keeps expanded networks and their layouts cached, so every new network's
+    arrays land on fresh memory and pay it: a 16,384-neuron network (1.3 million
+    synapses) expanded in 52-61 ms with older networks held, 41 ms without huge pages,
+    which made the service's first job on a new network about 15 % slower than the bare
+    emulator's (bench/server.py's large job). Returns whether numpy offered the switch.
+    """
+    from numpy._core import multiarray
+
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    if setter is None:
+        return False
+    setter(False)
+    return True
 
 
 def main(argv=None) -> int:
@@ -214,6 +241,7 @@ def main(argv=None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
     )
+    without_huge_pages()
     load_backend_modules(args.backend_module)
     settings = Settings.load({"DATA_DIR": args.data})
     db = settings.database()

@@ -694,3 +694,18 @@ def test_a_worker_yields_the_cpu_just_before_it_takes_the_write_lock(tmp_path, m
     jobqueue.touch_worker(worker.db, worker.worker_id, os.getpid(), worker.backends)
     assert seen == [True]  # yielded once, before the lock was taken
     worker.stop.set()
+
+
+def test_a_worker_process_asks_numpy_for_no_huge_pages():
+    """The worker's start turns numpy's huge-page madvise off (see worker.without_huge_pages);
+    numpy's switch returns its previous state, which says whether it was turned off."""
+    from numpy._core import multiarray
+
+    from neurofab.server.worker import without_huge_pages
+
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        assert without_huge_pages()
+        assert multiarray._set_madvise_hugepage(True) is False
+    finally:
+        multiarray._set_madvise_hugepage(before)
