@@ -20,10 +20,6 @@ Run one worker in the foreground with ``python -m neurofab.server.worker --data 
 """
 
 from __future__ import annotations
-import os as _o, time as _t
-def _tr(label):
-    if _o.environ.get("NF_TRACE"):
-        with open("/tmp/sb/trace.log", "a") as f: f.write(f"{_t.time():.4f} {_o.getpid()} {label}\n")
 
 import argparse
 import logging
@@ -169,10 +165,8 @@ class Worker:
         )
         if network_id is None:
             return False
-        _tr('warm claimed')
         try:
             _, netlist, _ = self.networks.get(network_id)
-            _tr('warm expanded')
             for name in self.backends:
                 prepare = get_backend(name).prepare
                 if prepare is not None:
@@ -182,7 +176,7 @@ class Worker:
             log.exception("preparing network %s ahead of its jobs failed", network_id)
             jobqueue.drop_warm(self.db, self.worker_id, network_id)
             return True
-        _tr('warm prepared')
+        # the network's first job has usually been queued meanwhile: claim it at once
         row = jobqueue.warm_done(
             self.db,
             network_id,
@@ -190,7 +184,6 @@ class Worker:
             self.settings.lease_seconds,
             claim_next=None if self.stop.is_set() else self.backends,
         )
-        _tr(f'warm_done claimed {row is not None}')
         self._run_claimed(row)
         return True
 
@@ -213,7 +206,7 @@ def without_huge_pages() -> bool:
     A worker keeps expanded networks and their layouts cached, so every new network's
     arrays land on fresh memory and pay it: a 16,384-neuron network (1.3 million
     synapses) expanded in 52-61 ms with older networks held, 41 ms without huge pages,
-    which made the service's first job on a new network about 15 % slower than the bare
+    about a tenth of the service's time for its first job on a new network against the bare
     emulator's (bench/server.py's large job). Returns whether numpy offered the switch.
     """
     from numpy._core import multiarray
