@@ -205,9 +205,9 @@ def without_huge_pages() -> bool:
     default ``defrag=madvise`` the first touch of each may stall in direct compaction.
     A worker keeps expanded networks and their layouts cached, so every new network's
     arrays land on fresh memory and pay it: a 16,384-neuron network (1.3 million
-    synapses) expanded in 52-61 ms with older networks held, 41 ms without huge pages,
-    about a tenth of the service's time for its first job on a new network against the bare
-    emulator's (bench/server.py's large job). Returns whether numpy offered the switch.
+    synapses) expanded in 52-61 ms with older networks held, 41 ms without huge pages:
+    about a tenth of the service's end-to-end time for that network's first job
+    (bench/server.py's large job). Returns whether numpy offered the switch.
     """
     from numpy._core import multiarray
 
