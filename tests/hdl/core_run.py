@@ -1,12 +1,14 @@
-"""``rtl_run(image, job)``: a compiled single-core image run on ``Core`` in the Amaranth simulator.
+"""``rtl_run(image, job)``: a compiled single-core image run on its core top in the Amaranth simulator.
 
 The host's side of a run, as a board's host link will do it, through the core's host
-port only: load the profile, neuron, axon and synapse memories from the image (the
-neuron words with ``lfsr`` set for the job's seed), then for every step write the
-stimulus sums that change at that step (``neurofab.job.stimulus_schedule``), pulse
-``step`` and collect the step's spikes; at the end read every neuron word back.
-Returns the emulator's :class:`~neurofab.results.RunResult` (spikes sorted by time then
-gid, ``final_state`` ``v``, ``r``, ``lfsr``) with the per-step figures in ``extra``.
+port only, on ``core_for(config)`` (``Core``, or ``SpramCore`` for ``config.spram``):
+load the core's memories from the image (the neuron words with ``lfsr`` set for the
+job's seed; ``neurofab.host.load.core_loads`` unless the caller gives its own words), then
+for every step write the stimulus sums that change at that step
+(``neurofab.job.stimulus_schedule``), pulse ``step`` and collect the step's spikes; at the
+end read every neuron word back. Returns the emulator's
+:class:`~neurofab.results.RunResult` (spikes sorted by time then gid, ``final_state``
+``v``, ``r``, ``lfsr``) with the per-step figures in ``extra``.
 """
 
 from __future__ import annotations
@@ -17,20 +19,21 @@ from collections import namedtuple
 import numpy as np
 from amaranth.sim import Simulator
 
-from neurofab.compiler.image import initial_lfsr
-from neurofab.hdl.core import Core
-from neurofab.hdl.layouts import Memory, core_layouts, pack_words, unpack_words
+from neurofab.hdl.cores import core_for
+from neurofab.hdl.layouts import Memory, core_layouts, unpack_words
+from neurofab.host.load import core_loads
 from neurofab.job import stimulus_schedule
 from neurofab.results import RunResult
 
-__all__ = ["rtl_run", "events_held_per_step", "arrivals_by_step", "profile_loads", "spram_step_bounds",
-           "SPRAM_STEP_OVERHEAD"]
+__all__ = ["rtl_run", "host_write", "as_int", "events_held_per_step", "arrivals_by_step", "profile_loads",
+           "spram_step_bounds", "SPRAM_STEP_OVERHEAD"]
 
 _Population = namedtuple("_Population", "label size offset")
 
 
-def _as_int(word: np.ndarray) -> int:
-    return sum(int(lane) << (64 * i) for i, lane in enumerate(word))
+def as_int(word) -> int:
+    """A host word (an int, or ``uint64`` lanes low first) as one int."""
+    return sum(int(lane) << (64 * i) for i, lane in enumerate(np.atleast_1d(word)))
 
 
 def _populations(image):
@@ -41,11 +44,33 @@ def _populations(image):
     return out
 
 
-def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
-    """Run ``job`` on ``image`` (one core, no learning) on ``Core``; see the module doc.
+async def host_write(ctx, core, which, address, value):
+    """One host-port write: ``value`` into word ``address`` of memory ``which`` (one clock)."""
+    ctx.set(core.host_memory, which)
+    ctx.set(core.host_addr, address)
+    ctx.set(core.host_wdata, value)
+    ctx.set(core.host_we, 1)
+    await ctx.tick()
+    ctx.set(core.host_we, 0)
+
+
+async def _host_read(ctx, core, which, address):
+    ctx.set(core.host_memory, which)
+    ctx.set(core.host_addr, address)
+    ctx.set(core.host_re, 1)
+    await ctx.tick()
+    ctx.set(core.host_re, 0)
+    await ctx.tick()  # the memory's read, then the core's output register
+    return ctx.get(core.host_rdata)
+
+
+def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0, before_step=None, loads=None) -> RunResult:
+    """Run ``job`` on ``image`` (one core, no learning) on its core top; see the module doc.
 
     ``p_ready`` is the chance per clock that the host takes a spike (backpressure on the
-    spike stream); ``seed`` draws that.
+    spike stream); ``seed`` draws that. ``before_step(ctx, core, t)``, if given, is awaited
+    before each step's ``step`` pulse. ``loads``: ``[(memory, words)]`` to write instead of
+    ``core_loads(image, job)`` (a test's own derivation of the host words).
     """
     config = image.config
     if image.n_cores != 1:
@@ -56,41 +81,16 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
     n = image.n_neurons
     T = job.timesteps
     rng = random.Random(seed)
-
-    neuron = image.fields(0, Memory.NEURON)
-    neuron["lfsr"] = initial_lfsr(job.seed, np.arange(n))
-    loads = [
-        (Memory.PROFILE, image.memories[0][Memory.PROFILE]),
-        (Memory.NEURON, pack_words(layouts.neuron, neuron, n)),
-        (Memory.AXON, image.memories[0][Memory.AXON]),
-        (Memory.SYNAPSE, image.memories[0][Memory.SYNAPSE]),
-    ]
+    loads = core_loads(image, job) if loads is None else loads
     st_t, st_gid, st_delta = stimulus_schedule(job, _populations(image))
-    core = Core(config)
+    core = core_for(config)
     out = {"times": [], "gids": [], "cycles": [], "held": [], "words": None,
            "errors": None, "load_clocks": 0}
-
-    async def write(ctx, which, address, value):
-        ctx.set(core.host_memory, which)
-        ctx.set(core.host_addr, address)
-        ctx.set(core.host_wdata, value)
-        ctx.set(core.host_we, 1)
-        await ctx.tick()
-        ctx.set(core.host_we, 0)
-
-    async def read(ctx, which, address):
-        ctx.set(core.host_memory, which)
-        ctx.set(core.host_addr, address)
-        ctx.set(core.host_re, 1)
-        await ctx.tick()
-        ctx.set(core.host_re, 0)
-        await ctx.tick()  # the memory's read, then the core's output register
-        return ctx.get(core.host_rdata)
 
     async def testbench(ctx):
         for which, words in loads:
             for address, word in enumerate(words):
-                await write(ctx, which, address, _as_int(word))
+                await host_write(ctx, core, which, address, as_int(word))
                 out["load_clocks"] += 1
         ctx.set(core.count, n)
         ctx.set(core.timesteps, T)
@@ -111,7 +111,9 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
                 changed.add(int(st_gid[k]))
                 k += 1
             for gid in sorted(changed):
-                await write(ctx, Memory.STIMULUS, gid, stimulus[gid])
+                await host_write(ctx, core, Memory.STIMULUS, gid, stimulus[gid])
+            if before_step is not None:
+                await before_step(ctx, core, t)
             ctx.set(core.step, 1)
             ctx.set(core.spikes.ready, rng.random() < p_ready)
             await ctx.tick()
@@ -127,17 +129,14 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0) -> RunResult:
                     out["gids"].append(spike.neuron)
                 if done:
                     break
-                assert clocks < 100_000, f"step {t} never finished"
+                assert clocks < 200_000, f"step {t} never finished"
             assert ctx.get(core.t) == t + 1
             out["cycles"].append(ctx.get(core.cycles))
             out["held"].append(ctx.get(core.events_held))
             assert out["cycles"][-1] == clocks, f"step {t}: cycles {out['cycles'][-1]}, counted {clocks}"
         out["errors"] = {name: ctx.get(getattr(core, name)) for name in (
             "queue_overflow", "queue_overflow_step", "acc_overflow", "acc_overflow_step")}
-        words = []
-        for address in range(n):
-            words.append(await read(ctx, Memory.NEURON, address))
-        out["words"] = words
+        out["words"] = [await _host_read(ctx, core, Memory.NEURON, address) for address in range(n)]
 
     sim = Simulator(core)
     sim.add_clock(1e-6)

@@ -21,7 +21,15 @@ import random
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from core_run import arrivals_by_step, events_held_per_step, profile_loads, spram_step_bounds
+from core_run import (
+    arrivals_by_step,
+    as_int,
+    events_held_per_step,
+    host_write,
+    profile_loads,
+    rtl_run,
+    spram_step_bounds,
+)
 from netgen import SynapseSpec, netlist_from_synapses
 from test_hdl_core import FEATURES, small_case
 
@@ -38,22 +46,18 @@ from neurofab.hdl.layouts import (
     pack_words,
     spram_axon_rows,
     spram_synapse_rows,
-    unpack_words,
 )
 from neurofab.hdl.neuron_pass import NeuronPass
 from neurofab.hdl.spram_core import SpramCore, host_depth, profile_rows
 from neurofab.hdl.synthesis import synthesize
-from neurofab.job import Job, Stimulus, stimulus_schedule
+from neurofab.host.load import core_loads
+from neurofab.job import Job, Stimulus
 from neurofab.network import NeuronParams
 from neurofab.results import RunResult
 
 #: docs/ice40-plan.md: the icebreaker core to be
 ICE40_CORE = dataclasses.replace(get_preset("icebreaker"), neurons=512, axons=512, event_queue=8192,
                                  acc_bits=20, accumulator_banks=1, spram=True)
-
-
-def _as_int(word) -> int:
-    return sum(int(lane) << (64 * i) for i, lane in enumerate(np.atleast_1d(word)))
 
 
 def host_loads(image, job) -> list:
@@ -63,7 +67,7 @@ def host_loads(image, job) -> list:
     n = image.n_neurons
     neuron = image.fields(0, Memory.NEURON)
     neuron["lfsr"] = initial_lfsr(job.seed, np.arange(n))
-    profiles = [_as_int(w) for w in image.memories[0][Memory.PROFILE]]
+    profiles = [as_int(w) for w in image.memories[0][Memory.PROFILE]]
     rows = profile_rows(config)
     width = -(-PROFILE_LAYOUT.size // rows)
     # a profile as ``rows`` words of ``width`` bits, low bits first
@@ -71,115 +75,18 @@ def host_loads(image, job) -> list:
     synapses, compartments = spram_synapse_rows(config, image.memories[0][Memory.SYNAPSE])
     return [
         (Memory.PROFILE, profile_words),
-        (Memory.NEURON, [_as_int(w) for w in pack_words(layouts.neuron, neuron, n)]),
+        (Memory.NEURON, [as_int(w) for w in pack_words(layouts.neuron, neuron, n)]),
         (Memory.AXON, [int(r) for r in spram_axon_rows(config, image.memories[0][Memory.AXON])]),
         (Memory.SYNAPSE, [int(r) for r in synapses]),
         (Memory.COMPARTMENT, [int(r) for r in compartments]),
     ]
 
 
-async def host_write(ctx, core, which, address, value):
-    ctx.set(core.host_memory, which)
-    ctx.set(core.host_addr, address)
-    ctx.set(core.host_wdata, value)
-    ctx.set(core.host_we, 1)
-    await ctx.tick()
-    ctx.set(core.host_we, 0)
-
-
-def spram_run(image, job, *, p_ready: float = 1.0, seed: int = 0, before_step=None) -> RunResult:
-    """Run ``job`` on ``image`` on :class:`SpramCore` through its host port, as ``core_run.rtl_run``
-    does on Core; the per-step clocks, events held and the errors in ``extra``.
-    ``before_step(ctx, core, t)``, if given, is awaited before each step's ``step`` pulse."""
-    config = image.config
-    layouts = core_layouts(config)
-    n, T = image.n_neurons, job.timesteps
-    rng = random.Random(seed)
-    loads = host_loads(image, job)
-    populations, offset = [], 0
-    for label, size in image.populations:
-        populations.append(type("P", (), {"label": label, "size": size, "offset": offset}))
-        offset += size
-    st_t, st_gid, st_delta = stimulus_schedule(job, populations)
-    core = SpramCore(config)
-    out = {"times": [], "gids": [], "cycles": [], "held": [], "words": None, "errors": None}
-
-    async def testbench(ctx):
-        for which, words in loads:
-            for address, word in enumerate(words):
-                await host_write(ctx, core, which, address, word)
-        ctx.set(core.count, n)
-        ctx.set(core.timesteps, T)
-        ctx.set(core.dendritic, job.learning.dendritic)
-        ctx.set(core.noise, job.learning.noise)
-        ctx.set(core.graded, job.learning.graded)
-        ctx.set(core.clear, 1)
-        await ctx.tick()
-        ctx.set(core.clear, 0)
-        await ctx.tick().until(core.done)
-
-        stimulus = [0] * n
-        k = 0
-        for t in range(T):
-            changed = set()
-            while k < len(st_t) and st_t[k] == t:
-                stimulus[st_gid[k]] += int(st_delta[k])
-                changed.add(int(st_gid[k]))
-                k += 1
-            for gid in sorted(changed):
-                await host_write(ctx, core, Memory.STIMULUS, gid, stimulus[gid])
-            if before_step is not None:
-                await before_step(ctx, core, t)
-            ctx.set(core.step, 1)
-            ctx.set(core.spikes.ready, rng.random() < p_ready)
-            await ctx.tick()
-            ctx.set(core.step, 0)
-            clocks = 1
-            while True:
-                ctx.set(core.spikes.ready, rng.random() < p_ready)
-                _, _, done, valid, ready, spike = await ctx.tick().sample(
-                    core.done, core.spikes.valid, core.spikes.ready, core.spikes.payload)
-                clocks += 1
-                if valid and ready:
-                    out["times"].append(t)
-                    out["gids"].append(spike.neuron)
-                if done:
-                    break
-                assert clocks < 200_000, f"step {t} never finished"
-            assert ctx.get(core.t) == t + 1
-            out["cycles"].append(ctx.get(core.cycles))
-            out["held"].append(ctx.get(core.events_held))
-            assert out["cycles"][-1] == clocks, f"step {t}: cycles {out['cycles'][-1]}, counted {clocks}"
-        out["errors"] = {name: ctx.get(getattr(core, name)) for name in (
-            "queue_overflow", "queue_overflow_step", "acc_overflow", "acc_overflow_step")}
-        words = []
-        for address in range(n):
-            ctx.set(core.host_memory, Memory.NEURON)
-            ctx.set(core.host_addr, address)
-            ctx.set(core.host_re, 1)
-            await ctx.tick()
-            ctx.set(core.host_re, 0)
-            await ctx.tick()
-            words.append(ctx.get(core.host_rdata))
-        out["words"] = words
-
-    sim = Simulator(core)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-
-    lanes = max(1, -(-layouts.neuron.size // 64))
-    raw = np.array([[(w >> (64 * i)) & ((1 << 64) - 1) for i in range(lanes)] for w in out["words"]],
-                   dtype=np.uint64)
-    state = unpack_words(layouts.neuron, raw)
-    times = np.array(out["times"], np.int32)
-    gids = np.array(out["gids"], np.int32)
-    order = np.lexsort((gids, times))
-    return RunResult(
-        timesteps=T, spike_times=times[order], spike_gids=gids[order], final_weights=np.zeros(0, np.int32),
-        final_state={name: state[name] for name in ("v", "r", "lfsr")},
-        extra={"cycles": out["cycles"], "events_held": out["held"], "errors": out["errors"]},
-    )
+def spram_run(image, job, **kwargs) -> RunResult:
+    """``core_run.rtl_run`` on :class:`SpramCore` with the host words derived here
+    (:func:`host_loads`, independently of ``neurofab.host.load.core_loads``)."""
+    assert image.config.spram
+    return rtl_run(image, job, loads=host_loads(image, job), **kwargs)
 
 
 def step_events(netlist, spike_times, spike_gids, timesteps: int):
@@ -246,6 +153,20 @@ def test_spram_core_matches_emulator(seed, features):
     if "delays" in features:
         assert {0, 63} <= set(netlist.delay.tolist()), f"seed={seed}: delays 0 and 63 not both drawn"
         assert max(rtl.extra["events_held"]) > 0, f"seed={seed}: no event was ever held"
+
+
+@pytest.mark.parametrize("seed", [3, 17])
+def test_the_hosts_words_are_the_ones_derived_here(seed):
+    """``neurofab.host.load.core_loads`` (what the RTL backend and the cocotb runs write)
+    gives, memory by memory and word by word, the words :func:`host_loads` derives here;
+    beyond them it may write zeros (it clears every axon row, not only the image's)."""
+    _, _, job, image = fitting_case(seed, delays=True, graded=True, dendritic=True, noise=True)
+    mine = host_loads(image, job)
+    theirs = core_loads(image, job)
+    assert [which for which, _ in theirs] == [which for which, _ in mine]
+    for (which, words), (_, expected) in zip(theirs, mine, strict=True):
+        ints = [as_int(w) for w in words]
+        assert ints[: len(expected)] == expected and not any(ints[len(expected) :]), which
 
 
 def test_spike_stream_backpressure():
