@@ -23,7 +23,7 @@ import pytest
 from amaranth.hdl import unsigned
 from amaranth.lib.memory import Memory as RAM
 from amaranth.sim import Simulator
-from core_run import events_held_per_step, rtl_run
+from core_run import events_held_per_step, host_write, rtl_run
 from netgen import SynapseSpec, netlist_from_synapses
 from test_hdl_event_queue import NoCollisionRAM
 
@@ -210,13 +210,8 @@ def test_host_reads_a_word_written_the_clock_before():
                 address = rng.randrange(depth[which])
                 other = (address + 1) % depth[which]
                 old, new, far = (rng.getrandbits(width[which]) for _ in range(3))
-                for a, word in ((address, old), (other, far)):
-                    ctx.set(core.host_memory, which)
-                    ctx.set(core.host_addr, a)
-                    ctx.set(core.host_wdata, word)
-                    ctx.set(core.host_we, 1)
-                    await ctx.tick()
-                ctx.set(core.host_we, 0)
+                await host_write(ctx, core, which, address, old)
+                await host_write(ctx, core, which, other, far)
                 await ctx.tick()
                 # clock 0: write `new`, read the same word (old); clock 1: read it again
                 # (new, forwarded); clock 2: read the other word (far)
