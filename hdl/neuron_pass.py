@@ -241,13 +241,7 @@ class NeuronPass(CoreBlock):
         with m.If(self.done):
             m.d.sync += self.busy.eq(0)
         with m.If(self.start & idle):
-            m.d.sync += [
-                self.busy.eq(1),
-                neuron.eq(0),
-                last.eq(self.count - 1),
-                issuing.eq(self.count != 0),
-                flags.eq(Cat(self.dendritic, self.noise, self.graded)),
-            ]
+            m.d.sync += self._begin(neuron, last, issuing, flags)
 
         issue = issuing
         m.d.comb += [
@@ -386,11 +380,7 @@ class NeuronPass(CoreBlock):
             ]
         with m.If(self.start & idle):  # last: over the reload's own updates
             m.d.sync += [
-                self.busy.eq(1),
-                neuron.eq(0),
-                last.eq(self.count - 1),
-                issuing.eq(self.count != 0),
-                flags.eq(Cat(self.dendritic, self.noise, self.graded)),
+                *self._begin(neuron, last, issuing, flags),
                 # the host may have rewritten the table between passes
                 cache_valid.eq(0), wait.eq(0), row.eq(PROFILE_ROWS),
             ]
@@ -436,6 +426,17 @@ class NeuronPass(CoreBlock):
             m.d.sync += written.eq(0)
         self._write_back(m, update, idle, written, written == last)
         return m
+
+    def _begin(self, neuron, last, issuing, flags) -> list:
+        """A pass's start (both modes): busy, issuing from neuron 0 to ``count - 1`` (none if
+        ``count`` is 0), the run's feature flags latched for the whole pass."""
+        return [
+            self.busy.eq(1),
+            neuron.eq(0),
+            last.eq(self.count - 1),
+            issuing.eq(self.count != 0),
+            flags.eq(Cat(self.dendritic, self.noise, self.graded)),
+        ]
 
     def _write_back(self, m: Module, update: NeuronUpdate, idle, index=None, is_last=None) -> None:
         """The pass's tail in either mode: words written back and spikes offered as the
