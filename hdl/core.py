@@ -40,8 +40,8 @@ from .layouts import Memory, core_layouts
 from .neuron_pass import NeuronPass, spike_layout
 from .spram import NO_RW_CHECK
 
-__all__ = ["core_members", "SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS", "SYNAPSE_PART_BITS", "CYCLE_BITS",
-           "HOST_MEMORIES", "host_word_bits", "host_addr_bits", "Core"]
+__all__ = ["core_members", "pass_and_status", "SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS",
+           "SYNAPSE_PART_BITS", "CYCLE_BITS", "HOST_MEMORIES", "host_word_bits", "host_addr_bits", "Core"]
 
 #: clocks from the fan-out's synapse read to its word: the part's address register, the
 #: block RAM, the part's data register, the part multiplexer's register (within a bank),
@@ -86,6 +86,23 @@ def step_horizon(m: Module, config: CoreConfig, t, timesteps):
     ahead = Signal(signed(STEP_BITS + 1))  # T - 1 - t
     m.d.comb += ahead.eq(timesteps - 1 - t)
     return Mux(ahead <= 0, 0, Mux(ahead > config.delay_slots, config.delay_slots, ahead))
+
+
+def pass_and_status(core, npass, queue, accumulate, count, flags) -> list:
+    """What both core tops drive alike: the pass's count and the job's flags (``flags``:
+    dendritic, noise, graded, latched at ``step``), and the core's status outputs from its
+    queue and accumulate (events held, the sticky overflows and their steps)."""
+    return [
+        npass.count.eq(count),
+        npass.dendritic.eq(flags[0]),
+        npass.noise.eq(flags[1]),
+        npass.graded.eq(flags[2]),
+        core.events_held.eq(queue.held),
+        core.queue_overflow.eq(queue.queue_overflow),
+        core.queue_overflow_step.eq(queue.queue_overflow_step),
+        core.acc_overflow.eq(accumulate.acc_overflow),
+        core.acc_overflow_step.eq(accumulate.acc_overflow_step),
+    ]
 
 
 def core_members(config: CoreConfig, *, host_word: int, host_addr: int) -> dict:
@@ -486,15 +503,7 @@ class Core(CoreBlock):
             fanout.slot.eq(slot),
             fanout.horizon.eq(horizon),
             fanout.graded.eq(flags[2]),
-            npass.count.eq(count),
-            npass.dendritic.eq(flags[0]),
-            npass.noise.eq(flags[1]),
-            npass.graded.eq(flags[2]),
-            self.events_held.eq(queue.held),
-            self.queue_overflow.eq(queue.queue_overflow),
-            self.queue_overflow_step.eq(queue.queue_overflow_step),
-            self.acc_overflow.eq(accumulate.acc_overflow),
-            self.acc_overflow_step.eq(accumulate.acc_overflow_step),
+            *pass_and_status(self, npass, queue, accumulate, count, flags),
         ]
         m.d.sync += cycles.eq(cycles + 1)
         # every spike written to the FIFO is counted in its level from the next clock, and

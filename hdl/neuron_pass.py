@@ -290,29 +290,18 @@ class NeuronPass(CoreBlock):
         tag = data.View(self._tag_layout, payload.tag)
         m.d.comb += [
             update.i.valid.eq(s_valid[4]),
-            payload.dendritic.eq(flags[0]),
-            payload.noise.eq(flags[1]),
-            payload.graded.eq(flags[2]),
-            payload.v.eq(word.v),
-            payload.r.eq(word.r),
-            payload.lfsr.eq(word.lfsr),
+            *self._feed(update, word, flags, s4_acc, s4_stim),
             payload.threshold.eq(profile.threshold),
             payload.leak.eq(profile.leak),
             payload.resting.eq(profile.resting),
             payload.refrac.eq(profile.refrac),
             payload.dend_threshold.eq(profile.dend_threshold),
-            # Compartments beyond the core's are 0: they add nothing, and a zero gated
-            # compartment adds 0 whatever the gate decides.
-            [payload.a[c].eq(s4_acc[c]) for c in range(config.compartments)],
-            payload.s.eq(s4_stim),
             tag.index.eq(s_index[4]),
             tag.last.eq(s_last[4]),
             self.acc_wr.addr.eq(s_index[4]),
             self.acc_wr.data.eq(0),
             self.acc_wr.en.eq(s_valid[4] & update.i.ready),
         ]
-        for name, _field in self._tag_layout["kept"].shape:
-            m.d.comb += tag.kept[name].eq(word[name])
 
         self._write_back(m, update, idle)
         return m
@@ -395,28 +384,16 @@ class NeuronPass(CoreBlock):
                 ]
 
         # --- stage 2: into the update pipeline; the accumulators are cleared ------------
-        payload = update.i.payload
-        tag = data.View(self._tag_layout, payload.tag)
         acc = self.acc_rd.data
         m.d.comb += [
             update.i.valid.eq(s2_valid & ~miss),
-            payload.dendritic.eq(flags[0]),
-            payload.noise.eq(flags[1]),
-            payload.graded.eq(flags[2]),
-            payload.v.eq(word.v),
-            payload.r.eq(word.r),
-            payload.lfsr.eq(word.lfsr),
-            # Compartments beyond the core's are 0 (see the full table's update).
-            [payload.a[c].eq(acc[c]) for c in range(config.compartments)],
-            payload.s.eq(self.stim_rd.data),
+            *self._feed(update, word, flags, acc, self.stim_rd.data),
             self.acc_wr.addr.eq(s2_index),
             self.acc_wr.data.eq(0),
             self.acc_wr.en.eq(s2_valid & ~miss & update.i.ready),
         ]
         for name, _field in PARAMS_LAYOUT:
             m.d.comb += update.params[name].eq(cache[name])
-        for name, _field in self._tag_layout["kept"].shape:
-            m.d.comb += tag.kept[name].eq(word[name])
 
         # Results come out in neuron order (a missed neuron never entered the update).
         written = Signal(config.neuron_bits)  # the neuron whose result is next
@@ -426,6 +403,26 @@ class NeuronPass(CoreBlock):
             m.d.sync += written.eq(0)
         self._write_back(m, update, idle, written, written == last)
         return m
+
+    def _feed(self, update: NeuronUpdate, word, flags, acc, stim) -> list:
+        """A neuron into the update (both modes): the job's flags, the neuron word's state,
+        its accumulator sums and stimulus, and the word's kept fields in the tag (written
+        back unchanged)."""
+        payload = update.i.payload
+        tag = data.View(self._tag_layout, payload.tag)
+        return [
+            payload.dendritic.eq(flags[0]),
+            payload.noise.eq(flags[1]),
+            payload.graded.eq(flags[2]),
+            payload.v.eq(word.v),
+            payload.r.eq(word.r),
+            payload.lfsr.eq(word.lfsr),
+            # Compartments beyond the core's are 0: they add nothing, and a zero gated
+            # compartment adds 0 whatever the gate decides.
+            [payload.a[c].eq(acc[c]) for c in range(self._config.compartments)],
+            payload.s.eq(stim),
+            [tag.kept[name].eq(word[name]) for name, _field in self._tag_layout["kept"].shape],
+        ]
 
     def _begin(self, neuron, last, issuing, flags) -> list:
         """A pass's start (both modes): busy, issuing from neuron 0 to ``count - 1`` (none if

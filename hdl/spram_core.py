@@ -66,7 +66,7 @@ from .accumulate import Accumulate
 from .block import CoreBlock
 from .chunk_queue import AUX_ADDR_BITS, ChunkedEventQueue
 from .config import CoreConfig, addr_bits
-from .core import core_members, step_horizon
+from .core import core_members, pass_and_status, step_horizon
 from .fanout import FanOut
 from .layouts import (
     CHUNK_EVENTS,
@@ -428,15 +428,7 @@ class SpramCore(CoreBlock):
             fanout.horizon.eq(horizon),
             fanout.graded.eq(flags[2]),
             spike_list.graded.eq(flags[2]),
-            npass.count.eq(count),
-            npass.dendritic.eq(flags[0]),
-            npass.noise.eq(flags[1]),
-            npass.graded.eq(flags[2]),
-            self.events_held.eq(queue.held),
-            self.queue_overflow.eq(queue.queue_overflow),
-            self.queue_overflow_step.eq(queue.queue_overflow_step),
-            self.acc_overflow.eq(accumulate.acc_overflow),
-            self.acc_overflow_step.eq(accumulate.acc_overflow_step),
+            *pass_and_status(self, npass, queue, accumulate, count, flags),
         ]
         with m.If(running):  # START, DRAIN, PASS: clocks 2 .. of the step, done included
             m.d.sync += cycles.eq(cycles + 1)

@@ -158,6 +158,14 @@ def rtl_run(image, job, *, p_ready: float = 1.0, seed: int = 0, before_step=None
     )
 
 
+def _delays_by_source(netlist) -> dict[int, list[int]]:
+    """``{source gid: [delay of each of its synapses]}``."""
+    delays: dict[int, list[int]] = {}
+    for src, d in zip(np.asarray(netlist.src).tolist(), np.asarray(netlist.delay).tolist(), strict=True):
+        delays.setdefault(src, []).append(d)
+    return delays
+
+
 def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int, banks: int = 2) -> np.ndarray:
     """The queue's ``held`` after each step, from a run's spikes (the core's rule).
 
@@ -170,9 +178,7 @@ def events_held_per_step(netlist, spike_times, spike_gids, timesteps: int, banks
     ``t`` the queue holds the events with arrival ``> t``.
     """
     change = np.zeros(timesteps + 1, np.int64)
-    by_source = {}
-    for src, d in zip(np.asarray(netlist.src).tolist(), np.asarray(netlist.delay).tolist(), strict=True):
-        by_source.setdefault(src, []).append(d)
+    by_source = _delays_by_source(netlist)
     for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
         for d in by_source.get(gid, ()):
             if (d >= 1 or banks == 1) and s + 1 + d < timesteps:
@@ -185,9 +191,7 @@ def arrivals_by_step(netlist, spike_times, spike_gids, timesteps: int) -> np.nda
     """Events arriving at each step ``t < timesteps``: one per synapse of each spike at ``s``,
     at ``s + 1 + delay``."""
     arriving = np.zeros(timesteps + 65, np.int64)
-    delays = {}
-    for src, d in zip(np.asarray(netlist.src).tolist(), np.asarray(netlist.delay).tolist(), strict=True):
-        delays.setdefault(src, []).append(d)
+    delays = _delays_by_source(netlist)
     for s, gid in zip(np.asarray(spike_times).tolist(), np.asarray(spike_gids).tolist(), strict=True):
         for d in delays.get(gid, ()):
             arriving[s + 1 + d] += 1
