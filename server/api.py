@@ -15,15 +15,24 @@ import json
 import os
 import re
 import time
+from typing import NamedTuple
 
 import numpy as np
-from flask import Blueprint, Response, current_app, request, send_file, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    copy_current_request_context,
+    current_app,
+    request,
+    send_file,
+    stream_with_context,
+)
 
 import neurofab
 from neurofab.errors import ValidationError
 
 from . import accounts, jobqueue
-from .app import json_response, service
+from .app import TURN_MAX_BODY, json_response, service
 from .backends import choose_backend
 from .config import MAX_WAIT_SECONDS
 from .errors import ApiError
@@ -398,8 +407,44 @@ def _job_row(account, job_id: str):
     return row
 
 
+class _Queued(NamedTuple):
+    """What :func:`_queue_job` did with a submission."""
+
+    account: accounts.Account
+    job_id: str
+    created: bool
+    wait: float
+    #: the job document to run in this request (inline), else ``None``
+    inline_run: dict | None
+    network: object
+    job: object
+
+
 @api.post("/v1/jobs")
 def submit_job():
+    svc = service()
+    if (request.content_length or 0) > TURN_MAX_BODY:
+        # A bulky submission is decoded, checked and queued below the job workers'
+        # priority (see LowPriorityLane); its body is read here, by the server's thread.
+        request.get_data()
+        queued = svc.low_priority.run(copy_current_request_context(_queue_job))
+    else:
+        queued = _queue_job()
+    account, job_id = queued.account, queued.job_id
+    headers = {"Location": f"/v1/jobs/{job_id}"}
+    if queued.inline_run is not None:
+        svc.inline.execute(queued.inline_run, network=queued.network, job=queued.job, tier=account.tier)
+    if queued.wait > 0:  # submit and long-poll in one round trip (an extension; see docs/api.md)
+        row = _long_poll(svc, account, job_id, _job_row(account, job_id), time.monotonic() + queued.wait)
+        return json_response(job_document(row), 200 if row["status"] in jobqueue.TERMINAL else 202, headers)
+    status = "queued"
+    if not queued.created:  # a repeated request (same Idempotency-Key): report the job as it is now
+        status = svc.db.connect().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+    return json_response({"job_id": job_id, "status": status}, 202, headers)
+
+
+def _queue_job() -> _Queued:
+    """Check the request's job and queue it (claimed by this process if it runs inline)."""
     from neurofab.job import bind_job, parse_job
 
     svc = service()
@@ -445,9 +490,9 @@ def submit_job():
         claimed_by=svc.inline.owner if inline else None,
         lease_seconds=svc.settings.lease_seconds,
     )
-    headers = {"Location": f"/v1/jobs/{job_id}"}
+    inline_run = None
     if inline and created:
-        claimed = {
+        inline_run = {
             "id": job_id,
             "account_id": account.id,
             "network_id": job.network_id,
@@ -456,14 +501,7 @@ def submit_job():
             "runtime_limit": tier.max_runtime_seconds,
             "attempts": 1,
         }
-        svc.inline.execute(claimed, network=network, job=job, tier=account.tier)
-    if wait > 0:  # submit and long-poll in one round trip (an extension; see docs/api.md)
-        row = _long_poll(svc, account, job_id, _job_row(account, job_id), time.monotonic() + wait)
-        return json_response(job_document(row), 200 if row["status"] in jobqueue.TERMINAL else 202, headers)
-    status = "queued"
-    if not created:  # a repeated request (same Idempotency-Key): report the job as it is now
-        status = svc.db.connect().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
-    return json_response({"job_id": job_id, "status": status}, 202, headers)
+    return _Queued(account, job_id, created, wait, inline_run, network, job)
 
 
 def _wait_arg() -> float:

@@ -14,9 +14,11 @@ import logging
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from flask import Flask, Response, current_app
@@ -28,7 +30,16 @@ from .config import Settings
 from .doorbell import Doorbell
 from .errors import ApiError
 
-__all__ = ["create_app", "Service", "Turns", "TurnsMiddleware", "service", "json_response", "TURN_MAX_BODY"]
+__all__ = [
+    "create_app",
+    "Service",
+    "Turns",
+    "TurnsMiddleware",
+    "LowPriorityLane",
+    "service",
+    "json_response",
+    "TURN_MAX_BODY",
+]
 
 #: A request body up to this size is light enough to be handled in its turn (:class:`Turns`).
 TURN_MAX_BODY = 1 << 16
@@ -137,6 +148,52 @@ class TurnsMiddleware:
                     body.close()
 
 
+class LowPriorityLane:
+    """Threads at a lower CPU priority than the job workers, for bulky request work.
+
+    A large job submission (a stimulus list of 16K neuron ids is a 100 KB body) takes a few
+    milliseconds of CPU to decode, check and store, and it usually arrives while a
+    worker expands the network it names on both cores (the expansion starts as the
+    network is created, see :mod:`.worker`): a burst on one core stalls the
+    expansion's other thread at every join, and so costs the job about twice its own
+    CPU time. In this lane the submission's work yields to the workers and runs in the
+    gaps (the job is not needed before its network is ready anyway); on an idle
+    machine it runs at full speed, since priority only orders who runs first.
+
+    ``run(fn)`` calls ``fn()`` on one of the lane's threads and returns its result (or
+    raises its exception). The threads lower their own priority as they start: a
+    thread may always lower its priority, while raising it back needs privileges, so
+    the lane keeps its own threads rather than lowering a request thread's. Off
+    Linux (where a thread's priority cannot be set alone) ``fn`` runs in the caller.
+    """
+
+    #: How much lower (``nice`` steps) the lane's threads run than the process.
+    NICENESS = 10
+
+    def __init__(self, threads: int = 2):
+        self.threads = threads
+        self._pool = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _lower_own_priority() -> None:
+        tid = threading.get_native_id()
+        os.setpriority(
+            os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + LowPriorityLane.NICENESS)
+        )
+
+    def run(self, fn):
+        if not sys.platform.startswith("linux"):
+            return fn()
+        if self._pool is None:
+            with self._lock:  # made on first use: after the HTTP server's fork, in its process
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        self.threads, thread_name_prefix="low-priority", initializer=self._lower_own_priority
+                    )
+        return self._pool.submit(fn).result()
+
+
 class JobWatcher:
     """Wakes long-polling requests when their job ends.
 
@@ -238,6 +295,8 @@ class Service:
         self._lock = threading.Lock()
         self._inline = None
         self._inline_lock = threading.Lock()
+        #: bulky request work (large job submissions), below the workers' priority
+        self.low_priority = LowPriorityLane()
 
     @property
     def tiers(self):

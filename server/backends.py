@@ -104,8 +104,9 @@ def choose_backend(network, job, enabled) -> str:
 #: synapse). 4M covers the researcher tier's 16K-neuron networks (a sixth of such a
 #: job's emulator time is its layout).
 PREPARED_MAX_SYNAPSES = 1 << 22
-#: The kept setups hold this many synapses at most, together (~50 MB of layouts).
-PREPARED_TOTAL_SYNAPSES = 1 << 23
+#: The kept setups hold this many synapses at most, together (~25 MB of layouts; they
+#: hold their netlists too, which a worker bounds alike: see worker.WORKER_CACHE_SYNAPSES).
+PREPARED_TOTAL_SYNAPSES = 1 << 22
 _prepared: OrderedDict[int, tuple] = OrderedDict()  # id(netlist) -> (netlist, PreparedNetlist)
 _prepared_lock = threading.Lock()
 

@@ -177,3 +177,44 @@ def test_usage_from_real_accounting(service):
     assert usage["estimated_cost_gbp"] == pytest.approx(round(18.0 * seconds / 3600, 4))
     enterprise = cc.Client(service.signup("enterprise"), base_url=service.base_url).usage()
     assert enterprise["jobs_limit_today"] is None and enterprise["estimated_cost_gbp"] == 199.0
+
+
+def _threads_by_role(pid: int, role: str = "supervisor") -> dict[str, list[int]]:
+    """``{role: [nice of each thread]}`` over a process and its descendants (Linux /proc)."""
+    from pathlib import Path
+
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    if "granian" in cmdline or "gunicorn" in cmdline:
+        role = "http"
+    elif "server.worker" in cmdline:
+        role = "worker"
+    found: dict[str, list[int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        found.setdefault(role, []).append(int(fields[16]))  # stat's 19th field: nice
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        for child_role, nices in _threads_by_role(int(child), role).items():
+            found.setdefault(child_role, []).extend(nices)
+    return found
+
+
+def test_a_bulky_submission_is_handled_below_the_workers_priority(service, http, researcher_key):
+    """A 100 KB job body is decoded and checked in the web process's low-priority lane
+    (ten nice steps down), and its job runs as any other; the job workers keep their
+    priority."""
+    h = {"X-API-Key": researcher_key}
+    network = {"populations": [{"label": "a", "size": 16_384}], "connections": []}
+    net = http.post("/v1/networks", json=network, headers=h).json()
+    stimuli = [{"population": "a", "neurons": list(range(16_384)), "current": 2000}]
+    r = http.post(
+        "/v1/jobs?wait=30",
+        json={"network_id": net["network_id"], "timesteps": 20, "stimuli": stimuli},
+        headers=h,
+    )
+    assert r.status_code == 200 and len(r.request.body) > 65_536
+    job = r.json()
+    assert job["status"] == "completed" and job["result"]["total_spikes"] > 0
+    threads = _threads_by_role(service.process.pid)
+    base = min(threads["http"])
+    assert min(19, base + 10) in threads["http"]  # the lane's threads
+    assert set(threads["worker"]) == {base}

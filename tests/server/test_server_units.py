@@ -696,16 +696,125 @@ def test_a_worker_yields_the_cpu_just_before_it_takes_the_write_lock(tmp_path, m
     worker.stop.set()
 
 
-def test_a_worker_process_asks_numpy_for_no_huge_pages():
-    """The worker's start turns numpy's huge-page madvise off (see worker.without_huge_pages);
-    numpy's switch returns its previous state, which says whether it was turned off."""
-    from numpy._core import multiarray
+_FREED_BLOCK_KEPT = """
+import ctypes, sys
+import numpy as np
+from neurofab.server.worker import keep_freed_memory
 
-    from neurofab.server.worker import without_huge_pages
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+        "keepcost")]
 
-    before = multiarray._set_madvise_hugepage(True)
-    try:
-        assert without_huge_pages()
-        assert multiarray._set_madvise_hugepage(True) is False
-    finally:
-        multiarray._set_madvise_hugepage(before)
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+took = keep_freed_memory() if sys.argv[1] == "kept" else None
+block = np.ones(24 << 20, dtype=np.uint8)  # 24 MiB: glibc maps a block this big on its own by default
+mapped = libc.mallinfo2().hblkhd
+del block
+print(took, mapped >= 24 << 20, libc.mallinfo2().fordblks >= 24 << 20)
+"""
+
+
+def test_a_worker_keeps_the_memory_it_frees_for_its_next_arrays():
+    """keep_freed_memory (a worker's start) has glibc serve a 24 MiB array from the heap
+    and keep it there once freed, ready for the next network; by default glibc maps
+    such a block on its own and unmaps it when it is freed. Each side runs in a fresh
+    interpreter (the setting is for the whole process)."""
+    import subprocess
+    import sys
+
+    def run(mode):
+        out = subprocess.run(
+            [sys.executable, "-c", _FREED_BLOCK_KEPT, mode], capture_output=True, text=True, check=True
+        )
+        return out.stdout.split()
+
+    assert run("default") == ["None", "True", "False"]  # mapped alone, handed back
+    assert run("kept") == ["True", "False", "True"]  # from the heap, kept free in it
+
+
+def test_a_worker_keeps_a_bounded_network_cache(tmp_path):
+    from neurofab.server import backends
+    from neurofab.server.config import Settings
+    from neurofab.server.worker import WORKER_CACHE_SYNAPSES, Worker
+
+    settings = Settings.load({"DATA_DIR": str(tmp_path)})
+    settings.database().initialise()
+    worker = Worker(settings, backends=["emulator"])
+    assert worker.networks.max_synapses == WORKER_CACHE_SYNAPSES
+    # the emulator's kept setups hold their netlists: no more than the cache itself
+    assert backends.PREPARED_TOTAL_SYNAPSES <= WORKER_CACHE_SYNAPSES
+    worker.stop.set()
+
+# -- bulky submissions in the low-priority lane --------------------------------------------------
+
+
+def test_the_low_priority_lane_runs_work_on_its_own_threads_ten_steps_lower():
+    import os
+
+    from neurofab.server.app import LowPriorityLane
+
+    def priority():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    lane = LowPriorityLane(threads=1)
+    mine = priority()
+    tid, theirs = lane.run(lambda: (threading.get_native_id(), priority()))
+    assert tid != threading.get_native_id() and theirs == min(19, mine + LowPriorityLane.NICENESS)
+    assert priority() == mine  # the caller's own priority is untouched
+    assert lane.run(lambda: threading.get_native_id()) == tid  # the same thread, kept
+
+    def fails():
+        raise ValueError("stimuli[0].neurons[3]: 99 is out of range")
+
+    with pytest.raises(ValueError, match=r"neurons\[3\]"):
+        lane.run(fails)
+
+
+def test_a_bulky_submission_is_checked_and_queued_in_the_low_priority_lane(tmp_path):
+    """A job body over TURN_MAX_BODY goes through the lane, small ones do not; the lane's
+    answers are the request's (202 with the job, 400 naming a bad field, an idempotent
+    repeat), and a long poll waits in the request's own thread."""
+    from neurofab.server.app import TURN_MAX_BODY, create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path), "ADMIN_TOKEN": "nf_admin_t", "INLINE_MAX_COST": 0})
+    svc = app.extensions["neurofab"]
+    lane_threads = []
+    through = svc.low_priority.run
+
+    def run(fn):
+        return through(lambda: (lane_threads.append(threading.get_native_id()), fn())[1])
+
+    svc.low_priority.run = run
+    client = app.test_client()
+    key = client.post(
+        "/v1/signup",
+        json={"email": "b@example.org", "tier": "researcher"},
+        headers={"X-Admin-Token": "nf_admin_t"},
+    )
+    headers = {"X-API-Key": key.json["api_key"]}
+    network = {"populations": [{"label": "a", "size": 20_000}], "connections": []}
+    network_id = client.post("/v1/networks", json=network, headers=headers).json["network_id"]
+    stimuli = [{"population": "a", "neurons": list(range(20_000)), "current": 300}]
+    body = {"network_id": network_id, "timesteps": 10, "stimuli": stimuli}
+    assert len(json.dumps(body)) > TURN_MAX_BODY
+
+    small = client.post("/v1/jobs", json={"network_id": network_id, "timesteps": 10}, headers=headers)
+    assert small.status_code == 202 and lane_threads == []
+    bulky = client.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": "k1"})
+    assert bulky.status_code == 202 and bulky.json["status"] == "queued"
+    assert len(lane_threads) == 1 and lane_threads[0] != threading.get_native_id()
+    again = client.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": "k1"})
+    assert again.status_code == 202 and again.json["job_id"] == bulky.json["job_id"]
+    sql = "SELECT document FROM jobs WHERE id = ?"
+    stored = json.loads(svc.db.connect().execute(sql, (bulky.json["job_id"],)).fetchone()[0])
+    assert stored["stimuli"][0]["neurons"] == list(range(20_000))
+
+    stimuli[0]["neurons"][19_999] = 20_000
+    bad = client.post("/v1/jobs", json=body, headers=headers)
+    assert bad.status_code == 400 and len(lane_threads) == 3
+    assert "stimuli[0].neurons[19999]" in bad.json["detail"] and "20000" in bad.json["detail"]
+    stimuli[0]["neurons"][19_999] = 19_999
+    waited = client.post("/v1/jobs?wait=0.2", json=body, headers=headers)  # nobody runs it here
+    assert waited.status_code == 202 and waited.json["status"] == "queued" and len(lane_threads) == 4
