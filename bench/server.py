@@ -35,7 +35,11 @@ loopback port with a fresh data directory, then measures:
    ``result_document``). Both sides are warmed up first (JIT compilation) and take
    turns ``--repeats`` times, in alternating order, back to back from a settled
    machine; the ratio reported is the median of the per-turn ratios (service / bare).
-   Each side's median and range are printed too.
+   Each side's median and range are printed too. For comparison only, after each
+   turn the bare emulator also runs in a process of its own with the job workers'
+   allocator settings (``worker.keep_freed_memory``), which a plain script lacks: the
+   service's time against it says how much of the service's standing comes from those
+   settings rather than from the work.
 
 Settled (:func:`settle`) means the previous measurement's processes have gone quiet:
 the service's database files are flushed to disk, the service's processes use almost
@@ -243,6 +247,46 @@ def bare_large_job(network_doc: dict, job_doc: dict) -> tuple[float, dict]:
     document = result_document(result, network.populations)
     json.dumps(document)
     return time.perf_counter() - started, document["result"]
+
+
+class KeptMemoryBare:
+    """The bare emulator in a process of its own with the job workers' allocator settings
+    (``worker.keep_freed_memory``), for comparison only: it says how much of the service's
+    time against the bare emulator comes from those settings rather than from the work.
+
+    ``run()`` has it run the large job once and returns the seconds it took.
+    """
+
+    def __init__(self, neurons: int, steps: int):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--kept-memory-bare", str(neurons), str(steps)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self) -> float:
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(60)
+
+    @staticmethod
+    def serve(neurons: int, steps: int) -> int:
+        """The child's side: run the job once per line read, print the seconds each took."""
+        from emulator import job_document, network_document
+        from neurofab.server.worker import keep_freed_memory
+
+        keep_freed_memory()
+        network_doc, job_doc = network_document(neurons), job_document(neurons, steps)
+        bare_large_job(network_doc, job_doc)  # JIT compilation
+        print(flush=True)  # ready
+        for _ in sys.stdin:
+            print(bare_large_job(network_doc, job_doc)[0], flush=True)
+        return 0
 
 
 # -- the service -------------------------------------------------------------------------------
@@ -518,10 +562,12 @@ def main(argv=None) -> int:
         ]
         for t in warm:
             t.start()
+        kept_bare = KeptMemoryBare(args.neurons, args.steps)
         bare_large_job(large_network, large_job)
+        kept_bare.process.stdout.readline()  # warmed up too
         for t in warm:
             t.join()
-        service_times, bare_times, large_busy = [], [], []
+        service_times, bare_times, kept_times, large_busy = [], [], [], []
         for turn in range(args.repeats):
             for i, side in enumerate(("service", "bare") if turn % 2 == 0 else ("bare", "service")):
                 large_busy.append(settle(service, machine_wait=5.0 if i == 0 else 0.0))
@@ -532,6 +578,9 @@ def main(argv=None) -> int:
                     seconds, bare_result = bare_large_job(large_network, large_job)
                     bare_times.append(seconds)
             assert service_result == bare_result, "the service and the emulator disagree"
+            large_busy.append(settle(service, machine_wait=0.0))
+            kept_times.append(kept_bare.run())  # for comparison only (see KeptMemoryBare)
+        kept_bare.close()
     finally:
         service.stop()
 
@@ -586,6 +635,13 @@ def main(argv=None) -> int:
         f"| service / bare, large job, per turn | {', '.join(f'{r:.3f}' for r in large_ratios)} "
         f"(median {(ratio_large - 1) * 100:+.1f}%) |"
     )
+    kept_ratio = statistics.median(sv / kt for sv, kt in zip(service_times, kept_times, strict=True))
+    print(
+        f"| {args.neurons} x {args.steps} job, bare emulator with the job workers' allocator settings "
+        f"(its own process, after each turn; median of {args.repeats}; {_spread(kept_times)} s) "
+        f"| {statistics.median(kept_times):.3f} s "
+        f"(service / it, median of turns: {(kept_ratio - 1) * 100:+.1f}%) |"
+    )
     print()
     print(
         f"target: 16-client throughput >= 0.5 x bare: {ratio_small:.2f} x "
@@ -623,6 +679,8 @@ def main(argv=None) -> int:
                     "ratios": [round(r, 4) for r in large_ratios],
                     "bare_runs_s": [round(t, 4) for t in bare_times],
                     "service_runs_s": [round(t, 4) for t in service_times],
+                    "bare_kept_memory_runs_s": [round(t, 4) for t in kept_times],
+                    "ratio_to_bare_kept_memory": round(kept_ratio, 4),
                 },
                 "machine_busy_cores_at_measurements": [round(b, 2) for b in turn_busy + large_busy],
             }
@@ -632,4 +690,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--kept-memory-bare"]:
+        sys.exit(KeptMemoryBare.serve(int(sys.argv[2]), int(sys.argv[3])))
     sys.exit(main())
