@@ -567,19 +567,21 @@ class Core(CoreBlock):
                     m.d.sync += pass_done.eq(1)
                 with m.If(queue.done):
                     m.d.sync += drain_done.eq(1)
-                m.d.sync += finished.eq((pass_done | npass.done) & drain_done & settled_blocks)
+                # a one-clock pulse: the step's end acts on it alone, with no decode of the state
+                m.d.sync += finished.eq(~finished & (pass_done | npass.done) & drain_done & settled_blocks)
                 with m.If(finished):
-                    m.d.comb += [self.done.eq(1), queue.step_end.eq(1)]
-                    m.d.sync += [
-                        running.eq(0),
-                        busy.eq(0),
-                        host_owns.eq(1),
-                        acc_owns[0].eq(0),
-                        acc_owns[1].eq(0),
-                        self.t.eq(self.t + 1),
-                        slot.eq(next_slot),
-                        bank.eq(~bank),
-                        self.cycles.eq(cycles + 1),
-                    ]
                     m.next = "IDLE"
+        with m.If(finished):
+            m.d.comb += [self.done.eq(1), queue.step_end.eq(1)]
+            m.d.sync += [
+                running.eq(0),
+                busy.eq(0),
+                host_owns.eq(1),
+                acc_owns[0].eq(0),
+                acc_owns[1].eq(0),
+                self.t.eq(self.t + 1),
+                slot.eq(next_slot),
+                bank.eq(~bank),
+                self.cycles.eq(cycles + 1),
+            ]
         return m

@@ -41,8 +41,10 @@ Beyond 2,048 words the pool and the free FIFO are kept in lanes a few bits wide,
 one block RAM deep (see ``_BLOCK_BITS``), so their outputs reach their registers
 without a multiplexer between blocks.
 
-A push goes through three stages: A takes it (allocates its word, reads its slot's
-entry), B registers the entry, C writes the word and the slot's new entry. Stages B and
+A push goes through three stages, with a dual-port pool after an input register (the
+fan-out's output is across the die: so the allocation decides from the queue's own
+registers): A takes it (allocates its word, reads its slot's entry), B registers the
+entry, C writes the word and the slot's new entry. Stages B and
 C take an entry that the writes of the pushes ahead of them made after their read from
 those writes' registers (forwarding). A drain reads its slot's entry (clock 0),
 registers it (1), then reads the pool one word a clock from clock 2, each word into a
@@ -69,7 +71,7 @@ from .fanout import delivery_layout, event_layout
 from .layouts import core_layouts
 from .spram import NO_RW_CHECK, SinglePortRAM
 
-__all__ = ["STEP_BITS", "DRAIN_LATENCY", "EventQueue"]
+__all__ = ["STEP_BITS", "DRAIN_LATENCY", "PUSH_LATENCY", "EventQueue"]
 
 #: A timestep number: docs/model.md allows up to 10,000,000 steps (< 2^24).
 STEP_BITS = 24
@@ -77,6 +79,11 @@ STEP_BITS = 24
 #: A drain of ``n > 0`` events with a ready consumer hands its last event over in clock
 #: ``n + DRAIN_LATENCY - 1`` after the ``drain`` pulse (clock 0): ``n + 5`` clocks in all.
 DRAIN_LATENCY = 5
+
+#: A push offered (and, a dual-port pool's ``ready`` being always high, taken) in clock
+#: ``k`` is written into the pool in clock ``k + PUSH_LATENCY``: the input register, stage
+#: A (allocation, the slot's entry read), B (the entry registered), C (the write).
+PUSH_LATENCY = 3
 
 #: Entries of the drain's output FIFO (its head is ``drained``): the walk reads the pool
 #: while the FIFO holds fewer than this less the words in flight (the pool's output and
@@ -199,14 +206,14 @@ class EventQueue(CoreBlock):
         first push that found ``held == event_queue``. That push and every later one
         until ``held`` falls are dropped.
 
-    Timing, dual-port pool. A push is taken every clock (stage A) and written two clocks
-    later (stage C). A drain of ``n > 0`` events, its consumer always ready, hands its
+    Timing, dual-port pool. A push is taken every clock into the input register, and
+    written ``PUSH_LATENCY`` (3) clocks later (stage A the next clock, then B, C). A drain of ``n > 0`` events, its consumer always ready, hands its
     events over in clocks ``5 .. n + 4`` after the ``drain`` pulse (clock 0: the slot's
     table entry is read; 1: it is registered; 2: its head is read from the pool; 3: the
     word is registered; 4: it enters the output FIFO; ``DRAIN_LATENCY`` = 5), ``done``
     with the last; an empty slot gives ``done`` in clock 1; the queue is idle (``busy``
     low) from clock ``n + 5`` (2), or from the clock after the last push's write, ``p +
-    2`` for ``p`` pushes taken in clocks ``0 .. p - 1``, if later. A consumer that stalls
+    3`` for ``p`` pushes taken in clocks ``0 .. p - 1``, if later. A consumer that stalls
     for ``k`` clocks in a row delays ``done`` by at most ``k`` clocks (the output FIFO
     keeps the walk going meanwhile).
     Single-port pool: in every clock in which both a drain read and a push write are
@@ -380,15 +387,30 @@ class EventQueue(CoreBlock):
         drain_start = Signal()  # the drain reads its slot's entry (single-port pool: no push)
         # a single-port pool takes no push in the drain pulse's clock (its turns start from a
         # quiet pool); a dual-port one takes pushes in every clock
-        m.d.comb += self.push.ready.eq(b_advance & ~drain_start if self._single_port else b_advance)
-        with m.If(self.push.valid & self.push.ready):
+        # A dual-port pool takes every push a clock after it is offered, from an input
+        # register: `pushed` then comes from the queue's own registers (the fan-out's output
+        # is across the die), and so do the allocation's pop and the free FIFO's address.
+        waiting = Signal()  # the input register holds a push (dual-port pool), a register
+        if self._single_port:
+            offered = Signal()
+            taken = self.push.payload
+            m.d.comb += [
+                self.push.ready.eq(b_advance & ~drain_start),
+                offered.eq(self.push.valid & self.push.ready),
+            ]
+        else:
+            offered = waiting
+            taken = Signal.like(self.push.payload)
+            m.d.comb += self.push.ready.eq(1)
+            m.d.sync += [waiting.eq(self.push.valid), taken.eq(self.push.payload)]
+        with m.If(offered):
             with m.If(full):
                 with m.If(~self.queue_overflow):
                     m.d.sync += [self.queue_overflow.eq(1), self.queue_overflow_step.eq(self.step)]
             with m.Else():
                 m.d.comb += [
                     pushed.eq(1),
-                    entry_rd.addr.eq(self.push.payload.slot),
+                    entry_rd.addr.eq(taken.slot),
                     entry_rd.en.eq(1),
                     pop.eq(free_any),
                 ]
@@ -398,12 +420,12 @@ class EventQueue(CoreBlock):
         with m.If(b_advance):
             m.d.sync += [
                 b_valid.eq(pushed),
-                b_event.eq(self.push.payload),
+                b_event.eq(taken),
                 b_free_index.eq(free.rdata),
                 b_fresh_index.eq(fresh),
                 b_use_fresh.eq(~free_any),
                 # the entry read in this clock misses stage C's write of this clock
-                b_forward.eq(write_now & (c_event.slot == self.push.payload.slot)),
+                b_forward.eq(write_now & (c_event.slot == taken.slot)),
                 b_forward_entry.eq(new_entry),
             ]
         with m.Elif(write_now & (c_event.slot == b_event.slot)):
@@ -569,14 +591,20 @@ class EventQueue(CoreBlock):
             ]
 
         # --- held: +1 a push, less the step's drained events at step_end -------------------
-        # `pushed` comes last, only picking between two sums: it depends on `held` itself
+        # `step_end` and `pushed` come last (`pushed` depends on `held` itself), only
+        # picking among sums and comparisons computed from registers
         retired = Signal.like(held)
-        m.d.comb += retired.eq(Mux(self.step_end, held - drained_count, held))
-        m.d.sync += [
-            held.eq(Mux(pushed, retired + 1, retired)),
-            # the same sum compared with capacity, `pushed` only choosing the comparison
-            full.eq(Mux(pushed, retired == capacity - 1, retired == capacity)),
-        ]
+        m.d.comb += retired.eq(held - drained_count)
+        with m.If(self.step_end):
+            m.d.sync += [
+                held.eq(Mux(pushed, retired + 1, retired)),
+                full.eq(Mux(pushed, retired == capacity - 1, retired == capacity)),
+            ]
+        with m.Else():
+            m.d.sync += [
+                held.eq(Mux(pushed, held + 1, held)),
+                full.eq(Mux(pushed, held == capacity - 1, held == capacity)),
+            ]
         # counted a clock late, from `freed` (a register: the read of the clock before), so
         # that the walk's read decision does not reach this adder; a step's last read comes
         # at least three clocks before its step_end, and the next drain's first after it
@@ -594,7 +622,7 @@ class EventQueue(CoreBlock):
             m.d.sync += [
                 nonempty.eq(0), held.eq(0), full.eq(0), drained_count.eq(0), fresh.eq(0), free_count.eq(0),
                 free_any.eq(0), freed.eq(0), free_first.eq(0), after_first.eq(1 % capacity),
-                free_last.eq(0), b_valid.eq(0),
+                free_last.eq(0), waiting.eq(0), b_valid.eq(0),
                 write_due.eq(0),
                 draining.eq(0), first.eq(0), start.eq(0), known.eq(0), in_flight.eq(0), got.eq(0),
                 out_count.eq(0),
@@ -602,7 +630,7 @@ class EventQueue(CoreBlock):
             ]
 
         m.d.comb += [
-            self.busy.eq(draining | b_valid | write_due | cleared),
-            self.settling.eq(~draining & ~b_valid & ~cleared),
+            self.busy.eq(draining | waiting | b_valid | write_due | cleared),
+            self.settling.eq(~draining & ~waiting & ~b_valid & ~cleared),
         ]
         return m

@@ -89,6 +89,7 @@ def run_queue(config, seed, steps, *, single_port=False, batch=(0, 12), p_valid=
     model = QueueModel(config)
     D = config.delay_slots
     facts = []
+    lag = not single_port  # the dual-port queue's input register
 
     async def pulse(ctx, signal):
         ctx.set(signal, 1)
@@ -105,6 +106,7 @@ def run_queue(config, seed, steps, *, single_port=False, batch=(0, 12), p_valid=
             want = model.drain(slot)
             pending = list(events)
             got, done_at, clock, offered = [], None, 0, False
+            entering = []  # taken into the input register, counted from the next clock
             quiet_before = False  # last clock: settling, no push taken, no drain pulse
             ctx.set(dut.step, t)
             ctx.set(dut.slot, slot)
@@ -125,8 +127,16 @@ def run_queue(config, seed, steps, *, single_port=False, batch=(0, 12), p_valid=
                 ctx.set(dut.drain, 0)
                 just_taken = offered and taken
                 quiet_before = settling and not just_taken and clock > 0
+                # a dual-port queue counts a push a clock after it takes it (its input
+                # register), a single-port one at once
+                if entering:
+                    model.push(t, entering.pop(0))
                 if just_taken:
-                    model.push(t, pending.pop(0))
+                    event = pending.pop(0)
+                    if lag:
+                        entering.append(event)
+                    else:
+                        model.push(t, event)
                     offered = False
                 if out_valid and out_ready:
                     got.append((out.target, out.compartment, out.value))
@@ -219,8 +229,9 @@ def test_drain_timing_dual_port():
         n = f["drained"]
         assert f["done"] == (n + DRAIN_LATENCY - 1 if n else 1), f
         # pushes go on meanwhile from clock 0 (the drain pulse's: the drain reads a copy of
-        # the arrival table), the last taken in clock p - 1 and written in p + 1
-        assert f["idle"] == max(f["pushed"] + 2 if f["pushed"] else 0, f["done"] + 1), f
+        # the arrival table), the last offered in clock p - 1, taken from the input register
+        # in p and written in p + 2
+        assert f["idle"] == max(f["pushed"] + 3 if f["pushed"] else 0, f["done"] + 1), f
 
 
 def test_drain_timing_single_port():
