@@ -63,7 +63,8 @@ class Accumulate(CoreBlock):
     acc_overflow : ``Out(1)``; acc_overflow_step : ``Out(STEP_BITS)``
         Sticky error, cleared only by ``clear`` (or reset): an add whose sum left the
         signed ``acc_bits`` range (the wrapped sum is stored), and the ``step`` of the
-        first.
+        first; set at the end of the add's clock with ``config.spram``, else of its
+        write's (a register between the adder and them), so by the time ``busy`` falls.
 
     Timing: an event taken in clock ``k`` has its word read in ``k``, registered straight
     off the bank in ``k + 1`` (before any logic: the bank's read mux is long), its sum
@@ -199,7 +200,16 @@ class Accumulate(CoreBlock):
             if not config.spram:
                 m.d.sync += last_word.eq(new_word)
             fits = total[bits - 1] == total[bits]
-            with m.If(~fits & ~self.acc_overflow):
+            if config.spram:
+                with m.If(~fits & ~self.acc_overflow):
+                    m.d.sync += [self.acc_overflow.eq(1), self.acc_overflow_step.eq(self.step)]
+        if not config.spram:
+            # the add's overflow into a register first, the sticky error from it in the clock
+            # of the sum's write (so the adder does not reach the step register's enables;
+            # the step is the same: the step ends after the write)
+            overflowed = Signal()
+            m.d.sync += overflowed.eq(adding & (total[bits - 1] != total[bits]))
+            with m.If(overflowed & ~self.acc_overflow):
                 m.d.sync += [self.acc_overflow.eq(1), self.acc_overflow_step.eq(self.step)]
         with m.If(self.clear):
             m.d.sync += [self.acc_overflow.eq(0), self.acc_overflow_step.eq(0)]

@@ -30,12 +30,14 @@ of a 10 ns clock, so no path runs from it through logic into another memory):
   bit per slot, so a drain or a clear empties a list without a memory write.
 - the **free FIFO** of pool indices a drain has read. A push takes its word from that
   FIFO, or, while it is empty, the next never-used word (``fresh``): allocation never
-  reads the pool, so it does not compete with the drain for the pool's read port. A
-  word is reusable (visible in the FIFO) two clocks after the drain's read of it. The
-  pool holds ``held`` events less those read since the last ``step_end``, and at most
-  two of those are not visible yet (a drain's ``done``, so its ``step_end``, comes at
-  least three clocks after its last read): a push that is not an overflow always
-  finds a word.
+  reads the pool, so it does not compete with the drain for the pool's read port. The
+  FIFO's block RAMs are read at an address register into a few head registers, which
+  a push takes from (no push decision reaches the block RAMs), so a word is reusable
+  (visible in the FIFO) three clocks after the drain's read of it. The pool holds
+  ``held`` events less those read since the last ``step_end``, and only the last
+  three of those can be not visible yet (a drain's ``done``, so its ``step_end``,
+  comes at least three clocks after its last read): a push that is not an overflow
+  always finds a word.
 
 Beyond 2,048 words the pool and the free FIFO are kept in lanes a few bits wide, each
 one block RAM deep (see ``_BLOCK_BITS``), so their outputs reach their registers
@@ -58,7 +60,7 @@ pushes' writes share it, so pushes and drained events together take one clock ea
 (two clocks per queued event).
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Array, Cat, Elaboratable, Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -84,6 +86,10 @@ DRAIN_LATENCY = 5
 #: ``k`` is written into the pool in clock ``k + PUSH_LATENCY``: the input register, stage
 #: A (allocation, the slot's entry read), B (the entry registered), C (the write).
 PUSH_LATENCY = 3
+
+#: The free FIFO's head registers: its block RAMs' words land in these, and a pop takes the
+#: oldest. Three keep one pop a clock (a read is decided a clock before its word lands).
+_FREE_AHEAD = 3
 
 #: Entries of the drain's output FIFO (its head is ``drained``): the walk reads the pool
 #: while the FIFO holds fewer than this less the words in flight (the pool's output and
@@ -268,11 +274,11 @@ class EventQueue(CoreBlock):
         # - pool: the drain reads only words linked into the drained slot's list; a push
         #   writes only a word allocated from the free FIFO or never used (``fresh``), which
         #   is in no list. A word enters the free FIFO when the drain reads it and is taken
-        #   two clocks later at the earliest, so its write follows its last read.
-        # - free FIFO: read every clock at its head; a write at ``free_last`` can meet a read
-        #   at the same index only when that index is not visible yet (the FIFO holds no
-        #   visible entry past the head, ``free_any`` low in the next clock), so the word
-        #   read is not popped; it is read again, written, in the next clock.
+        #   three clocks later at the earliest, so its write follows its last read.
+        # - free FIFO: read every clock at ``free_next``; a write at ``free_last`` can meet
+        #   that read only when the block RAMs hold no index to fetch (nothing written before
+        #   this clock), so the word read is not fetched into the head; it is read again,
+        #   written, in the next clock.
         # tests/hdl/test_hdl_event_queue.py checks the pool's and the arrival table's drain
         # reads against same-clock writes on random pushes and drains.
         m.submodules.arrivals = arrivals = Memory(shape=layouts.arrival, depth=config.delay_slots, init=[],
@@ -303,11 +309,12 @@ class EventQueue(CoreBlock):
         held = Signal(count_bits(capacity))
         fresh = Signal(count_bits(capacity))  # words 0 .. fresh - 1 have been used
         full = Signal()  # held == capacity, kept as a register: it gates every push
-        free_count = Signal(count_bits(capacity))  # indices visible in the free FIFO
-        free_any = Signal()  # free_count != 0, kept as a register likewise
+        free_count = Signal(count_bits(capacity))  # indices in the free FIFO's block RAMs
+        free_any = Signal()  # an index in the FIFO's head registers, a register likewise
         freed = Signal()  # an index was written to the FIFO last clock: visible from the next
-        free_first = Signal(range(capacity))  # the FIFO's oldest entry
+        free_next = Signal(range(capacity))  # the FIFO's next entry to read into the head
         free_last = Signal(range(capacity))  # where the FIFO's next entry goes
+        head_index = Signal(index_shape)  # the FIFO's oldest entry, from its head registers
         drained_count = Signal(count_bits(capacity))  # read since the last step_end
         m.d.comb += self.held.eq(held)
 
@@ -421,7 +428,7 @@ class EventQueue(CoreBlock):
             m.d.sync += [
                 b_valid.eq(pushed),
                 b_event.eq(taken),
-                b_free_index.eq(free.rdata),
+                b_free_index.eq(head_index),
                 b_fresh_index.eq(fresh),
                 b_use_fresh.eq(~free_any),
                 # the entry read in this clock misses stage C's write of this clock
@@ -547,33 +554,56 @@ class EventQueue(CoreBlock):
             m.d.comb += self.done.eq(1)
             m.d.sync += draining.eq(0)
 
-        # --- the free FIFO: a read word's index goes in; its head is always on free.rdata ---
+        # --- the free FIFO: a read word's index goes in; its head is in registers ----------
+        # The block RAMs (lanes across the die) are read at `free_next`, a register, and
+        # each word read lands straight in one of `_FREE_AHEAD` head registers; a pop takes
+        # the oldest of them. So no decision of this clock reaches the block RAMs' address:
+        # whether to read is decided from registers (an index written, room ahead), and a
+        # pop (late: it depends on the push) only moves the head registers' pointers.
         m.d.comb += [free.waddr.eq(free_last), free.wdata.eq(read_addr), free.we.eq(read_now)]
         with m.If(read_now):
             m.d.sync += free_last.eq(following(free_last))
-        next_first = Signal.like(free_first)
-        # following(free_first), kept as a register: a pop (which depends on push.ready)
-        # only picks between two registers, on its way into the FIFO's read address and
-        # into this register itself (its own increment is computed from the register)
-        after_first = Signal.like(free_first, init=1 % capacity)
-        with m.If(pop):
-            m.d.sync += after_first.eq(following(after_first))
+        ahead = [Signal(index_shape, name=f"free_ahead{i}") for i in range(_FREE_AHEAD)]
+        ahead_first = Signal(range(_FREE_AHEAD))  # the oldest head register
+        ahead_last = Signal(range(_FREE_AHEAD))  # where the word read last clock lands
+        ahead_count = Signal(range(_FREE_AHEAD + 1))  # head registers holding an index
+        fetching = Signal()  # the block RAMs' word of this clock is an index for the head
+        stored = Signal()  # free_count != 0, a register
+        fetch = Signal()
+        # an index in the block RAMs (written last clock or before) and a head register for
+        # it, counting the one on its way
         m.d.comb += [
-            next_first.eq(Mux(pop, after_first, free_first)),
-            free.raddr.eq(next_first),
+            fetch.eq((stored | freed) & (ahead_count + fetching < _FREE_AHEAD)),
+            free.raddr.eq(free_next),
             free.ren.eq(1),
+            head_index.eq(Array(ahead)[ahead_first]),
         ]
-        # the count after this clock with and without a pop, from registers only: a pop
-        # (late: it depends on push.ready and the payload's validity) only picks one
-        kept = Signal.like(free_count)
-        kept_less = Signal.like(free_count)
-        m.d.comb += [kept.eq(free_count + freed), kept_less.eq(free_count + freed - 1)]
+
+        def step_ring(index):
+            return Mux(index == _FREE_AHEAD - 1, 0, index + 1)
+
+        with m.If(fetch):
+            m.d.sync += free_next.eq(following(free_next))
+        with m.If(fetching):
+            for i, register in enumerate(ahead):
+                with m.If(ahead_last == i):
+                    m.d.sync += register.eq(free.rdata)
+            m.d.sync += ahead_last.eq(step_ring(ahead_last))
+        with m.If(pop):
+            m.d.sync += ahead_first.eq(step_ring(ahead_first))
+        # the counts after this clock, from registers; `fetch` and a pop only pick
+        in_rams = Signal.like(free_count)
+        m.d.comb += in_rams.eq(free_count + freed)
+        landed = Signal.like(ahead_count)
+        m.d.comb += landed.eq(ahead_count + fetching)
         m.d.sync += [
             freed.eq(read_now),
-            free_first.eq(next_first),
-            free_count.eq(Mux(pop, kept_less, kept)),
+            fetching.eq(fetch),
+            free_count.eq(Mux(fetch, in_rams - 1, in_rams)),
+            stored.eq(Mux(fetch, in_rams > 1, in_rams != 0)),
+            ahead_count.eq(Mux(pop, landed - 1, landed)),
             # a pop (there was an index) leaves one fewer
-            free_any.eq(Mux(pop, kept_less != 0, kept != 0)),
+            free_any.eq(Mux(pop, landed > 1, landed != 0)),
         ]
 
         # --- the pool's port(s) -------------------------------------------------------------
@@ -621,8 +651,9 @@ class EventQueue(CoreBlock):
         with m.If(self.clear):
             m.d.sync += [
                 nonempty.eq(0), held.eq(0), full.eq(0), drained_count.eq(0), fresh.eq(0), free_count.eq(0),
-                free_any.eq(0), freed.eq(0), free_first.eq(0), after_first.eq(1 % capacity),
-                free_last.eq(0), waiting.eq(0), b_valid.eq(0),
+                free_any.eq(0), freed.eq(0), free_next.eq(0), free_last.eq(0), stored.eq(0),
+                fetching.eq(0), ahead_first.eq(0), ahead_last.eq(0), ahead_count.eq(0), waiting.eq(0),
+                b_valid.eq(0),
                 write_due.eq(0),
                 draining.eq(0), first.eq(0), start.eq(0), known.eq(0), in_flight.eq(0), got.eq(0),
                 out_count.eq(0),
