@@ -342,8 +342,8 @@ class Core(CoreBlock):
         # depth multiplexer stands between a block RAM and the register its word goes into
         # (Yosys picks 2K x 9 for a deeper memory too, and then multiplexes 8 rows: that
         # multiplexer, off the block RAMs' slow clock-to-out, was the critical path). For
-        # the fan-out, each part registers its own copy of the read address and enable
-        # (``keep``, and each copy loads only for its own part, so Yosys cannot merge them:
+        # the fan-out, each part registers its own copy of the read address (its block RAMs
+        # read every clock) (``keep``, and each copy loads only for its own part, so Yosys cannot merge them:
         # one register driving all 144 DP16KD was pure routing across the die), its word
         # goes straight into a register, a registered multiplexer picks the part within
         # its bank (``SYNAPSE_BANK_BITS``) and another the bank: ``SYNAPSE_READ_LATENCY``
@@ -372,6 +372,15 @@ class Core(CoreBlock):
         with m.If(Mux(running, run_rd, host_syn_rd)):  # the part of the last read
             m.d.sync += sel_issued.eq(part_of)
         m.d.sync += [sel_bram.eq(sel_issued), sel_reg.eq(sel_bram)]
+        # The parts' block RAMs read in every clock (enable 1): only the host's address, behind
+        # one multiplexer a part, comes from the host in the clock of its read (its word is due
+        # two clocks on), no enable decoded from ``host_re``. The parts' word registers load
+        # in every clock of a step, and while idle only in the clock after a host synapse
+        # read (``host_syn_took``, a register), so the host's word stays until its next read.
+        host_syn_took = Signal()
+        m.d.sync += host_syn_took.eq(host_syn_rd)
+        load_parts = Signal()
+        m.d.comb += load_parts.eq(running | host_syn_took)
         part_outs = []
         for p in range(n_parts):
             depth = min(1 << part_bits, syn_depth - (p << part_bits))
@@ -384,16 +393,16 @@ class Core(CoreBlock):
             m.d.sync += part_we.eq(host_wr_en & syn_host & w_hit)
             keep = {"keep": 1}
             r_addr = Signal(part_bits, name=f"syn{p}_rd_addr", attrs=keep)
-            r_en = Signal(name=f"syn{p}_rd_en", attrs=keep)
             out = Signal(syn_layout.size, name=f"syn{p}_data")
+            with m.If(load_parts):
+                m.d.sync += out.eq(Value.cast(port_rd.data))
             # each copy loads only for its own part: copies with different enables are
             # different flip-flops, which Yosys cannot merge (``keep`` alone did not stop it)
-            m.d.sync += [r_en.eq(running & run_rd & hit), out.eq(Value.cast(port_rd.data))]
             with m.If(running & run_rd & hit):
                 m.d.sync += r_addr.eq(fanout.syn_rd.addr[:part_bits])
             m.d.comb += [
                 port_rd.addr.eq(Mux(running, r_addr, self.host_addr[:part_bits])),
-                port_rd.en.eq(Mux(running, r_en, host_syn_rd)),
+                port_rd.en.eq(1),
                 port_wr.addr.eq(w_addr[:part_bits]),
                 port_wr.data.eq(w_data[:syn_layout.size]),
                 port_wr.en.eq(part_we),

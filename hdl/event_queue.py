@@ -50,9 +50,9 @@ entry, C writes the word and the slot's new entry. Stages B and
 C take an entry that the writes of the pushes ahead of them made after their read from
 those writes' registers (forwarding). A drain reads its slot's entry (clock 0),
 registers it (1), then reads the pool one word a clock from clock 2, each word into a
-register and on into a four-entry output FIFO whose head is ``drained``; the walk reads
-only while that FIFO has room for every word in flight, so a stalled consumer never
-loses one.
+register and on into a six-entry output FIFO whose head is ``drained``; the walk reads
+only while that FIFO holds fewer than four (then it has room for the words in flight),
+so a stalled consumer never loses one.
 
 With ``single_port=True`` the pool is one :class:`~neurofab.hdl.spram.SinglePortRAM`
 (one read or one write a clock; SPRAM tiles on an iCE40UP): the drain's reads and the
@@ -91,11 +91,14 @@ PUSH_LATENCY = 3
 #: oldest. Three keep one pop a clock (a read is decided a clock before its word lands).
 _FREE_AHEAD = 3
 
-#: Entries of the drain's output FIFO (its head is ``drained``): the walk reads the pool
-#: while the FIFO holds fewer than this less the words in flight (the pool's output and
-#: the register after it), counted from registers only, so a consumer's ``ready`` never
-#: reaches the pool's address. Four keep one event a clock with a ready consumer.
-_OUT_DEPTH = 4
+#: Entries of the drain's output FIFO (its head is ``drained``), and how many it may hold
+#: when the walk reads the pool: a read finds at most two words on their way (the pool's
+#: output and the register after it), so it holds at most ``_OUT_ROOM - 1 + 3`` when its
+#: word lands. Whether to read is a register (``out_count < _OUT_ROOM``, decided a clock
+#: ahead), so neither the consumer's ``ready`` nor the words in flight reach the pool's
+#: address. A read three words ahead keeps one event a clock after a stall.
+_OUT_DEPTH = 6
+_OUT_ROOM = 4
 
 
 #: The deepest block RAM word of a few bits: ECP5 DP16KD 16,384 x 1 .. 4,096 x 4, then
@@ -213,10 +216,11 @@ class EventQueue(CoreBlock):
         until ``held`` falls are dropped.
 
     Timing, dual-port pool. A push is taken every clock into the input register, and
-    written ``PUSH_LATENCY`` (3) clocks later (stage A the next clock, then B, C). A drain of ``n > 0`` events, its consumer always ready, hands its
-    events over in clocks ``5 .. n + 4`` after the ``drain`` pulse (clock 0: the slot's
-    table entry is read; 1: it is registered; 2: its head is read from the pool; 3: the
-    word is registered; 4: it enters the output FIFO; ``DRAIN_LATENCY`` = 5), ``done``
+    written ``PUSH_LATENCY`` (3) clocks later (stage A the next clock, then B, C). A
+    drain of ``n > 0`` events, its consumer always ready, hands its events over in clocks
+    ``5 .. n + 4`` after the ``drain`` pulse (clock 0: the slot's table entry is read;
+    1: it is registered; 2: its head is read from the pool; 3: the word is registered;
+    4: it enters the output FIFO; ``DRAIN_LATENCY`` = 5), ``done``
     with the last; an empty slot gives ``done`` in clock 1; the queue is idle (``busy``
     low) from clock ``n + 5`` (2), or from the clock after the last push's write, ``p +
     3`` for ``p`` pushes taken in clocks ``0 .. p - 1``, if later. A consumer that stalls
@@ -461,6 +465,8 @@ class EventQueue(CoreBlock):
         # the known addresses not read yet, in list order (at most two: an address is
         # known from the word two places before it, and that word has been read)
         known = Signal(range(3))
+        known_next = Signal.like(known)
+        known_any = Signal()  # known != 0, a register
         known0 = Signal(index_shape)
         known1 = Signal(index_shape)
         in_flight = Signal()  # a word read last clock is on the pool's output
@@ -477,12 +483,10 @@ class EventQueue(CoreBlock):
         # a word's link is due when the word arrives: used at once if nothing known waits
         link = fetched.next2
         linked = got & fetched.has_next2
-        # out_count + in_flight + got < _OUT_DEPTH, as comparisons with constants (no adder)
-        room = Mux(in_flight & got, out_count < _OUT_DEPTH - 2,
-                   Mux(in_flight | got, out_count < _OUT_DEPTH - 1, out_count < _OUT_DEPTH))
+        room = Signal(init=1)  # out_count < _OUT_ROOM, a register (set below)
         m.d.comb += [
-            read_due.eq(start | (room & ((known != 0) | linked))),
-            read_addr.eq(Mux(start, entry.head, Mux(known == 0, link, known0))),
+            read_due.eq(start | (room & (known_any | linked))),
+            read_addr.eq(Mux(start, entry.head, Mux(known_any, known0, link))),
         ]
         with m.If(start):
             m.d.sync += [
@@ -490,24 +494,27 @@ class EventQueue(CoreBlock):
                 more.eq(entry.has_second),
                 known0.eq(Mux(read_now, entry.second, entry.head)),
                 known1.eq(entry.second),
-                known.eq(Mux(read_now, 0, 1) + entry.has_second),
             ]
+            m.d.comb += known_next.eq(Mux(read_now, 0, 1) + entry.has_second)
         with m.Else():
             # in and out of the known addresses: the arriving link, the read address
+            m.d.comb += known_next.eq(known)
             with m.Switch(Cat(read_now, linked)):
                 with m.Case(0b01):  # read, nothing arrives
-                    m.d.sync += [known0.eq(known1), known.eq(known - 1)]
+                    m.d.sync += known0.eq(known1)
+                    m.d.comb += known_next.eq(known - 1)
                 with m.Case(0b10):  # a link arrives, no read
                     with m.If(known == 0):
                         m.d.sync += known0.eq(link)
                     with m.Else():
                         m.d.sync += known1.eq(link)
-                    m.d.sync += known.eq(known + 1)
+                    m.d.comb += known_next.eq(known + 1)
                 with m.Case(0b11):  # both: with none known the link was read at once
                     with m.If(known == 1):
                         m.d.sync += known0.eq(link)
                     with m.Elif(known == 2):
                         m.d.sync += [known0.eq(known1), known1.eq(link)]
+        m.d.sync += [known.eq(known_next), known_any.eq(known_next != 0)]
 
         # a register, not the OR of the walk's state: it gates push.ready
         draining = Signal()  # from the drain pulse to the clock of its done
@@ -549,7 +556,9 @@ class EventQueue(CoreBlock):
         for i in range(_OUT_DEPTH):
             with m.If(got & (out_count == i + take)):
                 m.d.sync += [out_events[i].eq(arriving), out_last[i].eq(~more)]
-        m.d.sync += out_count.eq(out_count + got - take)
+        next_count = Signal.like(out_count)
+        m.d.comb += next_count.eq(out_count + got - take)
+        m.d.sync += [out_count.eq(next_count), room.eq(next_count < _OUT_ROOM)]
         with m.If(take & out_last[0]):
             m.d.comb += self.done.eq(1)
             m.d.sync += draining.eq(0)
@@ -656,7 +665,7 @@ class EventQueue(CoreBlock):
                 b_valid.eq(0),
                 write_due.eq(0),
                 draining.eq(0), first.eq(0), start.eq(0), known.eq(0), in_flight.eq(0), got.eq(0),
-                out_count.eq(0),
+                out_count.eq(0), room.eq(1), known_any.eq(0),
                 self.queue_overflow.eq(0), self.queue_overflow_step.eq(0),
             ]
 
