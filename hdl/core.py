@@ -397,8 +397,11 @@ class Core(CoreBlock):
             with m.If(load_parts):
                 m.d.sync += out.eq(Value.cast(port_rd.data))
             # each copy loads only for its own part: copies with different enables are
-            # different flip-flops, which Yosys cannot merge (``keep`` alone did not stop it)
-            with m.If(running & run_rd & hit):
+            # different flip-flops, which Yosys cannot merge (``keep`` alone did not stop it).
+            # It loads whenever the fan-out's address is in its part, read or not (so the
+            # fan-out's read decision does not reach these enables): the block RAMs use it in
+            # the next clock only, and a word is taken only after a read (``sel_issued``).
+            with m.If(running & hit):
                 m.d.sync += r_addr.eq(fanout.syn_rd.addr[:part_bits])
             m.d.comb += [
                 port_rd.addr.eq(Mux(running, r_addr, self.host_addr[:part_bits])),
