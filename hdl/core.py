@@ -211,6 +211,7 @@ class Core(CoreBlock):
         # START the blocks latch their inputs and touch no memory), so that a host write
         # registered in the clock of the ``step`` pulse still lands (below).
         running = Signal()
+        finished = Signal()  # the step's end: a one-clock pulse (the controller, below)
         bank = Signal()  # the bank step t reads: t mod 2
 
         # --- memories: one read and one write port each ------------------------------------
@@ -375,12 +376,11 @@ class Core(CoreBlock):
         # The parts' block RAMs read in every clock (enable 1): only the host's address, behind
         # one multiplexer a part, comes from the host in the clock of its read (its word is due
         # two clocks on), no enable decoded from ``host_re``. The parts' word registers load
-        # in every clock of a step, and while idle only in the clock after a host synapse
-        # read (``host_syn_took``, a register), so the host's word stays until its next read.
+        # in every clock of a step once the fan-out has read the part, and while idle only in
+        # the clock after a host synapse read (``host_syn_took``, a register), so the host's
+        # word stays until its next read.
         host_syn_took = Signal()
         m.d.sync += host_syn_took.eq(host_syn_rd)
-        load_parts = Signal()
-        m.d.comb += load_parts.eq(running | host_syn_took)
         part_outs = []
         for p in range(n_parts):
             depth = min(1 << part_bits, syn_depth - (p << part_bits))
@@ -394,7 +394,17 @@ class Core(CoreBlock):
             keep = {"keep": 1}
             r_addr = Signal(part_bits, name=f"syn{p}_rd_addr", attrs=keep)
             out = Signal(syn_layout.size, name=f"syn{p}_data")
-            with m.If(load_parts):
+            # ``running`` for this part alone (one flip-flop driving every part's address
+            # multiplexer crossed the die): set with the first address of a step in the part
+            # (its address register loads then, and is read from the next clock), cleared
+            # with ``running`` at the step's end; its own set condition keeps it a register of
+            # its own
+            fanout_owns = Signal(name=f"syn{p}_fanout_owns")
+            with m.If(finished):
+                m.d.sync += fanout_owns.eq(0)
+            with m.Elif(running & hit):
+                m.d.sync += fanout_owns.eq(1)
+            with m.If(fanout_owns | host_syn_took):
                 m.d.sync += out.eq(Value.cast(port_rd.data))
             # each copy loads only for its own part: copies with different enables are
             # different flip-flops, which Yosys cannot merge (``keep`` alone did not stop it).
@@ -404,7 +414,7 @@ class Core(CoreBlock):
             with m.If(running & hit):
                 m.d.sync += r_addr.eq(fanout.syn_rd.addr[:part_bits])
             m.d.comb += [
-                port_rd.addr.eq(Mux(running, r_addr, self.host_addr[:part_bits])),
+                port_rd.addr.eq(Mux(fanout_owns, r_addr, self.host_addr[:part_bits])),
                 port_rd.en.eq(1),
                 port_wr.addr.eq(w_addr[:part_bits]),
                 port_wr.data.eq(w_data[:syn_layout.size]),
@@ -530,7 +540,6 @@ class Core(CoreBlock):
         # its register. With the fan-out idle Accumulate takes no event and the queue no
         # push, and their ``settling`` says their last writes come by the next clock: the
         # step's ``done`` clock, while the bank is still Accumulate's.
-        finished = Signal()
         settled_blocks = ((fifo.level == 0) & (host_fifo.level == 0) & ~fanout.busy & accumulate.settling
                           & queue.settling)
 
