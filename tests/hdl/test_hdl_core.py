@@ -9,7 +9,8 @@ simulator, and ``neurofab.emulator.simulate`` runs the netlist. Compared: every 
 flight after every step against the count the queue's rule gives from the emulator's
 spikes. Features are forced per case so that delays 0 and 63, graded spikes, dendritic
 gating, noise and stimuli (windows and listed times) all occur. In those runs no read of
-the core's memories but Accumulate's bank meets a write of the same word in the same
+the core's memories but Accumulate's banks and the synapse parts (which read in every
+clock: see ``memories_without_collisions``) meets a write of the same word in the same
 clock (they are ``NO_RW_CHECK``): an assertion in every clock. The host port's registered
 writes and their forwarding to a read the clock after are tested on their own.
 """
