@@ -85,6 +85,7 @@ from neurofab.emulator import simulate  # noqa: E402
 from neurofab.job import bind_job, parse_job  # noqa: E402
 from neurofab.network import expand, parse_network  # noqa: E402
 from neurofab.results import result_document  # noqa: E402
+from neurofab.server.supervisor import process_role  # noqa: E402
 
 __all__ = ["main"]
 
@@ -173,11 +174,7 @@ def _process_tree(pid: int) -> dict[int, str]:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return tree
-    if "granian" in cmdline or "gunicorn" in cmdline:
-        role = "http"
-    else:
-        role = "worker" if "server.worker" in cmdline else "supervisor"
-    tree[pid] = role
+    tree[pid] = process_role(cmdline)
     for child in children:
         tree.update(_process_tree(int(child)))
     return tree

@@ -27,9 +27,17 @@ from dataclasses import dataclass, field
 
 from .config import Settings
 
-__all__ = ["Supervisor", "SupervisorOptions"]
+__all__ = ["Supervisor", "SupervisorOptions", "process_role"]
 
 log = logging.getLogger("neurofab.server.supervisor")
+
+
+def process_role(cmdline: str) -> str:
+    """What one of the service's processes is, from its command line: ``http`` (the WSGI
+    server's, granian or gunicorn), ``worker`` (a job worker) or ``supervisor``."""
+    if "granian" in cmdline or "gunicorn" in cmdline:
+        return "http"
+    return "worker" if "server.worker" in cmdline else "supervisor"
 
 
 @dataclass

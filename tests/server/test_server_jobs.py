@@ -9,6 +9,7 @@ from servicekit import RUNTIME_LIMITED_TIER, USAGE_ROUNDING, quickstart_job, qui
 
 import catalyst_cloud as cc
 from neurofab.network import parse_network
+from neurofab.server.supervisor import process_role
 
 # 1000 neurons that each fire every few steps: about 45 ms of emulator time per 1000
 # steps, so a million steps run far longer than any test waits.
@@ -184,10 +185,8 @@ def _threads_by_role(pid: int, role: str = "supervisor") -> dict[str, list[int]]
     from pathlib import Path
 
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    if "granian" in cmdline or "gunicorn" in cmdline:
-        role = "http"
-    elif "server.worker" in cmdline:
-        role = "worker"
+    if process_role(cmdline) != "supervisor":  # else the parent's (a server's own children)
+        role = process_role(cmdline)
     found: dict[str, list[int]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
