@@ -41,7 +41,14 @@ from .neuron_pass import NeuronPass, spike_layout
 from .spram import NO_RW_CHECK
 
 __all__ = ["core_members", "pass_and_status", "SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS",
-           "SYNAPSE_PART_BITS", "CYCLE_BITS", "HOST_MEMORIES", "host_word_bits", "host_addr_bits", "Core"]
+           "SYNAPSE_PART_BITS", "CYCLE_BITS", "HOST_MEMORIES", "HOST_READ_LATENCY", "host_word_bits",
+           "host_addr_bits", "Core"]
+
+#: clocks from a host read's address (``host_re``) to its word on ``host_rdata``: the
+#: memory's read, a register per memory (for the synapse memory its part's), then the
+#: output register behind the multiplexer that picks the memory (on ECP5 the 24-part and
+#: memory multiplexers, straight onto the port, were the critical path at 2 clocks)
+HOST_READ_LATENCY = 3
 
 #: clocks from the fan-out's synapse read to its word: the part's address register, the
 #: block RAM, the part's data register, the part multiplexer's register (within a bank),
@@ -180,11 +187,14 @@ class Core(CoreBlock):
     host_rdata : ``Out(host_word_bits(config))``
         While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
         low bits of ``host_wdata``) at the clock edge; ``host_re`` reads it, the word on
-        ``host_rdata`` from the second clock after (the memory's read, then a register:
-        the core's output register, or for the synapse memory its part's) until the next
-        read; reads may follow each other every clock. ``ACCUMULATOR`` word
+        ``host_rdata`` from the ``HOST_READ_LATENCY``-th (3rd) clock after (the memory's
+        read, a register per memory or for the synapse memory its part's, then the output
+        register) until the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
         ``bank * neurons + n`` is neuron ``n``'s in ``bank``.
     """
+
+    #: see :data:`HOST_READ_LATENCY`
+    host_read_latency = HOST_READ_LATENCY
 
     def __init__(self, config: CoreConfig):
         self.checked(config)
@@ -350,7 +360,7 @@ class Core(CoreBlock):
         # its bank (``SYNAPSE_BANK_BITS``) and another the bank: ``SYNAPSE_READ_LATENCY``
         # (5). The host, while the core is idle, addresses the block RAMs directly (read
         # and write, so a write is in before any later read), and its word comes from the
-        # parts' registers: two clocks after its address, as from the other memories.
+        # parts' registers, in the clock the other memories' words are in theirs.
         syn_layout = layouts.synapse
         syn_depth = layouts.depth(Memory.SYNAPSE)
         syn_bits = addr_bits(syn_depth)
@@ -437,7 +447,7 @@ class Core(CoreBlock):
                     m.d.sync += syn_data.eq(bank_out)
         m.d.comb += fanout.syn_rd.data.eq(syn_data)
         # the host's synapse word: its part's register (read straight off the block RAM
-        # the clock before), so the host has it two clocks after its address
+        # the clock before), two clocks after its address, as the other memories' words
         syn_host_data = Signal(syn_layout.size)
         with m.Switch(sel_bram):
             for p, out in enumerate(part_outs):
@@ -472,16 +482,18 @@ class Core(CoreBlock):
         acc_words = [Signal(layouts.accumulator.size, name=f"host_acc{b}_word") for b in range(2)]
         for word, (port_rd, _) in zip(acc_words, banks, strict=True):
             m.d.sync += word.eq(Value.cast(port_rd.data))
+        host_word = Signal.like(self.host_rdata)  # into the output register
         with m.Switch(pick):
             for which, word in words.items():
                 with m.Case(which):
-                    m.d.comb += self.host_rdata.eq(word)
+                    m.d.comb += host_word.eq(word)
             with m.Case(Memory.ACCUMULATOR):
-                m.d.comb += self.host_rdata.eq(Mux(pick_bank, acc_words[1], acc_words[0]))
+                m.d.comb += host_word.eq(Mux(pick_bank, acc_words[1], acc_words[0]))
             with m.Case(Memory.SYNAPSE):
-                m.d.comb += self.host_rdata.eq(syn_host_data)
+                m.d.comb += host_word.eq(syn_host_data)
         with m.If(pick_written):
-            m.d.comb += self.host_rdata.eq(pick_written_word)
+            m.d.comb += host_word.eq(pick_written_word)
+        m.d.sync += self.host_rdata.eq(host_word)
 
         # --- spikes: into two FIFOs as deep as the core has neurons, one for the fan-out and
         # one for the host. A step has at most ``count`` spikes and ends only when both are

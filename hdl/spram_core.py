@@ -80,11 +80,15 @@ from .neuron_pass import PROFILE_ROW_BITS, PROFILE_ROWS, NeuronPass
 from .spike_list import SpikeList
 from .spram import NO_RW_CHECK, SinglePortRAM
 
-__all__ = ["SYNAPSE_READ_LATENCY", "HOST_MEMORIES", "NO_RW_CHECK", "profile_rows",
+__all__ = ["SYNAPSE_READ_LATENCY", "HOST_READ_LATENCY", "HOST_MEMORIES", "NO_RW_CHECK", "profile_rows",
            "host_depth", "host_word_bits", "host_addr_bits", "SpramCore"]
 
 #: Clocks from the fan-out's synapse read to its word: the SPRAM's read
 SYNAPSE_READ_LATENCY = 1
+
+#: clocks from a host read's address to its word on ``host_rdata`` (Core's is 3, an output
+#: register for the ECP5's timing; the iCE40's critical path is not there)
+HOST_READ_LATENCY = 2
 
 #: The memories the host port reaches, in ``layouts.Memory`` numbers
 HOST_MEMORIES = (Memory.PROFILE, Memory.NEURON, Memory.AXON, Memory.SYNAPSE, Memory.COMPARTMENT,
@@ -214,6 +218,9 @@ class SpramCore(CoreBlock):
     that stalls ``spikes`` delays only the step's end: the fan-out reads the spike list
     first and never waits for the host.
     """
+
+    #: see :data:`HOST_READ_LATENCY`
+    host_read_latency = HOST_READ_LATENCY
 
     def __init__(self, config: CoreConfig, *, primitive: bool | None = None):
         self.checked(config)

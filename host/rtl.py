@@ -171,8 +171,15 @@ class RtlTop(wiring.Component):
     out over its host link instead.
     """
 
+    #: clocks from a host read's address to its word on ``host_rdata``, the same for every
+    #: core top: a core that answers sooner has its word delayed here to match
+    HOST_READ_LATENCY = 3
+
     def __init__(self, config: CoreConfig):
         self._core = core_for(config)
+        if self._core.host_read_latency > self.HOST_READ_LATENCY:
+            raise ValueError(f"{type(self._core).__name__} answers a host read in "
+                             f"{self._core.host_read_latency} clocks, over {self.HOST_READ_LATENCY}")
         members = {name: member for name, member in self._core.signature.members.items() if name != "spikes"}
         members["spiked"] = Out(config.neurons)
         members["spike_order_error"] = Out(1)
@@ -182,12 +189,18 @@ class RtlTop(wiring.Component):
         m = Module()
         m.submodules.core = core = self._core
         for name, member in core.signature.members.items():
-            if name == "spikes":
+            if name in ("spikes", "host_rdata"):
                 continue
             if member.flow == In:
                 m.d.comb += getattr(core, name).eq(getattr(self, name))
             else:
                 m.d.comb += getattr(self, name).eq(getattr(core, name))
+        word = core.host_rdata
+        for _ in range(self.HOST_READ_LATENCY - core.host_read_latency):
+            delayed = Signal.like(word)
+            m.d.sync += delayed.eq(word)
+            word = delayed
+        m.d.comb += self.host_rdata.eq(word)
 
         spike = core.spikes.payload
         previous = Signal.like(spike.neuron)
@@ -603,9 +616,8 @@ class _HostPort:
     async def read(self, memory: Memory, count: int) -> list[int]:
         """Words ``0 .. count - 1`` of ``memory``, one a clock.
 
-        A word is on ``host_rdata`` two clocks after its address (the memory's read, then
-        the core's output register), so each clock issues the next address and collects the
-        word before last.
+        A word is on ``host_rdata`` ``RtlTop.HOST_READ_LATENCY`` clocks after its address,
+        so each clock issues the next address and collects the word that many back.
         """
         if count == 0:
             return []
@@ -613,12 +625,13 @@ class _HostPort:
         dut.host_memory.value = memory.value
         dut.host_re.value = 1
         words = []
-        for address in range(count + 1):
+        behind = RtlTop.HOST_READ_LATENCY - 1  # clocks of a word's read after its own
+        for address in range(count + behind):
             dut.host_addr.value = min(address, count - 1)
             if address == count:
                 dut.host_re.value = 0
             await self.falling
-            if address > 0:
+            if address >= behind:
                 words.append(dut.host_rdata.value.to_unsigned())
         dut.host_re.value = 0
         return words

@@ -60,7 +60,8 @@ async def _host_read(ctx, core, which, address):
     ctx.set(core.host_re, 1)
     await ctx.tick()
     ctx.set(core.host_re, 0)
-    await ctx.tick()  # the memory's read, then the core's output register
+    for _ in range(core.host_read_latency - 1):  # the memory's read, then the core's registers
+        await ctx.tick()
     return ctx.get(core.host_rdata)
 
 

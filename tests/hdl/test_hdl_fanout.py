@@ -262,7 +262,8 @@ def test_syn_latency_is_checked():
 
 def test_core_synapse_banks_host_port(monkeypatch):
     """Core's synapse memory in four banks: host writes to every bank, then reads back to
-    back and apart, each word on ``host_rdata`` two clocks after its address and held."""
+    back and apart, each word on ``host_rdata`` ``HOST_READ_LATENCY`` clocks after its address
+    and held."""
     monkeypatch.setattr(core_module, "SYNAPSE_BANK_BITS", 3)
     config = event_core(neurons=4, synapse_words=32)  # 5 address bits: 4 banks of 8
     core = Core(config)
@@ -279,23 +280,25 @@ def test_core_synapse_banks_host_port(monkeypatch):
             await ctx.tick()
         ctx.set(core.host_we, 0)
         order = list(words)
-        # back to back: the address of clock k, its word read after the second edge
+        # back to back: the address of clock k, its word read after edge k + latency - 1
+        latency = core_module.HOST_READ_LATENCY
         issued = []
-        for address in order + [None, None]:
+        for address in order + [None] * latency:
             ctx.set(core.host_re, address is not None)
             if address is not None:
                 ctx.set(core.host_addr, address)
             await ctx.tick()
             issued.append(address)
-            if len(issued) >= 2 and issued[-2] is not None:
-                got[issued[-2]] = ctx.get(core.host_rdata)
+            if len(issued) >= latency and issued[-latency] is not None:
+                got[issued[-latency]] = ctx.get(core.host_rdata)
         # one read, then the word holds while other addresses pass by
         ctx.set(core.host_addr, order[0])
         ctx.set(core.host_re, 1)
         await ctx.tick()
         ctx.set(core.host_re, 0)
-        ctx.set(core.host_addr, order[1])
-        await ctx.tick()
+        for _ in range(latency - 1):
+            ctx.set(core.host_addr, order[1])
+            await ctx.tick()
         for _ in range(3):
             assert ctx.get(core.host_rdata) == words[order[0]] & mask
             ctx.set(core.host_addr, rng.randrange(32))
