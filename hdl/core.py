@@ -41,7 +41,8 @@ from .neuron_pass import NeuronPass, spike_layout
 from .spram import NO_RW_CHECK
 
 __all__ = ["core_members", "pass_and_status", "SYNAPSE_READ_LATENCY", "SYNAPSE_BANK_BITS",
-           "SYNAPSE_PART_BITS", "CYCLE_BITS", "HOST_MEMORIES", "HOST_READ_LATENCY", "host_word_bits",
+           "SYNAPSE_PART_BITS", "CYCLE_BITS", "HOST_MEMORIES", "HOST_READ_LATENCY", "SPIKE_FIFO_LATENCY",
+           "host_word_bits",
            "host_addr_bits", "Core"]
 
 #: clocks from a host read's address (``host_re``) to its word on ``host_rdata``: the
@@ -49,6 +50,10 @@ __all__ = ["core_members", "pass_and_status", "SYNAPSE_READ_LATENCY", "SYNAPSE_B
 #: output register behind the multiplexer that picks the memory (on ECP5 the 24-part and
 #: memory multiplexers, straight onto the port, were the critical path at 2 clocks)
 HOST_READ_LATENCY = 3
+
+#: clocks from a spike of the pass to the fan-out: the spike FIFO's write and read, then a
+#: register (the FIFO's word is its block RAM's output, too slow to address the axon table)
+SPIKE_FIFO_LATENCY = 3
 
 #: clocks from the fan-out's synapse read to its word: the part's address register, the
 #: block RAM, the part's data register, the part multiplexer's register (within a bank),
@@ -512,10 +517,20 @@ class Core(CoreBlock):
             self.spikes.payload.eq(host_fifo.r_data),
             self.spikes.valid.eq(host_fifo.r_rdy),
             host_fifo.r_en.eq(self.spikes.ready),
-            fanout.spikes.payload.eq(fifo.r_data),
-            fanout.spikes.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(fanout.spikes.ready),
         ]
+        # the fan-out's spikes through a register: the FIFO's word is its block RAM's output
+        # (5.8 ns clock-to-out on ECP5), which went on into the axon table's read address
+        spike_valid = Signal()
+        spike_word = Signal.like(fifo.r_data)
+        m.d.comb += [
+            fanout.spikes.payload.eq(spike_word),
+            fanout.spikes.valid.eq(spike_valid),
+            fifo.r_en.eq(~spike_valid | fanout.spikes.ready),
+        ]
+        with m.If(fifo.r_en & fifo.r_rdy):
+            m.d.sync += [spike_valid.eq(1), spike_word.eq(fifo.r_data)]
+        with m.Elif(fanout.spikes.ready):
+            m.d.sync += spike_valid.eq(0)
         wiring.connect(m, fanout.push, queue.push)
         wiring.connect(m, fanout.direct, accumulate.direct)
         wiring.connect(m, queue.drained, accumulate.drained)
@@ -552,8 +567,8 @@ class Core(CoreBlock):
         # its register. With the fan-out idle Accumulate takes no event and the queue no
         # push, and their ``settling`` says their last writes come by the next clock: the
         # step's ``done`` clock, while the bank is still Accumulate's.
-        settled_blocks = ((fifo.level == 0) & (host_fifo.level == 0) & ~fanout.busy & accumulate.settling
-                          & queue.settling)
+        settled_blocks = ((fifo.level == 0) & ~spike_valid & (host_fifo.level == 0) & ~fanout.busy
+                          & accumulate.settling & queue.settling)
 
         # high in START only, as a register of its own: the queue's drain pulse reaches its
         # push.ready and the free FIFO's address in the same clock, so no decode of the

@@ -26,7 +26,7 @@ import numpy as np
 from core_run import arrivals_by_step, events_held_per_step, profile_loads, spram_step_bounds
 
 from neurofab.hdl.accumulate import Accumulate
-from neurofab.hdl.core import SYNAPSE_READ_LATENCY
+from neurofab.hdl.core import SPIKE_FIFO_LATENCY, SYNAPSE_READ_LATENCY
 from neurofab.hdl.event_queue import PUSH_LATENCY
 from neurofab.hdl.neuron_pass import NeuronPass
 
@@ -34,12 +34,14 @@ __all__ = ["tail", "arrivals_per_step", "walked_per_step", "first_overflow_step"
 
 
 def tail(config) -> int:
-    """Clocks from Core's last spike of a pass to its step's end: FIFO 2, the fan-out's
+    """Clocks from Core's last spike of a pass to its step's end: FIFO and its register
+    (``SPIKE_FIFO_LATENCY``), the fan-out's
     synapse read less one (``SYNAPSE_READ_LATENCY - 1``), Accumulate's add to its write
     less one (``Accumulate.latency - 1``: Core decides the step's end a clock ahead, from
     the blocks' ``settling``) or the queue's push to its write (``PUSH_LATENCY``: its
     input register and stages A, B), whichever is longer, end 2."""
-    return 2 + (SYNAPSE_READ_LATENCY - 1) + max(Accumulate.latency(config) - 1, PUSH_LATENCY) + 2
+    return (SPIKE_FIFO_LATENCY + (SYNAPSE_READ_LATENCY - 1)
+            + max(Accumulate.latency(config) - 1, PUSH_LATENCY) + 2)
 
 
 def arrivals_per_step(netlist, spike_times, spike_gids, timesteps: int) -> np.ndarray:
