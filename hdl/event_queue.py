@@ -319,7 +319,7 @@ class EventQueue(CoreBlock):
         free_next = Signal(range(capacity))  # the FIFO's next entry to read into the head
         free_last = Signal(range(capacity))  # where the FIFO's next entry goes
         head_index = Signal(index_shape)  # the FIFO's oldest entry, from its head registers
-        drained_count = Signal(count_bits(capacity))  # read since the last step_end
+        unread = Signal(count_bits(capacity))  # held less those read since the last step_end
         m.d.comb += self.held.eq(held)
 
         def following(index):
@@ -630,27 +630,24 @@ class EventQueue(CoreBlock):
             ]
 
         # --- held: +1 a push, less the step's drained events at step_end -------------------
-        # `step_end` and `pushed` come last (`pushed` depends on `held` itself), only
-        # picking among sums and comparisons computed from registers
-        retired = Signal.like(held)
-        m.d.comb += retired.eq(held - drained_count)
+        # `unread` is `held` less the events read since the last step_end, kept as a
+        # counter of its own (+1 a push, -1 a read) so that step_end takes it as it is, with
+        # no subtraction; the reads are counted a clock late, from `freed` (a register: the
+        # read of the clock before), so that the walk's read decision does not reach its
+        # adder (a step's last read comes at least three clocks before its step_end, and
+        # the next drain's first after it). `step_end` and `pushed` come last (`pushed`
+        # depends on `held` itself), only picking among sums and comparisons of registers.
         with m.If(self.step_end):
             m.d.sync += [
-                held.eq(Mux(pushed, retired + 1, retired)),
-                full.eq(Mux(pushed, retired == capacity - 1, retired == capacity)),
+                held.eq(Mux(pushed, unread + 1, unread)),
+                full.eq(Mux(pushed, unread == capacity - 1, unread == capacity)),
             ]
         with m.Else():
             m.d.sync += [
                 held.eq(Mux(pushed, held + 1, held)),
                 full.eq(Mux(pushed, held == capacity - 1, held == capacity)),
             ]
-        # counted a clock late, from `freed` (a register: the read of the clock before), so
-        # that the walk's read decision does not reach this adder; a step's last read comes
-        # at least three clocks before its step_end, and the next drain's first after it
-        with m.If(self.step_end):
-            m.d.sync += drained_count.eq(freed)
-        with m.Else():
-            m.d.sync += drained_count.eq(drained_count + freed)
+        m.d.sync += unread.eq(unread + pushed - freed)
 
         # --- clear ------------------------------------------------------------------------
         cleared = Signal()  # done is due: the clock after a clear
@@ -659,7 +656,7 @@ class EventQueue(CoreBlock):
             m.d.comb += self.done.eq(1)
         with m.If(self.clear):
             m.d.sync += [
-                nonempty.eq(0), held.eq(0), full.eq(0), drained_count.eq(0), fresh.eq(0), free_count.eq(0),
+                nonempty.eq(0), held.eq(0), full.eq(0), unread.eq(0), fresh.eq(0), free_count.eq(0),
                 free_any.eq(0), freed.eq(0), free_next.eq(0), free_last.eq(0), stored.eq(0),
                 fetching.eq(0), ahead_first.eq(0), ahead_last.eq(0), ahead_count.eq(0), waiting.eq(0),
                 b_valid.eq(0),
