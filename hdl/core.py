@@ -46,10 +46,11 @@ __all__ = ["core_members", "pass_and_status", "SYNAPSE_READ_LATENCY", "SYNAPSE_B
            "host_addr_bits", "Core"]
 
 #: clocks from a host read's address (``host_re``) to its word on ``host_rdata``: the
-#: memory's read, a register per memory (for the synapse memory its part's), then the
-#: output register behind the multiplexer that picks the memory (on ECP5 the 24-part and
-#: memory multiplexers, straight onto the port, were the critical path at 2 clocks)
-HOST_READ_LATENCY = 3
+#: memory's read, a register per memory (for the synapse memory its part's), a register
+#: behind the memory multiplexer (for the synapse memory one per bank, behind the part
+#: multiplexer), then the output register (on ECP5 the 24-part and memory multiplexers
+#: were the critical path in one clock, with 2 clocks and then with 3)
+HOST_READ_LATENCY = 4
 
 #: clocks from a spike of the pass to the fan-out: the spike FIFO's write and read, then a
 #: register (the FIFO's word is its block RAM's output, too slow to address the axon table)
@@ -192,9 +193,9 @@ class Core(CoreBlock):
     host_rdata : ``Out(host_word_bits(config))``
         While not ``busy``: ``host_we`` writes word ``host_addr`` of ``host_memory`` (the
         low bits of ``host_wdata``) at the clock edge; ``host_re`` reads it, the word on
-        ``host_rdata`` from the ``HOST_READ_LATENCY``-th (3rd) clock after (the memory's
-        read, a register per memory or for the synapse memory its part's, then the output
-        register) until the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
+        ``host_rdata`` from the ``HOST_READ_LATENCY``-th (4th) clock after (the memory's
+        read, a register per memory or for the synapse memory its part's, a register behind
+        the memory's or the synapse bank's multiplexer, then the output register) until the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
         ``bank * neurons + n`` is neuron ``n``'s in ``bank``.
     """
 
@@ -451,17 +452,12 @@ class Core(CoreBlock):
                 with m.Case(b):
                     m.d.sync += syn_data.eq(bank_out)
         m.d.comb += fanout.syn_rd.data.eq(syn_data)
-        # the host's synapse word: its part's register (read straight off the block RAM
-        # the clock before), two clocks after its address, as the other memories' words
-        syn_host_data = Signal(syn_layout.size)
-        with m.Switch(sel_bram):
-            for p, out in enumerate(part_outs):
-                with m.Case(p):
-                    m.d.comb += syn_host_data.eq(out)
-
-        # the host's read data: every memory's word goes straight into a register (the
-        # pass registers the same words: Yosys keeps one flip-flop for both), and the memory
-        # (and bank) the host read picks one, so no block-RAM output meets a multiplexer
+        # the host's read data, in two registered stages behind the words' registers (from
+        # the second clock after the read): first each bank's synapse word (its part picked
+        # within the bank) and the other memories' word (the memory picked), then the
+        # synapse bank or the other word, and a word written in the read's clock, into
+        # ``host_rdata``. In one clock the 24-part and the memory multiplexers were ECP5's
+        # critical path.
         read_from = Signal(Memory)  # from the clock after the read: its memory's word is out
         read_bank = Signal()
         pick = Signal(Memory)  # from the second clock: its word is in the registers
@@ -487,17 +483,37 @@ class Core(CoreBlock):
         acc_words = [Signal(layouts.accumulator.size, name=f"host_acc{b}_word") for b in range(2)]
         for word, (port_rd, _) in zip(acc_words, banks, strict=True):
             m.d.sync += word.eq(Value.cast(port_rd.data))
-        host_word = Signal.like(self.host_rdata)  # into the output register
+        # stage 1 (from the third clock)
+        other_word = Signal.like(self.host_rdata)
         with m.Switch(pick):
             for which, word in words.items():
                 with m.Case(which):
-                    m.d.comb += host_word.eq(word)
+                    m.d.sync += other_word.eq(word)
             with m.Case(Memory.ACCUMULATOR):
-                m.d.comb += host_word.eq(Mux(pick_bank, acc_words[1], acc_words[0]))
-            with m.Case(Memory.SYNAPSE):
-                m.d.comb += host_word.eq(syn_host_data)
-        with m.If(pick_written):
-            m.d.comb += host_word.eq(pick_written_word)
+                m.d.sync += other_word.eq(Mux(pick_bank, acc_words[1], acc_words[0]))
+        syn_host_banks = [Signal(syn_layout.size, name=f"host_syn_bank{b}_word") for b in range(n_syn_banks)]
+        for b, bank_word in enumerate(syn_host_banks):
+            with m.Switch(sel_bram % per_bank if per_bank > 1 else 0):
+                for i, out in enumerate(part_outs[b * per_bank:(b + 1) * per_bank]):
+                    with m.Case(i):
+                        m.d.sync += bank_word.eq(out)
+        host_bank = Signal(range(max(2, n_syn_banks)))
+        from_synapse = Signal()
+        written = Signal()
+        written_word = Signal.like(w_data)
+        m.d.sync += [host_bank.eq(sel_bram // per_bank if n_syn_banks > 1 else 0),
+                     from_synapse.eq(pick == Memory.SYNAPSE),
+                     written.eq(pick_written), written_word.eq(pick_written_word)]
+        # stage 2: into the output register (from the fourth clock)
+        host_word = Signal.like(self.host_rdata)
+        m.d.comb += host_word.eq(other_word)
+        with m.If(from_synapse):
+            with m.Switch(host_bank):
+                for b, bank_word in enumerate(syn_host_banks):
+                    with m.Case(b):
+                        m.d.comb += host_word.eq(bank_word)
+        with m.If(written):
+            m.d.comb += host_word.eq(written_word)
         m.d.sync += self.host_rdata.eq(host_word)
 
         # --- spikes: into two FIFOs as deep as the core has neurons, one for the fan-out and

@@ -173,7 +173,7 @@ class RtlTop(wiring.Component):
 
     #: clocks from a host read's address to its word on ``host_rdata``, the same for every
     #: core top: a core that answers sooner has its word delayed here to match
-    HOST_READ_LATENCY = 3
+    HOST_READ_LATENCY = 4
 
     def __init__(self, config: CoreConfig):
         self._core = core_for(config)
