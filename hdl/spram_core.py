@@ -86,8 +86,8 @@ __all__ = ["SYNAPSE_READ_LATENCY", "HOST_READ_LATENCY", "HOST_MEMORIES", "NO_RW_
 #: Clocks from the fan-out's synapse read to its word: the SPRAM's read
 SYNAPSE_READ_LATENCY = 1
 
-#: clocks from a host read's address to its word on ``host_rdata`` (Core's is 3, an output
-#: register for the ECP5's timing; the iCE40's critical path is not there)
+#: clocks from a host read's address to its word on ``host_rdata`` (Core's is 4, two
+#: registered multiplexer stages for the ECP5's timing; the iCE40's critical path is not there)
 HOST_READ_LATENCY = 2
 
 #: The memories the host port reaches, in ``layouts.Memory`` numbers
