@@ -195,7 +195,8 @@ class Core(CoreBlock):
         low bits of ``host_wdata``) at the clock edge; ``host_re`` reads it, the word on
         ``host_rdata`` from the ``HOST_READ_LATENCY``-th (4th) clock after (the memory's
         read, a register per memory or for the synapse memory its part's, a register behind
-        the memory's or the synapse bank's multiplexer, then the output register) until the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
+        the memory's or the synapse bank's multiplexer, then the output register) until
+        the next read; reads may follow each other every clock. ``ACCUMULATOR`` word
         ``bank * neurons + n`` is neuron ``n``'s in ``bank``.
     """
 
