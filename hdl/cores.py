@@ -13,7 +13,14 @@ from .config import CoreConfig
 from .core import Core
 from .spram_core import SpramCore
 
-__all__ = ["core_for"]
+__all__ = ["CORE_TOPS", "HOST_READ_LATENCY", "core_for"]
+
+#: the core tops :func:`core_for` builds
+CORE_TOPS = (Core, SpramCore)
+
+#: clocks from a host read's address to its word within which every core top answers
+#: (each top's own is its ``host_read_latency``)
+HOST_READ_LATENCY = max(top.host_read_latency for top in CORE_TOPS)
 
 
 def core_for(config: CoreConfig, *, primitive=None) -> Core | SpramCore:

@@ -82,6 +82,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from neurofab.compiler.placement import CapacityError
 from neurofab.emulator.capacity import CapacityExceeded, check_image_accumulators
 from neurofab.errors import ValidationError
+from neurofab.hdl import cores
 from neurofab.hdl.config import CoreConfig
 from neurofab.hdl.cores import core_for
 from neurofab.hdl.layouts import STIMULUS_BITS, Memory, core_layouts, unpack_words, word_lanes
@@ -172,8 +173,8 @@ class RtlTop(wiring.Component):
     """
 
     #: clocks from a host read's address to its word on ``host_rdata``, the same for every
-    #: core top: a core that answers sooner has its word delayed here to match
-    HOST_READ_LATENCY = 4
+    #: core top (the slowest top's): a core that answers sooner has its word delayed here
+    HOST_READ_LATENCY = cores.HOST_READ_LATENCY
 
     def __init__(self, config: CoreConfig):
         self._core = core_for(config)
