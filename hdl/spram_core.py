@@ -86,7 +86,7 @@ __all__ = ["SYNAPSE_READ_LATENCY", "HOST_READ_LATENCY", "HOST_MEMORIES", "NO_RW_
 #: Clocks from the fan-out's synapse read to its word: the SPRAM's read
 SYNAPSE_READ_LATENCY = 1
 
-#: clocks from a host read's address to its word on ``host_rdata`` (Core's is 4, two
+#: clocks from a host read's address to its word on ``host_rdata`` (Core's is longer, with
 #: registered multiplexer stages for the ECP5's timing; the iCE40's critical path is not there)
 HOST_READ_LATENCY = 2
 

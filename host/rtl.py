@@ -178,9 +178,6 @@ class RtlTop(wiring.Component):
 
     def __init__(self, config: CoreConfig):
         self._core = core_for(config)
-        if self._core.host_read_latency > self.HOST_READ_LATENCY:
-            raise ValueError(f"{type(self._core).__name__} answers a host read in "
-                             f"{self._core.host_read_latency} clocks, over {self.HOST_READ_LATENCY}")
         members = {name: member for name, member in self._core.signature.members.items() if name != "spikes"}
         members["spiked"] = Out(config.neurons)
         members["spike_order_error"] = Out(1)

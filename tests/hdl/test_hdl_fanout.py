@@ -281,7 +281,7 @@ def test_core_synapse_banks_host_port(monkeypatch):
         ctx.set(core.host_we, 0)
         order = list(words)
         # back to back: the address of clock k, its word read after edge k + latency - 1
-        latency = core_module.HOST_READ_LATENCY
+        latency = core.host_read_latency
         issued = []
         for address in order + [None] * latency:
             ctx.set(core.host_re, address is not None)

@@ -185,8 +185,9 @@ def _threads_by_role(pid: int, role: str = "supervisor") -> dict[str, list[int]]
     from pathlib import Path
 
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    if process_role(cmdline) != "supervisor":  # else the parent's (a server's own children)
-        role = process_role(cmdline)
+    own = process_role(cmdline)
+    if own != "supervisor":  # else the parent's (a server's own children)
+        role = own
     found: dict[str, list[int]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
